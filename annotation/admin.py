@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from annotation.models import (
+    Annotator,
+    Assignment,
+    Candidate,
+    Comparison,
+    EloRating,
+    Membership,
+    ModelEntry,
+    Project,
+    Prompt,
+    Vote,
+)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["slug", "title", "votes_per_comparison", "login_required", "is_active"]
+    search_fields = ["slug", "title"]
+    prepopulated_fields = {"slug": ["title"]}
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["project", "user", "role"]
+    list_filter = ["role", "project"]
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "project", "category", "created_at"]
+    list_filter = ["project", "category"]
+    search_fields = ["external_id"]
+
+
+@admin.register(ModelEntry)
+class ModelEntryAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "backend"]
+    list_filter = ["project", "backend"]
+    search_fields = ["name"]
+
+
+@admin.register(Candidate)
+class CandidateAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "model", "settings_hash", "created_at"]
+    list_filter = ["model__project", "model"]
+    raw_id_fields = ["prompt", "model"]
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(admin.ModelAdmin):
+    list_display = ["pk", "project", "prompt", "route", "votes_wanted", "is_gold"]
+    list_filter = ["project", "route", "is_gold"]
+    raw_id_fields = ["prompt", "candidate_a", "candidate_b"]
+
+
+@admin.register(Annotator)
+class AnnotatorAdmin(admin.ModelAdmin):
+    list_display = ["pseudonym", "user", "state", "created_at"]
+    list_filter = ["state"]
+    search_fields = ["pseudonym", "user__username"]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["token", "comparison", "annotator", "served_at", "expires_at"]
+    raw_id_fields = ["comparison", "annotator"]
+
+
+@admin.register(Vote)
+class VoteAdmin(admin.ModelAdmin):
+    """Votes are append-only: the admin shows them but cannot change or delete them."""
+
+    list_display = [
+        "pk",
+        "comparison",
+        "annotator",
+        "choice",
+        "winner",
+        "time_to_vote_ms",
+        "source",
+        "created_at",
+    ]
+    list_filter = ["source", "winner", "comparison__project"]
+    raw_id_fields = ["comparison", "annotator", "assignment"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(EloRating)
+class EloRatingAdmin(admin.ModelAdmin):
+    list_display = ["project", "model", "rating", "votes", "updated_at"]
+    list_filter = ["project"]

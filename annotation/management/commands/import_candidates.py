@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotation.importers import ImportFailed, candidates_import
+from annotation.models import Project
+
+
+class Command(BaseCommand):
+    help = (
+        "Import model outputs from JSONL, one per line: "
+        '{"prompt_id": "...", "model": "...", "response": "..."} (or "responses": [...]).'
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", type=Path)
+        parser.add_argument("--project", required=True, help="project slug")
+        parser.add_argument(
+            "--no-comparisons", action="store_true", help="do not pair the models up"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        project = Project.objects.filter(slug=options["project"]).first()
+        if project is None:
+            raise CommandError(f"no project {options['project']!r}")
+        try:
+            report = candidates_import(
+                project=project,
+                path=options["file"],
+                create_comparisons=not options["no_comparisons"],
+            )
+        except ImportFailed as failed:
+            raise CommandError(str(failed)) from failed
+        self.stdout.write(self.style.SUCCESS(f"Imported: {report.summary()}"))

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+
+from annotation.importers import mtbench_import
+from annotation.models import Membership, Project
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo_data" / "mtbench"
+DEMO_SLUG = "mt-bench-demo"
+
+
+class Command(BaseCommand):
+    help = "Load the bundled MT-Bench demo arena and an admin user. Safe to run more than once."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--admin-username", default="admin")
+        parser.add_argument("--admin-password", default="", help="default: a new random one")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        report = mtbench_import(
+            directory=DEMO_DIR,
+            project_slug=DEMO_SLUG,
+            title="MT-Bench demo arena",
+            votes_per_comparison=3,
+        )
+        self.stdout.write(f"Demo arena {DEMO_SLUG}: {report.summary()}")
+        user_model = get_user_model()
+        username = options["admin_username"]
+        password = options["admin_password"] or secrets.token_urlsafe(9)
+        admin, _ = user_model.objects.get_or_create(username=username)
+        admin.is_staff = admin.is_superuser = True
+        admin.set_password(password)
+        admin.save()
+        Membership.objects.get_or_create(
+            project=Project.objects.get(slug=DEMO_SLUG),
+            user=admin,
+            defaults={"role": Membership.Role.ADMIN},
+        )
+        self.stdout.write(self.style.SUCCESS(f"Admin login: {username} / {password}"))

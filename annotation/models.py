@@ -1,0 +1,372 @@
+"""Arena domain: projects, prompts, competitors, their outputs, comparisons and votes.
+
+Integrity lives in the database: unique constraints make a vote exist once per annotator and
+comparison, and check constraints keep the stored winner consistent with the choice and side.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+
+class Project(models.Model):
+    """An arena (campaign): a set of prompts and competitors voted on under shared rules."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    title = models.CharField(max_length=200)
+    guidelines = models.TextField(blank=True, help_text="Markdown shown to annotators.")
+    allow_tie = models.BooleanField(default=True)
+    allow_both_bad = models.BooleanField(default=True)
+    reveal_models = models.BooleanField(
+        default=True, help_text="Show the model names after the vote."
+    )
+    votes_per_comparison = models.PositiveSmallIntegerField(default=3)
+    login_required = models.BooleanField(
+        default=False, help_text="If off, anonymous annotators vote under a pseudonym."
+    )
+    is_active = models.BooleanField(default=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="projects", blank=True
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["slug"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(votes_per_comparison__gte=1), name="project_votes_wanted_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def allowed_choices(self) -> list[str]:
+        choices = [Vote.Choice.LEFT, Vote.Choice.RIGHT]
+        if self.allow_tie:
+            choices.append(Vote.Choice.TIE)
+        if self.allow_both_bad:
+            choices.append(Vote.Choice.BOTH_BAD)
+        return [str(choice) for choice in choices]
+
+
+class Membership(models.Model):
+    """A user's role in one project; annotators need none on open projects."""
+
+    class Role(models.TextChoices):
+        ANNOTATOR = "annotator"
+        RESEARCHER = "researcher"
+        ADMIN = "admin"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.role} · {self.project.slug}"
+
+
+class Prompt(models.Model):
+    """A conversation to answer: one or more user turns (MT-Bench prompts have two)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    external_id = models.CharField(max_length=200, blank=True)
+    category = models.CharField(max_length=100, blank=True, db_index=True)
+    turns = models.JSONField(help_text="The user messages, in order (a list of strings).")
+    reference_answer = models.TextField(blank=True)
+    source = models.CharField(max_length=200, blank=True, help_text="Dataset and license.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "external_id"],
+                condition=~Q(external_id=""),
+                name="prompt_external_id_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id or f"prompt {self.pk}"
+
+    @property
+    def text(self) -> str:
+        return self.turns[-1] if self.turns else ""
+
+
+class ModelEntry(models.Model):
+    """A competitor. Its outputs are imported, generated locally, or fetched over HTTP."""
+
+    class Backend(models.TextChoices):
+        IMPORTED = "imported", "Imported outputs only"
+        TRANSFORMERS = "transformers", "Local transformers model"
+        OPENAI = "openai", "OpenAI-compatible endpoint"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="models")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    backend = models.CharField(max_length=16, choices=Backend.choices, default=Backend.IMPORTED)
+    backend_config = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "model entry"
+        verbose_name_plural = "model entries"
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="model_entry_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Candidate(models.Model):
+    """One model's answer to one prompt: one assistant response per user turn."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates")
+    model = models.ForeignKey(ModelEntry, on_delete=models.CASCADE, related_name="candidates")
+    responses = models.JSONField(help_text="Assistant messages, one per user turn.")
+    settings_hash = models.CharField(
+        max_length=64, blank=True, help_text="Generation settings; empty for imported outputs."
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prompt", "model", "settings_hash"], name="candidate_unique_per_settings"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} on {self.prompt}"
+
+    @property
+    def text(self) -> str:
+        return self.responses[-1] if self.responses else ""
+
+    @property
+    def length(self) -> int:
+        return sum(len(response) for response in self.responses)
+
+
+class ComparisonQuerySet(models.QuerySet["Comparison"]):
+    def for_project(self, project: Project) -> ComparisonQuerySet:
+        return self.filter(project=project)
+
+    def for_humans(self) -> ComparisonQuerySet:
+        return self.filter(route__in=[Comparison.Route.HUMAN, Comparison.Route.BOTH])
+
+    def unseen_by(self, annotator: Annotator) -> ComparisonQuerySet:
+        seen = Assignment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)
+        return self.filter(~Exists(seen))
+
+
+class Comparison(models.Model):
+    """A prompt and two candidates from different models, to be labelled."""
+
+    class Route(models.TextChoices):
+        HUMAN = "human"
+        JUDGE = "judge"
+        BOTH = "both"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
+    candidate_a = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
+    candidate_b = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="+")
+    votes_wanted = models.PositiveSmallIntegerField(default=3)
+    route = models.CharField(max_length=8, choices=Route.choices, default=Route.HUMAN)
+    is_gold = models.BooleanField(default=False)
+    # Random order key so annotators do not all walk the comparisons in creation order.
+    shuffle_key = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ComparisonQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["candidate_a", "candidate_b"], name="comparison_pair_unique"
+            ),
+            models.CheckConstraint(
+                condition=~Q(candidate_a=models.F("candidate_b")),
+                name="comparison_distinct_candidates",
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "route", "shuffle_key"])]
+
+    def __str__(self) -> str:
+        return f"comparison {self.pk}"
+
+
+class Annotator(models.Model):
+    """Who votes: a Django user, or a pseudonymous anonymous browser session."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        FLAGGED = "flagged"
+        BANNED = "banned"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="annotator",
+    )
+    pseudonym = models.CharField(max_length=32, unique=True)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.ACTIVE)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.pseudonym
+
+    @staticmethod
+    def new_pseudonym() -> str:
+        return f"anon-{secrets.token_hex(6)}"
+
+
+class Assignment(models.Model):
+    """A comparison served to an annotator: the only thing a vote can be cast on.
+
+    The side shown left is drawn when serving and kept here, so the vote records what the
+    annotator actually saw. Unvoted assignments past `expires_at` free their slot.
+    """
+
+    token = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="assignments")
+    left_is_a = models.BooleanField()
+    served_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["annotator", "comparison"], name="assignment_once_per_annotator"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.comparison} → {self.annotator}"
+
+    @property
+    def left(self) -> Candidate:
+        return self.comparison.candidate_a if self.left_is_a else self.comparison.candidate_b
+
+    @property
+    def right(self) -> Candidate:
+        return self.comparison.candidate_b if self.left_is_a else self.comparison.candidate_a
+
+
+class Vote(models.Model):
+    """A human preference. Append-only: never updated or deleted by the application."""
+
+    class Choice(models.TextChoices):
+        LEFT = "left", "Left is better"
+        RIGHT = "right", "Right is better"
+        TIE = "tie", "Tie"
+        BOTH_BAD = "both_bad", "Both are bad"
+
+    class Winner(models.TextChoices):
+        MODEL_A = "model_a"
+        MODEL_B = "model_b"
+        TIE = "tie"
+        BOTH_BAD = "tie (bothbad)"
+
+    class Source(models.TextChoices):
+        WEB = "web"
+        API = "api"
+        IMPORT = "import"
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.PROTECT, related_name="votes")
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="votes")
+    assignment = models.OneToOneField(
+        Assignment, on_delete=models.PROTECT, null=True, blank=True, related_name="vote"
+    )
+    left_is_a = models.BooleanField(help_text="Candidate A was shown on the left.")
+    choice = models.CharField(max_length=8, choices=Choice.choices)
+    winner = models.CharField(max_length=16, choices=Winner.choices)
+    time_to_vote_ms = models.PositiveIntegerField(null=True, blank=True)
+    client_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    ip_hash = models.CharField(max_length=64, blank=True)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.WEB)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["annotator", "comparison"], name="vote_once_per_annotator"
+            ),
+            models.CheckConstraint(
+                condition=Q(choice__in=["left", "right", "tie", "both_bad"]),
+                name="vote_choice_known",
+            ),
+            # The canonical winner must follow from the choice and the side shown left.
+            models.CheckConstraint(
+                condition=(
+                    Q(choice="left", left_is_a=True, winner="model_a")
+                    | Q(choice="left", left_is_a=False, winner="model_b")
+                    | Q(choice="right", left_is_a=True, winner="model_b")
+                    | Q(choice="right", left_is_a=False, winner="model_a")
+                    | Q(choice="tie", winner="tie")
+                    | Q(choice="both_bad", winner="tie (bothbad)")
+                ),
+                name="vote_winner_follows_choice",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"vote {self.pk}: {self.winner}"
+
+    @staticmethod
+    def winner_for(choice: str, *, left_is_a: bool) -> str:
+        if choice == Vote.Choice.LEFT:
+            return Vote.Winner.MODEL_A if left_is_a else Vote.Winner.MODEL_B
+        if choice == Vote.Choice.RIGHT:
+            return Vote.Winner.MODEL_B if left_is_a else Vote.Winner.MODEL_A
+        if choice == Vote.Choice.TIE:
+            return Vote.Winner.TIE
+        if choice == Vote.Choice.BOTH_BAD:
+            return Vote.Winner.BOTH_BAD
+        raise ValueError(f"unknown choice {choice!r}")
+
+
+class EloRating(models.Model):
+    """The live online-Elo table of a project, recomputed from votes off the request path."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="elo_ratings")
+    model = models.ForeignKey(ModelEntry, on_delete=models.CASCADE, related_name="+")
+    rating = models.FloatField()
+    votes = models.PositiveIntegerField(default=0)
+    wins = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-rating"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "model"], name="elo_rating_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.rating:.0f}"

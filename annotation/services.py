@@ -1,0 +1,411 @@
+"""Writes of the arena: annotators, pair serving, votes, comparisons and the live Elo table.
+
+Every service runs in one transaction and schedules side effects (tasks) only on commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import random
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.sessions.backends.base import SessionBase
+from django.core.cache import cache
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from annotation import ratings
+from annotation.models import (
+    Annotator,
+    Assignment,
+    Candidate,
+    Comparison,
+    EloRating,
+    ModelEntry,
+    Project,
+    Prompt,
+    Vote,
+)
+
+SESSION_ANNOTATOR_KEY = "prefarena_annotator_id"
+
+
+class VoteRejected(Exception):
+    """A vote that changes nothing; `status` is the HTTP status that explains it."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidChoice(VoteRejected):
+    status = 400
+
+
+class PairNotServed(VoteRejected):
+    status = 404
+
+
+class AlreadyVoted(VoteRejected):
+    status = 409
+
+
+class PairExpired(VoteRejected):
+    status = 409
+
+
+@dataclass(frozen=True)
+class ClientFingerprint:
+    """Salted hashes of what identifies a client; the raw values are never stored."""
+
+    client_hash: str
+    ip_hash: str
+
+    @classmethod
+    def from_values(cls, *, ip: str, user_agent: str) -> ClientFingerprint:
+        salt = settings.FINGERPRINT_SALT.encode()
+        ip_hash = hashlib.sha256(salt + b"ip:" + ip.encode()).hexdigest()
+        client_hash = hashlib.sha256(
+            salt + b"client:" + ip.encode() + b"\0" + user_agent.encode()
+        ).hexdigest()
+        return cls(client_hash=client_hash, ip_hash=ip_hash)
+
+
+# --- annotators -------------------------------------------------------------------------
+
+
+def annotator_get_or_create(
+    *, user: AbstractBaseUser | None, session: SessionBase, project: Project
+) -> Annotator | None:
+    """The annotator voting in this browser; None when the project needs a login first.
+
+    Anonymous annotators get a pseudonymous profile remembered by their session.
+    """
+    if user is not None and user.is_authenticated:
+        annotator, _ = Annotator.objects.get_or_create(
+            user=user, defaults={"pseudonym": Annotator.new_pseudonym()}
+        )
+        return annotator
+    if project.login_required:
+        return None
+    annotator_id = session.get(SESSION_ANNOTATOR_KEY)
+    if annotator_id is not None:
+        annotator = Annotator.objects.filter(pk=annotator_id, user__isnull=True).first()
+        if annotator is not None:
+            return annotator
+    annotator = Annotator.objects.create(pseudonym=Annotator.new_pseudonym())
+    session[SESSION_ANNOTATOR_KEY] = annotator.pk
+    return annotator
+
+
+# --- pair serving -----------------------------------------------------------------------
+
+
+def _open_assignment(*, project: Project, annotator: Annotator) -> Assignment | None:
+    return (
+        Assignment.objects.filter(
+            annotator=annotator,
+            comparison__project=project,
+            vote__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        .select_related(
+            "comparison__prompt",
+            "comparison__candidate_a__model",
+            "comparison__candidate_b__model",
+        )
+        .order_by("served_at")
+        .first()
+    )
+
+
+def _filled_slots(now: object) -> Coalesce:
+    """Votes cast plus unexpired, unvoted assignments of the outer comparison."""
+    votes = (
+        Vote.objects.filter(comparison=OuterRef("pk"))
+        .order_by()
+        .values("comparison")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    holds = (
+        Assignment.objects.filter(comparison=OuterRef("pk"), expires_at__gt=now, vote__isnull=True)
+        .order_by()
+        .values("comparison")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(votes), 0) + Coalesce(Subquery(holds), 0)
+
+
+@transaction.atomic
+def assignment_next(*, project: Project, annotator: Annotator) -> Assignment | None:
+    """Serve the annotator a comparison still needing human votes that they have not seen.
+
+    Returns their open assignment if they have one (a reload shows the same pair). Otherwise
+    the least-filled comparison is locked with SKIP LOCKED, so concurrent annotators each take
+    a different row instead of queueing, and its slots (votes + live assignments) are counted
+    under that lock: no comparison is handed out beyond its wanted votes. Abandoned
+    assignments expire and free their slot. Returns None when nothing is left.
+    """
+    existing = _open_assignment(project=project, annotator=annotator)
+    if existing is not None:
+        return existing
+    now = timezone.now()
+    comparison = _lock_comparison_with_room(project=project, annotator=annotator, now=now)
+    if comparison is None:
+        return None
+    assignment = Assignment(
+        comparison=comparison,
+        annotator=annotator,
+        left_is_a=random.random() < 0.5,  # noqa: S311 - side order, not a secret
+        served_at=now,
+        expires_at=now + timedelta(seconds=settings.ARENA_ASSIGNMENT_TTL_SECONDS),
+    )
+    assignment.full_clean()
+    assignment.save()
+    return (
+        Assignment.objects.select_related(
+            "comparison__prompt",
+            "comparison__candidate_a__model",
+            "comparison__candidate_b__model",
+        )
+        .filter(pk=assignment.pk)
+        .get()
+    )
+
+
+def _lock_comparison_with_room(
+    *, project: Project, annotator: Annotator, now: object, attempts: int = 5
+) -> Comparison | None:
+    tried: list[int] = []
+    for _ in range(attempts):
+        candidates = (
+            Comparison.objects.for_project(project)
+            .for_humans()
+            .unseen_by(annotator)
+            .exclude(pk__in=tried)
+            .annotate(filled=_filled_slots(now))
+            .filter(filled__lt=F("votes_wanted"))
+            .order_by("filled", "shuffle_key", "id")
+        )
+        comparison = None
+        if connection.features.has_select_for_update_skip_locked:
+            comparison = candidates.select_for_update(skip_locked=True, of=("self",)).first()
+        if comparison is None:
+            # Every row with room may be locked by concurrent servers for a moment: wait for
+            # one rather than tell the annotator there is nothing left.
+            comparison = candidates.select_for_update(of=("self",)).first()
+        if comparison is None:
+            return None
+        # Recount in a new statement: its snapshot sees every assignment committed before we
+        # took the lock, which the locking query's older snapshot may have missed.
+        filled = (
+            Comparison.objects.filter(pk=comparison.pk)
+            .annotate(filled=_filled_slots(now))
+            .values_list("filled", flat=True)
+            .get()
+        )
+        if filled < comparison.votes_wanted:
+            return comparison
+        tried.append(comparison.pk)
+    return None
+
+
+# --- votes ------------------------------------------------------------------------------
+
+
+def _parse_token(token: object) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(token))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise PairNotServed("This pair was not served to you.") from exc
+
+
+@transaction.atomic
+def vote_submit(
+    *,
+    annotator: Annotator,
+    token: object,
+    choice: object,
+    fingerprint: ClientFingerprint | None = None,
+    source: str = Vote.Source.WEB,
+) -> Vote:
+    """Record the annotator's vote on a pair that was served to them.
+
+    Rejects, changing nothing: a pair not served to this annotator (404), an unknown or
+    disallowed choice (400), a second vote on the same pair (409, also under a double-click
+    race: the database's unique constraints decide), and a vote on an expired pair whose
+    slots others have since filled (409). The time to vote is measured on the server from
+    when the pair was served. Safe to call more than once: only the first call writes.
+    """
+    assignment = (
+        Assignment.objects.select_related("comparison__project")
+        .filter(token=_parse_token(token), annotator=annotator)
+        .first()
+    )
+    if assignment is None:
+        raise PairNotServed("This pair was not served to you.")
+    comparison = assignment.comparison
+    project = comparison.project
+    if not isinstance(choice, str) or choice not in project.allowed_choices:
+        allowed = ", ".join(project.allowed_choices)
+        raise InvalidChoice(f"Unknown choice {str(choice)[:40]!r}; allowed: {allowed}.")
+    if Vote.objects.filter(assignment=assignment).exists():
+        raise AlreadyVoted("You already voted on this pair.")
+    now = timezone.now()
+    if assignment.expires_at <= now:
+        _ensure_slot_left(comparison)
+    fingerprint = fingerprint or ClientFingerprint(client_hash="", ip_hash="")
+    vote = Vote(
+        comparison=comparison,
+        annotator=annotator,
+        assignment=assignment,
+        left_is_a=assignment.left_is_a,
+        choice=choice,
+        winner=Vote.winner_for(choice, left_is_a=assignment.left_is_a),
+        time_to_vote_ms=max(0, int((now - assignment.served_at).total_seconds() * 1000)),
+        client_hash=fingerprint.client_hash,
+        ip_hash=fingerprint.ip_hash,
+        source=source,
+        created_at=now,
+    )
+    try:
+        with transaction.atomic():
+            vote.save()
+    except IntegrityError as exc:
+        # A concurrent submit of the same pair won the race on the unique constraint.
+        raise AlreadyVoted("You already voted on this pair.") from exc
+    elo_schedule_refresh(project=project)
+    return vote
+
+
+def _ensure_slot_left(comparison: Comparison) -> None:
+    """An expired assignment may still vote if the comparison has not filled up meanwhile."""
+    Comparison.objects.select_for_update().filter(pk=comparison.pk).first()
+    if comparison.votes.count() >= comparison.votes_wanted:
+        raise PairExpired("This pair expired and has all its votes; here is a new one.")
+
+
+# --- comparisons ------------------------------------------------------------------------
+
+
+def comparisons_create_for_prompts(
+    *, project: Project, prompts: Iterable[Prompt], votes_wanted: int | None = None
+) -> int:
+    """Create a comparison for every pair of candidates from different models per prompt.
+
+    Existing pairs (in either orientation) are kept; returns how many were created. Safe to
+    run more than once.
+    """
+    wanted = votes_wanted or project.votes_per_comparison
+    prompt_ids = [prompt.pk for prompt in prompts]
+    candidates = Candidate.objects.filter(prompt_id__in=prompt_ids).order_by("prompt_id", "id")
+    existing = set(
+        Comparison.objects.filter(prompt_id__in=prompt_ids).values_list(
+            "candidate_a_id", "candidate_b_id"
+        )
+    )
+    rng = random.Random()  # noqa: S311 - shuffle order only
+    new: list[Comparison] = []
+    for _, group in itertools.groupby(candidates, key=lambda c: c.prompt_id):
+        for first, second in itertools.combinations(list(group), 2):
+            if first.model_id == second.model_id:
+                continue
+            if (first.pk, second.pk) in existing or (second.pk, first.pk) in existing:
+                continue
+            new.append(
+                Comparison(
+                    project=project,
+                    prompt_id=first.prompt_id,
+                    candidate_a=first,
+                    candidate_b=second,
+                    votes_wanted=wanted,
+                    shuffle_key=rng.random(),
+                )
+            )
+    Comparison.objects.bulk_create(new, batch_size=1000)
+    return len(new)
+
+
+# --- live Elo ---------------------------------------------------------------------------
+
+ELO_DEBOUNCE_SECONDS = 2
+
+
+def elo_schedule_refresh(*, project: Project) -> None:
+    """After commit, recompute the project's Elo table in a task, at most every few seconds.
+
+    The vote request itself never touches the rating rows, so voters are not serialized.
+    """
+    from annotation.tasks import elo_refresh_task  # noqa: PLC0415 - tasks import services
+
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        elo_refresh_task.delay_on_commit(project_pk=project.pk)
+        return
+    if cache.add(f"elo-refresh:{project.pk}", 1, timeout=ELO_DEBOUNCE_SECONDS):
+        elo_refresh_task.apply_async_on_commit(
+            kwargs={"project_pk": project.pk}, countdown=ELO_DEBOUNCE_SECONDS
+        )
+
+
+def counted_votes(project: Project) -> Q:
+    """Votes that count for ratings: those of annotators not flagged or banned."""
+    return Q(comparison__project=project, annotator__state=Annotator.State.ACTIVE)
+
+
+@transaction.atomic
+def elo_refresh(*, project: Project) -> int:
+    """Recompute online Elo (FastChat: K=4, scale 400, base 10, init 1000) over all counted
+    votes in the order they were cast, and store the table. Safe to run more than once:
+    it always rebuilds from the votes. Returns the number of votes applied."""
+    model_ids = list(ModelEntry.objects.filter(project=project).values_list("pk", flat=True))
+    state = {pk: ratings.ELO_INITIAL for pk in model_ids}
+    votes = {pk: 0 for pk in model_ids}
+    wins = {pk: 0 for pk in model_ids}
+    rows = (
+        Vote.objects.filter(counted_votes(project))
+        .order_by("id")
+        .values_list(
+            "comparison__candidate_a__model_id", "comparison__candidate_b__model_id", "winner"
+        )
+    )
+    applied = 0
+    for model_a, model_b, winner in rows.iterator(chunk_size=5000):
+        score_a = ratings.winner_score(winner)
+        state[model_a], state[model_b] = ratings.elo_update(state[model_a], state[model_b], score_a)
+        votes[model_a] += 1
+        votes[model_b] += 1
+        if score_a == 1.0:
+            wins[model_a] += 1
+        elif score_a == 0.0:
+            wins[model_b] += 1
+        applied += 1
+    now = timezone.now()
+    EloRating.objects.bulk_create(
+        [
+            EloRating(
+                project=project,
+                model_id=pk,
+                rating=state[pk],
+                votes=votes[pk],
+                wins=wins[pk],
+                updated_at=now,
+            )
+            for pk in model_ids
+        ],
+        update_conflicts=True,
+        unique_fields=["project", "model"],
+        update_fields=["rating", "votes", "wins", "updated_at"],
+    )
+    return applied

@@ -1,0 +1,40 @@
+// Keyboard voting and "no vote before the pair has rendered".
+// Without JavaScript the form still works as a plain POST with a redirect.
+(function () {
+  "use strict";
+  function fieldsetIn(root) {
+    return root && root.querySelector ? root.querySelector("[data-vote-buttons]") : null;
+  }
+  // Disable the buttons when a pair arrives; enable them after the browser has painted it
+  // (two animation frames), so a held key or a stray click cannot vote on an unseen pair.
+  function armAfterPaint(root) {
+    var fieldset = fieldsetIn(root);
+    if (!fieldset) { return; }
+    fieldset.disabled = true;
+    fieldset.dataset.ready = "false";
+    requestAnimationFrame(function () {
+      requestAnimationFrame(function () {
+        fieldset.disabled = false;
+        fieldset.dataset.ready = "true";
+      });
+    });
+  }
+  document.addEventListener("htmx:load", function (event) { armAfterPaint(event.target); });
+  document.addEventListener("DOMContentLoaded", function () { armAfterPaint(document); });
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) { return; }
+    var tag = (event.target && event.target.tagName) || "";
+    if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") { return; }
+    var fieldset = fieldsetIn(document);
+    if (!fieldset || fieldset.disabled || fieldset.dataset.ready !== "true") { return; }
+    var key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    var buttons = fieldset.querySelectorAll("button[data-key]");
+    for (var i = 0; i < buttons.length; i++) {
+      if (buttons[i].dataset.key.split(" ").indexOf(key) !== -1) {
+        event.preventDefault();
+        buttons[i].click();
+        return;
+      }
+    }
+  });
+})();

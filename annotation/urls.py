@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from annotation import views
+
+app_name = "annotation"
+
+urlpatterns = [
+    path("", views.project_list, name="project-list"),
+    path("arena/<slug:slug>/", views.arena, name="arena"),
+    path("arena/<slug:slug>/vote/", views.arena_vote, name="arena-vote"),
+    path("arena/<slug:slug>/guidelines/", views.guidelines, name="guidelines"),
+    path("arena/<slug:slug>/leaderboard/", views.leaderboard, name="leaderboard"),
+]

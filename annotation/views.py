@@ -1,0 +1,127 @@
+"""HTML views of the arena: thin interfaces over services and selectors."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlencode
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import reswap, retarget
+from django_htmx.middleware import HtmxDetails
+
+from annotation import selectors, services
+from annotation.models import Annotator, Project, Vote
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _client_fingerprint(request: HttpRequest) -> services.ClientFingerprint:
+    return services.ClientFingerprint.from_values(
+        ip=request.META.get("REMOTE_ADDR", ""),
+        user_agent=request.headers.get("User-Agent", "")[:500],
+    )
+
+
+def _annotator(request: HttpRequest, project: Project) -> Annotator | None:
+    return services.annotator_get_or_create(
+        user=request.user, session=request.session, project=project
+    )
+
+
+def _token_or_none(value: str | None) -> str | None:
+    try:
+        return str(uuid.UUID(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _arena_context(
+    request: HttpRequest, project: Project, annotator: Annotator, last_vote: Vote | None
+) -> dict[str, object]:
+    return {
+        "project": project,
+        "annotator": annotator,
+        "assignment": services.assignment_next(project=project, annotator=annotator),
+        "last_vote": last_vote,
+        "votes_cast": selectors.annotator_vote_count(annotator=annotator, project=project),
+        "can_see_leaderboard": selectors.project_role(request.user, project)
+        in selectors.STAFF_ROLES,
+    }
+
+
+@require_GET
+def project_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "annotation/project_list.html",
+        {"projects": selectors.projects_visible_to(request.user)},
+    )
+
+
+@require_GET
+def arena(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    project = selectors.get_project_for_user(request.user, slug)
+    annotator = _annotator(request, project)
+    if annotator is None:
+        return redirect_to_login(request.get_full_path())
+    last_vote = selectors.last_vote_for_reveal(
+        annotator=annotator, token=_token_or_none(request.GET.get("after"))
+    )
+    template = "annotation/arena.html"
+    if request.htmx:
+        template += "#pair"
+    return render(request, template, _arena_context(request, project, annotator, last_vote))
+
+
+@require_POST
+def arena_vote(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    project = selectors.get_project_for_user(request.user, slug)
+    annotator = _annotator(request, project)
+    if annotator is None:
+        return redirect_to_login(reverse("annotation:arena", args=[project.slug]))
+    try:
+        vote = services.vote_submit(
+            annotator=annotator,
+            token=request.POST.get("assignment"),
+            choice=request.POST.get("choice"),
+            fingerprint=_client_fingerprint(request),
+        )
+    except services.VoteRejected as rejected:
+        return _vote_rejected(request, project, rejected)
+    if not request.htmx:
+        query = urlencode({"after": str(vote.assignment.token)})
+        return HttpResponseRedirect(f"{reverse('annotation:arena', args=[project.slug])}?{query}")
+    return render(
+        request, "annotation/arena.html#pair", _arena_context(request, project, annotator, vote)
+    )
+
+
+def _vote_rejected(
+    request: HtmxHttpRequest, project: Project, rejected: services.VoteRejected
+) -> HttpResponse:
+    context = {"project": project, "message": rejected.message}
+    if request.htmx:
+        response = render(request, "annotation/_vote_error.html", context, status=rejected.status)
+        return reswap(retarget(response, "#arena-error"), "innerHTML")
+    return render(request, "annotation/vote_error.html", context, status=rejected.status)
+
+
+@require_GET
+def guidelines(request: HttpRequest, slug: str) -> HttpResponse:
+    project = selectors.get_project_for_user(request.user, slug)
+    return render(request, "annotation/guidelines.html", {"project": project})
+
+
+@require_GET
+def leaderboard(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    project = selectors.get_project_for_user(request.user, slug, staff=True)
+    template = "annotation/leaderboard.html"
+    if request.htmx:
+        template += "#table"
+    return render(request, template, {"project": project, "ratings": selectors.elo_table(project)})
