@@ -49,8 +49,12 @@ class ImportReport:
         )
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, parsed value) for each non-blank line; errors name the line."""
+def read_jsonl(path: Path, errors: list[str]) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, parsed value) for each non-blank line.
+
+    A line that is not JSON is added to `errors` (with its number) and skipped, so one pass
+    reports every problem of the file.
+    """
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
@@ -63,7 +67,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
                 try:
                     yield number, json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ImportFailed([f"{path}:{number}: invalid JSON: {exc.msg}"]) from exc
+                    errors.append(f"{path}:{number}: invalid JSON: {exc.msg}")
         except UnicodeDecodeError as exc:
             raise ImportFailed([f"{path}: not UTF-8 text: {exc.reason}"]) from exc
 
@@ -124,7 +128,7 @@ def prompts_import(*, project: Project, path: Path) -> ImportReport:
     errors: list[str] = []
     parsed: list[_ParsedPrompt] = []
     seen: set[str] = set()
-    for number, record in read_jsonl(path):
+    for number, record in read_jsonl(path, errors):
         result = _parse_prompt_line(path, number, record)
         if isinstance(result, str):
             errors.append(result)
@@ -195,7 +199,7 @@ def candidates_import(
     """
     errors: list[str] = []
     parsed: list[tuple[int, _ParsedCandidate]] = []
-    for number, record in read_jsonl(path):
+    for number, record in read_jsonl(path, errors):
         result = _parse_candidate_line(path, number, record)
         if isinstance(result, str):
             errors.append(result)
@@ -275,7 +279,7 @@ def mtbench_prompt_id(question_id: int | str, turn: int) -> str:
 def _mtbench_questions(directory: Path, errors: list[str]) -> dict[str, dict[str, Any]]:
     questions: dict[str, dict[str, Any]] = {}
     path = directory / "question.jsonl"
-    for number, record in read_jsonl(path):
+    for number, record in read_jsonl(path, errors):
         if (
             not isinstance(record, dict)
             or "question_id" not in record
@@ -292,7 +296,7 @@ def _mtbench_references(directory: Path) -> dict[str, list[str]]:
     if not path.exists():
         return {}
     references: dict[str, list[str]] = {}
-    for _, record in read_jsonl(path):
+    for _, record in read_jsonl(path, []):
         try:
             references[str(record["question_id"])] = record["choices"][0]["turns"]
         except (KeyError, IndexError, TypeError):
@@ -314,7 +318,7 @@ def _mtbench_answers(
     answers: dict[str, dict[str, list[str]]] = {}
     for path in files:
         per_question: dict[str, list[str]] = {}
-        for number, record in read_jsonl(path):
+        for number, record in read_jsonl(path, errors):
             try:
                 turns = record["choices"][0]["turns"]
                 per_question[str(record["question_id"])] = [str(t) for t in turns]

@@ -26,7 +26,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("username",)
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.PostGenerationMethodCall("set_password", "pass-word-123")
+    password = factory.django.Password("pass-word-123")
 
 
 class ProjectFactory(factory.django.DjangoModelFactory):
@@ -72,7 +72,7 @@ class CandidateFactory(factory.django.DjangoModelFactory):
 
     prompt = factory.SubFactory(PromptFactory)
     model = factory.SubFactory(ModelEntryFactory, project=factory.SelfAttribute("..prompt.project"))
-    responses = factory.LazyAttribute(lambda o: [f"Answer of {o.model.name}."])
+    responses = factory.Sequence(lambda n: [f"Answer number {n}."])
 
 
 class ComparisonFactory(factory.django.DjangoModelFactory):

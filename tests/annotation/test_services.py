@@ -292,7 +292,10 @@ def test_elo_table_follows_votes(project: Project) -> None:
     assert table[winner_model.pk].votes == 3
     assert table[winner_model.pk].wins == 3
     # FastChat: K=4, first vote moves each side by 2 points from 1000.
-    assert abs(table[winner_model.pk].rating + table[comparison.candidate_b.model_id].rating - 2000) < 1e-6
+    assert (
+        abs(table[winner_model.pk].rating + table[comparison.candidate_b.model_id].rating - 2000)
+        < 1e-6
+    )
 
 
 def test_flagged_annotators_do_not_count_in_elo(project: Project) -> None:

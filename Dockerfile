@@ -1,0 +1,11 @@
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+RUN DJANGO_DEBUG=1 python manage.py collectstatic --noinput -v0
+RUN useradd --create-home prefarena && chown -R prefarena /app
+USER prefarena
+EXPOSE 8000
+CMD ["gunicorn", "prefarena.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]

@@ -1,0 +1,180 @@
+"""Importers: MT-Bench folders and general JSONL, all-or-nothing with line numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from annotation.importers import ImportFailed, candidates_import, prompts_import
+from annotation.models import Candidate, Comparison, ModelEntry, Project, Prompt
+
+pytestmark = pytest.mark.django_db
+
+MTBENCH = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mtbench"
+DEMO = Path(__file__).resolve().parents[2] / "annotation" / "demo_data" / "mtbench"
+
+
+def write_jsonl(path: Path, lines: list[object | str]) -> Path:
+    path.write_text(
+        "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
+    )
+    return path
+
+
+def test_import_mtbench_creates_prompts_candidates_and_comparisons() -> None:
+    assert MTBENCH.is_dir(), f"the shared MT-Bench data is missing at {MTBENCH}"
+    call_command(
+        "import_mtbench",
+        str(MTBENCH),
+        "--project",
+        "mt",
+        "--models",
+        "gpt-4,claude-v1,llama-13b",
+        "--questions",
+        "81,101",
+    )
+    project = Project.objects.get(slug="mt")
+    assert Prompt.objects.filter(project=project).count() == 4  # 2 questions x 2 turns
+    assert ModelEntry.objects.filter(project=project).count() == 3
+    assert Candidate.objects.filter(prompt__project=project).count() == 12
+    assert Comparison.objects.filter(project=project).count() == 12  # 4 prompts x 3 pairs
+    turn2 = Prompt.objects.get(project=project, external_id="mtbench-101-t2")
+    assert len(turn2.turns) == 2 and turn2.category == "reasoning"
+    assert turn2.reference_answer  # GPT-4 reference for reasoning questions
+    answer = Candidate.objects.get(prompt=turn2, model__name="gpt-4")
+    assert len(answer.responses) == 2
+
+
+def test_import_mtbench_twice_creates_nothing_new() -> None:
+    call_command("import_mtbench", str(DEMO), "--project", "demo2", "--models", "gpt-4,llama-13b")
+    counts = (Prompt.objects.count(), Candidate.objects.count(), Comparison.objects.count())
+    call_command("import_mtbench", str(DEMO), "--project", "demo2", "--models", "gpt-4,llama-13b")
+    assert (Prompt.objects.count(), Candidate.objects.count(), Comparison.objects.count()) == counts
+
+
+def test_import_mtbench_unknown_model_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="no answers for model 'nope'"):
+        call_command("import_mtbench", str(DEMO), "--project", "x", "--models", "gpt-4,nope")
+    assert Project.objects.count() == 0
+    with pytest.raises(CommandError, match="no question.jsonl"):
+        call_command("import_mtbench", str(tmp_path), "--project", "x")
+
+
+def test_import_mtbench_malformed_answer_line_names_it_and_imports_nothing(tmp_path: Path) -> None:
+    (tmp_path / "model_answer").mkdir()
+    write_jsonl(tmp_path / "question.jsonl", [{"question_id": 1, "turns": ["Hi?", "And?"]}])
+    write_jsonl(
+        tmp_path / "model_answer" / "m1.jsonl",
+        [{"question_id": 1, "choices": [{"turns": ["a", "b"]}]}],
+    )
+    write_jsonl(tmp_path / "model_answer" / "m2.jsonl", [{"question_id": 1}, "{oops"])
+    with pytest.raises(CommandError) as error:
+        call_command("import_mtbench", str(tmp_path), "--project", "x")
+    assert "m2.jsonl:1" in str(error.value)
+    assert Project.objects.count() == 0 and Prompt.objects.count() == 0
+
+
+def test_import_prompts_and_candidates(tmp_path: Path, project: Project) -> None:
+    prompts = write_jsonl(
+        tmp_path / "prompts.jsonl",
+        [
+            {"id": "q1", "category": "math", "turns": ["What is 2+2?"]},
+            {"id": "q2", "prompt": "Name a colour."},
+            {"id": "q3", "conversation": [{"role": "user", "content": "Hi"}]},
+        ],
+    )
+    call_command("import_prompts", str(prompts), "--project", project.slug)
+    candidates = write_jsonl(
+        tmp_path / "candidates.jsonl",
+        [
+            {"prompt_id": "q1", "model": "m-a", "response": "4"},
+            {"prompt_id": "q1", "model": "m-b", "responses": ["5"]},
+            {"prompt_id": "q2", "model": "m-a", "response": "red", "metadata": {"t": 1}},
+        ],
+    )
+    call_command("import_candidates", str(candidates), "--project", project.slug)
+    assert Prompt.objects.filter(project=project).count() == 3
+    assert Prompt.objects.get(external_id="q3").turns == ["Hi"]
+    assert Candidate.objects.count() == 3
+    assert Comparison.objects.filter(project=project).count() == 1  # only q1 has two models
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "invalid JSON"),
+        ('["a list"]', "expected a JSON object"),
+        ('{"id": "x"}', "needs 'turns'"),
+        ('{"turns": []}', "needs 'turns'"),
+        ('{"turns": ["ok"], "category": ["bad"]}', "'id', 'category' and 'reference_answer' must"),
+    ],
+)
+def test_malformed_prompt_line_is_reported_with_its_number_and_nothing_imported(
+    tmp_path: Path, project: Project, line: str, message: str
+) -> None:
+    path = write_jsonl(tmp_path / "p.jsonl", [{"id": "good", "turns": ["fine"]}, "", line])
+    with pytest.raises(ImportFailed) as error:
+        prompts_import(project=project, path=path)
+    assert f"p.jsonl:3: {message}" in str(error.value)
+    assert Prompt.objects.count() == 0
+
+
+def test_candidate_for_unknown_prompt_fails_the_whole_file(
+    tmp_path: Path, project: Project
+) -> None:
+    prompts_import(
+        project=project, path=write_jsonl(tmp_path / "p.jsonl", [{"id": "q1", "turns": ["x"]}])
+    )
+    path = write_jsonl(
+        tmp_path / "c.jsonl",
+        [
+            {"prompt_id": "q1", "model": "m", "response": "ok"},
+            {"prompt_id": "missing", "model": "m", "response": "ok"},
+            {"prompt_id": "q1", "model": "m", "response": "again"},
+        ],
+    )
+    with pytest.raises(CommandError) as error:
+        call_command("import_candidates", str(path), "--project", project.slug)
+    assert "c.jsonl:2: no prompt with id 'missing'" in str(error.value)
+    assert "c.jsonl:3: a second answer" in str(error.value)
+    assert Candidate.objects.count() == 0 and ModelEntry.objects.count() == 0
+
+
+def test_import_into_unknown_project_is_an_error(tmp_path: Path, db: None) -> None:
+    path = write_jsonl(tmp_path / "p.jsonl", [{"turns": ["x"]}])
+    with pytest.raises(CommandError, match="no project 'ghost'"):
+        call_command("import_prompts", str(path), "--project", "ghost")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    lines=st.lists(st.one_of(st.text(max_size=40), st.binary(max_size=20).map(repr)), max_size=5)
+)
+def test_prompt_import_never_half_imports(
+    tmp_path: Path, project: Project, lines: list[str]
+) -> None:
+    path = tmp_path / "fuzz.jsonl"
+    path.write_text("\n".join(line.replace("\n", " ") for line in lines), encoding="utf-8")
+    before = Prompt.objects.count()
+    try:
+        report = prompts_import(project=project, path=path)
+    except ImportFailed as failed:
+        assert failed.errors and all("fuzz.jsonl" in e for e in failed.errors)
+        assert Prompt.objects.count() == before
+    else:
+        assert Prompt.objects.count() == before + report.prompts_created
+
+
+def test_load_demo_is_repeatable(db: None) -> None:
+    call_command("load_demo", admin_password="pw-for-test-1")
+    call_command("load_demo", admin_password="pw-for-test-2")
+    project = Project.objects.get(slug="mt-bench-demo")
+    assert Comparison.objects.filter(project=project).count() == 480
+    assert project.memberships.get().role == "admin"

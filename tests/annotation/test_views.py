@@ -1,0 +1,241 @@
+"""The voting page and its htmx endpoints, through the test client."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from annotation.models import Annotator, Assignment, Project, Vote
+from tests.factories import ComparisonFactory, ModelEntryFactory, ProjectFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def arena_url(project: Project) -> str:
+    return reverse("annotation:arena", args=[project.slug])
+
+
+def vote_url(project: Project) -> str:
+    return reverse("annotation:arena-vote", args=[project.slug])
+
+
+def served(client: Client, project: Project) -> Assignment:
+    response = client.get(arena_url(project))
+    assert response.status_code == 200
+    return Assignment.objects.filter(vote__isnull=True).latest("served_at")
+
+
+def test_it_shows_a_pair_without_model_names(client: Client, project: Project) -> None:
+    a = ModelEntryFactory(project=project, name="secret-model-alpha")
+    b = ModelEntryFactory(project=project, name="secret-model-beta")
+    ComparisonFactory(project=project, candidate_a__model=a, candidate_b__model=b)
+    response = client.get(arena_url(project))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "A is better" in html and "Both are bad" in html
+    assert "secret-model-alpha" not in html and "secret-model-beta" not in html
+    assert "htmx-2.0.11.min.js" in html and "//unpkg" not in html and "cdn" not in html.lower()
+
+
+def test_it_votes_with_htmx_and_returns_the_reveal_and_next_pair(
+    client: Client, project: Project
+) -> None:
+    ComparisonFactory.create_batch(2, project=project)
+    assignment = served(client, project)
+    response = client.post(
+        vote_url(project),
+        {"assignment": str(assignment.token), "choice": "tie"},
+        HTTP_HX_REQUEST="true",
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in html  # a fragment, not the page
+    assert 'data-testid="reveal"' in html
+    assert assignment.comparison.candidate_a.model.name in html
+    assert assignment.comparison.candidate_b.model.name in html
+    next_assignment = Assignment.objects.filter(vote__isnull=True).get()
+    assert str(next_assignment.token) in html
+    vote = Vote.objects.get()
+    assert (vote.choice, vote.winner, vote.assignment) == ("tie", "tie", assignment)
+
+
+def test_it_hides_names_after_vote_when_project_says_so(client: Client) -> None:
+    project = ProjectFactory(reveal_models=False)
+    comparison = ComparisonFactory(project=project)
+    assignment = served(client, project)
+    response = client.post(
+        vote_url(project),
+        {"assignment": str(assignment.token), "choice": "left"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    assert comparison.candidate_a.model.name not in response.content.decode()
+
+
+def test_it_works_without_javascript(client: Client, project: Project) -> None:
+    ComparisonFactory.create_batch(2, project=project)
+    assignment = served(client, project)
+    response = client.post(
+        vote_url(project), {"assignment": str(assignment.token), "choice": "left"}
+    )
+    assert response.status_code == 302
+    assert response["Location"].startswith(arena_url(project) + "?after=")
+    page = client.get(response["Location"]).content.decode()
+    assert 'data-testid="reveal"' in page
+    assert Vote.objects.count() == 1
+
+
+@pytest.mark.parametrize("choice", ["", "middle", "LEFT"])
+def test_it_rejects_an_unknown_choice_with_400(
+    client: Client, project: Project, choice: str
+) -> None:
+    ComparisonFactory(project=project)
+    assignment = served(client, project)
+    response = client.post(
+        vote_url(project),
+        {"assignment": str(assignment.token), "choice": choice},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 400
+    assert "Unknown choice" in response.content.decode()
+    assert response["HX-Retarget"] == "#arena-error"
+    assert Vote.objects.count() == 0
+
+
+def test_it_rejects_a_replayed_vote_with_409(client: Client, project: Project) -> None:
+    ComparisonFactory.create_batch(2, project=project)
+    assignment = served(client, project)
+    data = {"assignment": str(assignment.token), "choice": "left"}
+    assert client.post(vote_url(project), data, HTTP_HX_REQUEST="true").status_code == 200
+    replay = client.post(vote_url(project), {**data, "choice": "right"}, HTTP_HX_REQUEST="true")
+    assert replay.status_code == 409
+    assert "already voted" in replay.content.decode()
+    assert list(Vote.objects.values_list("choice", flat=True)) == ["left"]
+
+
+def test_it_rejects_a_vote_on_a_pair_served_to_someone_else(project: Project) -> None:
+    ComparisonFactory(project=project)
+    alice, mallory = Client(), Client()
+    assignment = served(alice, project)
+    response = mallory.post(
+        vote_url(project), {"assignment": str(assignment.token), "choice": "left"}
+    )
+    assert response.status_code == 404
+    assert "not served to you" in response.content.decode()
+    assert Vote.objects.count() == 0
+
+
+def test_it_refuses_get_on_the_vote_endpoint(client: Client, project: Project) -> None:
+    assert client.get(vote_url(project)).status_code == 405
+
+
+def test_it_404s_for_an_unknown_or_inactive_arena(client: Client) -> None:
+    assert client.get("/arena/nope/").status_code == 404
+    hidden = ProjectFactory(is_active=False)
+    assert client.get(arena_url(hidden)).status_code == 404
+
+
+def test_it_sends_anonymous_users_to_login_when_required(client: Client) -> None:
+    project = ProjectFactory(login_required=True)
+    ComparisonFactory(project=project)
+    response = client.get(arena_url(project))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+    assert Annotator.objects.count() == 0
+
+
+def test_it_gives_anonymous_annotators_one_pseudonym_per_session(
+    client: Client, project: Project
+) -> None:
+    ComparisonFactory.create_batch(2, project=project)
+    client.get(arena_url(project))
+    client.get(arena_url(project))
+    assert Annotator.objects.count() == 1
+    assert Annotator.objects.get().pseudonym.startswith("anon-")
+
+
+def test_it_serves_the_pair_fragment_for_htmx(client: Client, project: Project) -> None:
+    ComparisonFactory(project=project)
+    response = client.get(arena_url(project), HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<section id="pair"')
+
+
+def test_it_says_when_nothing_is_left(client: Client, project: Project) -> None:
+    response = client.get(arena_url(project))
+    assert 'data-testid="done"' in response.content.decode()
+
+
+def test_it_escapes_hostile_outputs_and_model_names(client: Client, project: Project) -> None:
+    evil = ModelEntryFactory(project=project, name='<img src=x onerror="alert(1)">')
+    comparison = ComparisonFactory(
+        project=project,
+        prompt__turns=["<script>alert('prompt')</script> hello"],
+        candidate_a__model=evil,
+        candidate_a__responses=[
+            "<script>alert(1)</script><img src=x onerror=alert(2)> [x](javascript:alert(3))"
+        ],
+    )
+    assignment = served(client, project)
+    page = client.get(arena_url(project)).content.decode()
+    response = client.post(
+        vote_url(project),
+        {"assignment": str(assignment.token), "choice": "left"},
+        HTTP_HX_REQUEST="true",
+    )
+    reveal = response.content.decode()
+    for html in (page, reveal):
+        assert "<script>alert" not in html
+        assert "onerror=alert" not in html and 'onerror="alert' not in html
+        assert "javascript:alert" not in html
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in reveal
+    assert comparison.pk == assignment.comparison_id
+
+
+def test_it_shows_guidelines_as_sanitized_markdown(client: Client) -> None:
+    project = ProjectFactory(guidelines="# Rules\n\n<script>alert(1)</script>**bold**")
+    html = client.get(reverse("annotation:guidelines", args=[project.slug])).content.decode()
+    assert "<h1>Rules</h1>" in html and "<strong>bold</strong>" in html
+    assert "<script>alert" not in html
+
+
+def test_leaderboard_is_for_researchers_and_admins(
+    client: Client,
+    project: Project,
+    researcher_user,
+    annotator_user,
+    outsider_user,  # noqa: ANN001
+) -> None:
+    url = reverse("annotation:leaderboard", args=[project.slug])
+    assert client.get(url).status_code == 403
+    client.force_login(annotator_user)
+    assert client.get(url).status_code == 403
+    client.force_login(outsider_user)
+    assert client.get(url).status_code == 403
+    client.force_login(researcher_user)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert (
+        client.get(url, HTTP_HX_REQUEST="true")
+        .content.decode()
+        .lstrip()
+        .startswith('<div id="leaderboard"')
+    )
+
+
+def test_leaderboard_shows_live_elo_after_votes(
+    client: Client,
+    project: Project,
+    admin_user_of_project,  # noqa: ANN001
+    django_capture_on_commit_callbacks,  # noqa: ANN001
+) -> None:
+    comparison = ComparisonFactory(project=project)
+    assignment = served(client, project)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(vote_url(project), {"assignment": str(assignment.token), "choice": "left"})
+    client.force_login(admin_user_of_project)
+    html = client.get(reverse("annotation:leaderboard", args=[project.slug])).content.decode()
+    assert comparison.candidate_a.model.name in html
+    assert "1002" in html or "998" in html  # one K=4 vote moves each side by 2 points
