@@ -19,7 +19,9 @@ def winner_score(winner: str) -> float:
     try:
         return WINNER_SCORES[winner]
     except KeyError:
-        raise ValueError(f"unknown winner {winner!r}; expected one of {sorted(WINNER_SCORES)}") from None
+        raise ValueError(
+            f"unknown winner {winner!r}; expected one of {sorted(WINNER_SCORES)}"
+        ) from None
 
 
 def elo_expected(ra: float, rb: float) -> float:

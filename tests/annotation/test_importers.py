@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from annotation.importers import ImportFailed, candidates_import, prompts_import
+from annotation.importers import ImportFailed, prompts_import
 from annotation.models import Candidate, Comparison, ModelEntry, Project, Prompt
 
 pytestmark = pytest.mark.django_db
@@ -58,10 +58,10 @@ def test_import_mtbench_twice_creates_nothing_new() -> None:
 
 
 def test_import_mtbench_unknown_model_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(CommandError, match="no answers for model 'nope'"):
+    with pytest.raises(CommandError, match=r"no answers for model .nope."):
         call_command("import_mtbench", str(DEMO), "--project", "x", "--models", "gpt-4,nope")
     assert Project.objects.count() == 0
-    with pytest.raises(CommandError, match="no question.jsonl"):
+    with pytest.raises(CommandError, match=r"no question\.jsonl"):
         call_command("import_mtbench", str(tmp_path), "--project", "x")
 
 

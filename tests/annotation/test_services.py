@@ -205,7 +205,7 @@ def test_expired_pair_with_room_left_still_counts(project: Project) -> None:
     assert vote.pk is not None
 
 
-def _run_concurrently(count: int, target) -> list[object]:  # noqa: ANN001
+def _run_concurrently(count: int, target) -> list[object]:
     """Run target(i) in `count` threads released at once; each uses its own connection."""
     barrier = threading.Barrier(count)
     results: list[object] = [None] * count
@@ -214,7 +214,7 @@ def _run_concurrently(count: int, target) -> list[object]:  # noqa: ANN001
         try:
             barrier.wait(timeout=10)
             results[index] = target(index)
-        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread got
+        except Exception as exc:
             results[index] = exc
         finally:
             connection.close()

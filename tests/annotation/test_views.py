@@ -206,7 +206,7 @@ def test_leaderboard_is_for_researchers_and_admins(
     project: Project,
     researcher_user,
     annotator_user,
-    outsider_user,  # noqa: ANN001
+    outsider_user,
 ) -> None:
     url = reverse("annotation:leaderboard", args=[project.slug])
     assert client.get(url).status_code == 403
@@ -228,8 +228,8 @@ def test_leaderboard_is_for_researchers_and_admins(
 def test_leaderboard_shows_live_elo_after_votes(
     client: Client,
     project: Project,
-    admin_user_of_project,  # noqa: ANN001
-    django_capture_on_commit_callbacks,  # noqa: ANN001
+    admin_user_of_project,
+    django_capture_on_commit_callbacks,
 ) -> None:
     comparison = ComparisonFactory(project=project)
     assignment = served(client, project)
