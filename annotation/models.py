@@ -282,8 +282,8 @@ class Vote(models.Model):
     """A human preference. Append-only: never updated or deleted by the application."""
 
     class Choice(models.TextChoices):
-        LEFT = "left", "Left is better"
-        RIGHT = "right", "Right is better"
+        LEFT = "left", "A (left) is better"
+        RIGHT = "right", "B (right) is better"
         TIE = "tie", "Tie"
         BOTH_BAD = "both_bad", "Both are bad"
 

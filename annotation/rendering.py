@@ -50,7 +50,9 @@ URL_SCHEMES = {"http", "https", "mailto"}
 
 def render_markdown(text: str) -> str:
     html = markdown.markdown(
-        text or "", extensions=["fenced_code", "tables", "sane_lists"], output_format="html"
+        text or "",
+        extensions=["fenced_code", "tables", "sane_lists", "nl2br"],
+        output_format="html",
     )
     return nh3.clean(
         html,
