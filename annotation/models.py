@@ -370,3 +370,29 @@ class EloRating(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model}: {self.rating:.0f}"
+
+
+class LeaderboardSnapshot(models.Model):
+    """A stored Bradley-Terry leaderboard: what the page serves, and the rating history."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="snapshots")
+    source = models.CharField(max_length=8, default="human")
+    include_flagged = models.BooleanField(default=False)
+    category = models.CharField(max_length=100, blank=True)
+    method = models.CharField(max_length=16, default="bootstrap")
+    bootstrap_rounds = models.PositiveIntegerField(default=1000)
+    vote_count = models.PositiveIntegerField(default=0)
+    rows = models.JSONField(default=list, blank=True)
+    models_order = models.JSONField(default=list, blank=True)
+    win_rates = models.JSONField(default=list, blank=True, help_text="Observed win rates.")
+    predicted_win_rates = models.JSONField(default=list, blank=True)
+    battle_counts = models.JSONField(default=list, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        get_latest_by = "created_at"
+
+    def __str__(self) -> str:
+        return f"{self.project.slug} leaderboard at {self.created_at:%Y-%m-%d %H:%M:%S}"

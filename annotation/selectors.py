@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import (
+    Count,
+    FloatField,
+    Func,
+    IntegerField,
+    QuerySet,
+    TextField,
+    Value,
+)
+from django.db.models.functions import Cast, Greatest, Length, Round
 from django.http import Http404
+from django.utils import timezone
 
-from annotation.models import Annotator, Assignment, EloRating, Membership, Project, Vote
+from annotation import ratings
+from annotation.models import (
+    Annotator,
+    Assignment,
+    EloRating,
+    LeaderboardSnapshot,
+    Membership,
+    ModelEntry,
+    Project,
+    Prompt,
+    Vote,
+)
+from models_backend.models import Judgment
 
 STAFF_ROLES = (Membership.Role.RESEARCHER, Membership.Role.ADMIN)
 
@@ -69,3 +96,221 @@ def elo_table(project: Project) -> QuerySet[EloRating]:
 
 def annotator_vote_count(*, annotator: Annotator, project: Project) -> int:
     return Vote.objects.filter(annotator=annotator, comparison__project=project).count()
+
+
+# --- leaderboards -----------------------------------------------------------------------
+
+SOURCES = ("human", "judge", "all")
+
+
+@dataclass(frozen=True)
+class LeaderboardFilters:
+    """Which labels a leaderboard counts. The default: human votes of non-flagged annotators."""
+
+    source: str = "human"
+    include_flagged: bool = False
+    since: datetime | None = None
+    until: datetime | None = None
+    category: str = ""
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {self.source!r}")
+
+    @property
+    def is_default_window(self) -> bool:
+        return self.since is None and self.until is None
+
+
+def _human_votes(project: Project, filters: LeaderboardFilters) -> QuerySet[Vote]:
+    votes = Vote.objects.filter(comparison__project=project)
+    if not filters.include_flagged:
+        votes = votes.filter(annotator__state=Annotator.State.ACTIVE)
+    if filters.since is not None:
+        votes = votes.filter(created_at__gte=filters.since)
+    if filters.until is not None:
+        votes = votes.filter(created_at__lt=filters.until)
+    if filters.category:
+        votes = votes.filter(comparison__prompt__category=filters.category)
+    return votes
+
+
+def _judgments(project: Project, filters: LeaderboardFilters) -> QuerySet[Judgment]:
+    judgments = Judgment.objects.filter(comparison__project=project)
+    if filters.since is not None:
+        judgments = judgments.filter(created_at__gte=filters.since)
+    if filters.until is not None:
+        judgments = judgments.filter(created_at__lt=filters.until)
+    if filters.category:
+        judgments = judgments.filter(comparison__prompt__category=filters.category)
+    return judgments
+
+
+def _grouped(queryset: QuerySet, outcome: str, extra: tuple[str, ...] = ()) -> list[tuple]:
+    """(model a id, model b id, outcome, *extra, count) rows, grouped in the database."""
+    return list(
+        queryset.values_list(
+            "comparison__candidate_a__model_id",
+            "comparison__candidate_b__model_id",
+            outcome,
+            *extra,
+        )
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+
+
+def battle_counts(project: Project, filters: LeaderboardFilters) -> ratings.BattleCounts:
+    """Aggregated (model a, model b, outcome) counts, computed by a GROUP BY in SQL."""
+    rows: list[tuple] = []
+    if filters.source in ("human", "all"):
+        rows += _grouped(_human_votes(project, filters), "winner")
+    if filters.source in ("judge", "all"):
+        rows += _grouped(_judgments(project, filters), "verdict")
+    names = dict(ModelEntry.objects.filter(project=project).values_list("pk", "name"))
+    return ratings.BattleCounts.from_rows(
+        (names[a], names[b], outcome, n) for a, b, outcome, n in rows
+    )
+
+
+def _length_bin_expression(bins_per_unit: int) -> Func:
+    def chars(side: str) -> Func:
+        return Cast(Length(Cast(f"comparison__{side}__responses", TextField())), FloatField())
+
+    la, lb = chars("candidate_a"), chars("candidate_b")
+    return Cast(
+        Round(Value(float(bins_per_unit)) * (la - lb) / Greatest(la + lb, Value(1.0))),
+        IntegerField(),
+    )
+
+
+def length_battle_counts(
+    project: Project, filters: LeaderboardFilters
+) -> ratings.LengthBattleCounts:
+    """Counts per (model a, model b, outcome, length-difference bin), for style control."""
+    bins = ratings.LENGTH_BINS_PER_UNIT
+    rows: list[tuple] = []
+    if filters.source in ("human", "all"):
+        votes = _human_votes(project, filters).annotate(length_bin=_length_bin_expression(bins))
+        rows += _grouped(votes, "winner", ("length_bin",))
+    if filters.source in ("judge", "all"):
+        judgments = _judgments(project, filters).annotate(length_bin=_length_bin_expression(bins))
+        rows += _grouped(judgments, "verdict", ("length_bin",))
+    names = dict(ModelEntry.objects.filter(project=project).values_list("pk", "name"))
+    return ratings.LengthBattleCounts.from_rows(
+        ((names[a], names[b], outcome, length_bin, n) for a, b, outcome, length_bin, n in rows),
+        bins_per_unit=bins,
+    )
+
+
+def latest_snapshot(project: Project, *, category: str = "") -> LeaderboardSnapshot | None:
+    """The newest stored default leaderboard (human votes, flagged excluded)."""
+    return (
+        LeaderboardSnapshot.objects.filter(
+            project=project, source="human", include_flagged=False, category=category
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def rating_history(project: Project, *, limit: int = 200) -> dict[str, list[tuple[str, float]]]:
+    """Each model's rating over the newest default snapshots, oldest first."""
+    snapshots = list(
+        LeaderboardSnapshot.objects.filter(
+            project=project, source="human", include_flagged=False, category=""
+        )
+        .order_by("-created_at")
+        .values_list("created_at", "rows")[:limit]
+    )
+    history: dict[str, list[tuple[str, float]]] = {}
+    for created_at, rows in reversed(snapshots):
+        for row in rows:
+            history.setdefault(row["model"], []).append((created_at.isoformat(), row["rating"]))
+    return history
+
+
+def project_categories(project: Project) -> list[str]:
+    return list(
+        Prompt.objects.filter(project=project)
+        .exclude(category="")
+        .values_list("category", flat=True)
+        .distinct()
+        .order_by("category")
+    )
+
+
+@dataclass(frozen=True)
+class LeaderboardResult:
+    board: ratings.Leaderboard
+    counts: ratings.BattleCounts
+    timings: dict[str, float]
+
+
+def leaderboard_compute(
+    project: Project,
+    filters: LeaderboardFilters,
+    *,
+    bootstrap_rounds: int = 1000,
+    ci: str = "bootstrap",
+    seed: int = 0,
+    style_control: bool = False,
+) -> LeaderboardResult:
+    """Fit the Bradley-Terry leaderboard on SQL-aggregated counts; times every step."""
+    started = time.perf_counter()
+    if style_control:
+        length_counts = length_battle_counts(project, filters)
+        aggregated = time.perf_counter() - started
+        board = ratings.length_controlled_leaderboard(
+            length_counts, bootstrap_rounds=bootstrap_rounds, ci=ci, seed=seed
+        )
+        counts = length_counts.cells
+    else:
+        counts = battle_counts(project, filters)
+        aggregated = time.perf_counter() - started
+        board = ratings.leaderboard(counts, bootstrap_rounds=bootstrap_rounds, ci=ci, seed=seed)
+    timings = {"sql_aggregate": aggregated, **board.timings}
+    timings["total"] = time.perf_counter() - started
+    return LeaderboardResult(board=board, counts=counts, timings=timings)
+
+
+@dataclass(frozen=True)
+class SnapshotView:
+    """What the leaderboard page shows, from a stored snapshot or a fresh computation."""
+
+    rows: list[dict]
+    models: list[str]
+    win_rates: list[list[float | None]]
+    vote_count: int
+    computed_at: datetime
+    timings: dict[str, float]
+    stored: bool
+
+    @classmethod
+    def from_snapshot(cls, snapshot: LeaderboardSnapshot) -> SnapshotView:
+        return cls(
+            rows=snapshot.rows,
+            models=snapshot.models_order,
+            win_rates=snapshot.win_rates,
+            vote_count=snapshot.vote_count,
+            computed_at=snapshot.created_at,
+            timings=snapshot.timings,
+            stored=True,
+        )
+
+    @classmethod
+    def from_result(cls, result: LeaderboardResult) -> SnapshotView:
+        counts = result.counts
+        win_rates = ratings.win_rate_matrix(counts) if counts.total_votes else None
+        return cls(
+            rows=result.board.rows,
+            models=list(counts.models),
+            win_rates=[
+                [float(v) if math.isfinite(v) else None for v in row]  # no battles: None
+                for row in (win_rates.tolist() if win_rates is not None else [])
+            ],
+            vote_count=counts.total_votes,
+            computed_at=timezone.now(),
+            timings=result.timings,
+            stored=False,
+        )

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import random
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.backends.base import SessionBase
@@ -22,18 +24,20 @@ from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotation import ratings
+from annotation import ratings, selectors
 from annotation.models import (
     Annotator,
     Assignment,
     Candidate,
     Comparison,
     EloRating,
+    LeaderboardSnapshot,
     ModelEntry,
     Project,
     Prompt,
     Vote,
 )
+from models_backend.models import Judgment
 
 SESSION_ANNOTATOR_KEY = "prefarena_annotator_id"
 
@@ -409,3 +413,71 @@ def elo_refresh(*, project: Project) -> int:
         update_fields=["rating", "votes", "wins", "updated_at"],
     )
     return applied
+
+
+# --- leaderboard snapshots --------------------------------------------------------------
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _matrix(values: np.ndarray) -> list[list[float | None]]:
+    return [[_finite(v) for v in row] for row in values.tolist()]
+
+
+@transaction.atomic
+def leaderboard_snapshot_create(
+    *,
+    project: Project,
+    filters: selectors.LeaderboardFilters | None = None,
+    bootstrap_rounds: int = 1000,
+    ci: str = "bootstrap",
+) -> LeaderboardSnapshot:
+    """Compute and store the project's Bradley-Terry leaderboard. Safe to run more than once:
+    each call adds a snapshot (the history of ratings is the series of snapshots)."""
+    filters = filters or selectors.LeaderboardFilters()
+    result = selectors.leaderboard_compute(
+        project, filters, bootstrap_rounds=bootstrap_rounds, ci=ci
+    )
+    counts = result.counts
+    has_votes = counts.total_votes > 0
+    snapshot = LeaderboardSnapshot(
+        project=project,
+        source=filters.source,
+        include_flagged=filters.include_flagged,
+        category=filters.category,
+        method=ci,
+        bootstrap_rounds=bootstrap_rounds,
+        vote_count=counts.total_votes,
+        rows=[
+            {k: _finite(v) if isinstance(v, float) else v for k, v in row.items()}
+            for row in result.board.rows
+        ],
+        models_order=list(counts.models),
+        win_rates=_matrix(ratings.win_rate_matrix(counts)) if has_votes else [],
+        predicted_win_rates=(
+            _matrix(ratings.predicted_win_rates(result.board.strength)) if has_votes else []
+        ),
+        battle_counts=_matrix(ratings.battle_count_matrix(counts)) if has_votes else [],
+        timings=result.timings,
+    )
+    snapshot.full_clean()
+    snapshot.save()
+    return snapshot
+
+
+def projects_needing_snapshot() -> list[Project]:
+    """Active projects with a vote or judgment newer than their latest default snapshot."""
+    due = []
+    for project in Project.objects.filter(is_active=True):
+        latest = selectors.latest_snapshot(project)
+        since = latest.created_at if latest else None
+        votes = Vote.objects.filter(comparison__project=project)
+        judgments = Judgment.objects.filter(comparison__project=project)
+        if since is not None:
+            votes = votes.filter(created_at__gt=since)
+            judgments = judgments.filter(created_at__gt=since)
+        if votes.exists() or judgments.exists():
+            due.append(project)
+    return due

@@ -26,3 +26,32 @@ def elo_refresh_task(*, project_pk: int) -> str:
         return "project gone"
     applied = services.elo_refresh(project=project)
     return f"applied {applied} votes"
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=2,
+    retry_jitter=True,
+    max_retries=3,
+    soft_time_limit=300,
+    time_limit=330,
+)
+def leaderboard_snapshot_task(*, project_pk: int) -> str:
+    """Store a fresh default leaderboard for one project. Safe to run more than once."""
+    project = Project.objects.filter(pk=project_pk).first()
+    if project is None:
+        return "project gone"
+    snapshot = services.leaderboard_snapshot_create(project=project)
+    return f"snapshot {snapshot.pk}: {snapshot.vote_count} votes"
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=60, time_limit=90)
+def leaderboard_snapshot_all_task() -> str:
+    """Beat entry point: queue a snapshot for every active project with new votes."""
+    queued = 0
+    for project in services.projects_needing_snapshot():
+        leaderboard_snapshot_task.delay(project_pk=project.pk)
+        queued += 1
+    return f"queued {queued}"

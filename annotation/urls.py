@@ -12,4 +12,9 @@ urlpatterns = [
     path("arena/<slug:slug>/vote/", views.arena_vote, name="arena-vote"),
     path("arena/<slug:slug>/guidelines/", views.guidelines, name="guidelines"),
     path("arena/<slug:slug>/leaderboard/", views.leaderboard, name="leaderboard"),
+    path(
+        "arena/<slug:slug>/leaderboard/refresh/",
+        views.leaderboard_refresh,
+        name="leaderboard-refresh",
+    ),
 ]

@@ -13,7 +13,8 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
-from annotation import selectors, services
+from annotation import charts, selectors, services
+from annotation.forms import LeaderboardFilterForm
 from annotation.models import Annotator, Project, Vote
 
 
@@ -121,7 +122,51 @@ def guidelines(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def leaderboard(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     project = selectors.get_project_for_user(request.user, slug, staff=True)
+    form = LeaderboardFilterForm(request.GET or None)
+    if form.is_bound and not form.is_valid():
+        return render(
+            request, "annotation/leaderboard.html", {"project": project, "form": form}, status=400
+        )
+    filters = form.filters() if form.is_bound else selectors.LeaderboardFilters()
     template = "annotation/leaderboard.html"
     if request.htmx:
-        template += "#table"
-    return render(request, template, {"project": project, "ratings": selectors.elo_table(project)})
+        template += "#board"
+    return render(request, template, _leaderboard_context(project, form, filters))
+
+
+@require_POST
+def leaderboard_refresh(request: HtmxHttpRequest, slug: str) -> HttpResponse:
+    project = selectors.get_project_for_user(request.user, slug, staff=True)
+    services.leaderboard_snapshot_create(project=project)
+    if not request.htmx:
+        return HttpResponseRedirect(reverse("annotation:leaderboard", args=[project.slug]))
+    context = _leaderboard_context(project, LeaderboardFilterForm(), selectors.LeaderboardFilters())
+    return render(request, "annotation/leaderboard.html#board", context)
+
+
+def _leaderboard_context(
+    project: Project, form: LeaderboardFilterForm, filters: selectors.LeaderboardFilters
+) -> dict[str, object]:
+    """The stored snapshot for default filters (computed now if none exists yet); any other
+    filter is computed on the fly from the SQL aggregation."""
+    if filters.source == "human" and not filters.include_flagged and filters.is_default_window:
+        snapshot = selectors.latest_snapshot(project, category=filters.category)
+        if snapshot is None:
+            snapshot = services.leaderboard_snapshot_create(project=project, filters=filters)
+        board = selectors.SnapshotView.from_snapshot(snapshot)
+    else:
+        board = selectors.SnapshotView.from_result(
+            selectors.leaderboard_compute(project, filters, bootstrap_rounds=200)
+        )
+    return {
+        "project": project,
+        "form": form,
+        "filters": filters,
+        "board": board,
+        "whiskers": charts.ci_whiskers(board.rows),
+        "heatmap": charts.win_rate_heatmap(board.models, board.win_rates),
+        "history": charts.rating_history(selectors.rating_history(project)),
+        "elo": selectors.elo_table(project),
+        "categories": selectors.project_categories(project),
+        "query": form.data.urlencode() if form.is_bound else "",
+    }

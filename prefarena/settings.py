@@ -178,7 +178,13 @@ CELERY_TASK_ROUTES = {
 # Retry delays stay far below this, so a redelivered task is never duplicated by Redis.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    # Admins watch the leaderboard move: store a fresh snapshot for projects with new votes.
+    "leaderboard-snapshots": {
+        "task": "annotation.tasks.leaderboard_snapshot_all_task",
+        "schedule": float(os.environ.get("PREFARENA_SNAPSHOT_SECONDS", "60")),
+    },
+}
 
 # Arena behaviour.
 ARENA_ASSIGNMENT_TTL_SECONDS = int(os.environ.get("ARENA_ASSIGNMENT_TTL_SECONDS", "900"))

@@ -1,0 +1,242 @@
+"""The Bradley-Terry leaderboard from the database: SQL aggregation, filters, snapshots,
+the live page and the `leaderboard` command."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from annotation import charts, selectors, services
+from annotation.models import Comparison, LeaderboardSnapshot, Project, Vote
+from annotation.tasks import leaderboard_snapshot_all_task
+from models_backend.models import Judgment
+from tests.factories import (
+    AnnotatorFactory,
+    AssignmentFactory,
+    ComparisonFactory,
+    ModelEntryFactory,
+    PromptFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def cast(comparison: Comparison, choice: str, *, annotator=None, left_is_a: bool = True) -> Vote:  # noqa: ANN001
+    assignment = AssignmentFactory(
+        comparison=comparison, annotator=annotator or AnnotatorFactory(), left_is_a=left_is_a
+    )
+    return services.vote_submit(
+        annotator=assignment.annotator, token=assignment.token, choice=choice
+    )
+
+
+@pytest.fixture
+def three_models(project: Project) -> dict[str, Comparison]:
+    strong, middle, weak = (
+        ModelEntryFactory(project=project, name=name) for name in ("strong", "middle", "weak")
+    )
+
+    def pair(a, b, category):  # noqa: ANN001, ANN202
+        return ComparisonFactory(
+            project=project,
+            prompt=PromptFactory(project=project, category=category),
+            candidate_a__model=a,
+            candidate_b__model=b,
+            votes_wanted=50,
+        )
+
+    return {
+        "strong-middle": pair(strong, middle, "math"),
+        "middle-weak": pair(middle, weak, "math"),
+        "strong-weak": pair(strong, weak, "writing"),
+    }
+
+
+def test_battle_counts_are_aggregated_by_model_pair_and_outcome(
+    project: Project, three_models: dict[str, Comparison]
+) -> None:
+    for _ in range(3):
+        cast(three_models["strong-middle"], "left")
+    cast(three_models["strong-middle"], "right", left_is_a=False)  # also a win for model a
+    cast(three_models["strong-middle"], "tie")
+    cast(three_models["middle-weak"], "both_bad")
+
+    counts = selectors.battle_counts(project, selectors.LeaderboardFilters())
+
+    cells = {
+        (counts.models[a], counts.models[b], float(o)): int(n)
+        for a, b, o, n in zip(
+            counts.model_a, counts.model_b, counts.outcome, counts.count, strict=True
+        )
+    }
+    assert cells == {
+        ("strong", "middle", 1.0): 4,
+        ("strong", "middle", 0.5): 1,
+        ("middle", "weak", 0.5): 1,
+    }
+    assert counts.total_votes == 6
+
+
+def test_filters_flagged_category_dates_and_judge_source(
+    project: Project, three_models: dict[str, Comparison]
+) -> None:
+    flagged = AnnotatorFactory(state="flagged")
+    cast(three_models["strong-middle"], "left", annotator=flagged)
+    cast(three_models["strong-weak"], "left")
+    old = cast(three_models["middle-weak"], "left")
+    Vote.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=30))
+    Judgment.objects.create(
+        comparison=three_models["middle-weak"],
+        judge="tiny",
+        verdict="model_b",
+        p_a=0.2,
+        p_b=0.7,
+        p_tie=0.1,
+        consistent=True,
+    )
+    total = lambda **kw: (
+        selectors.battle_counts(project, selectors.LeaderboardFilters(**kw)).total_votes
+    )  # noqa: E731
+
+    assert total() == 2  # the flagged annotator's vote is excluded by default
+    assert total(include_flagged=True) == 3
+    assert total(category="writing") == 1
+    assert total(since=timezone.now() - timedelta(days=1)) == 1
+    assert total(until=timezone.now() - timedelta(days=1)) == 1
+    assert total(source="judge") == 1
+    assert total(source="all") == 3
+    with pytest.raises(ValueError, match="source must be one of"):
+        selectors.LeaderboardFilters(source="robots")
+
+
+def test_snapshot_stores_ratings_intervals_and_matrices(
+    project: Project, three_models: dict[str, Comparison]
+) -> None:
+    for _ in range(6):
+        cast(three_models["strong-middle"], "left")
+        cast(three_models["middle-weak"], "left")
+        cast(three_models["strong-weak"], "left")
+    cast(three_models["strong-middle"], "right")
+    cast(three_models["middle-weak"], "right")
+
+    snapshot = services.leaderboard_snapshot_create(project=project, bootstrap_rounds=200)
+
+    ranking = [row["model"] for row in sorted(snapshot.rows, key=lambda r: -r["rating"])]
+    assert ranking == ["strong", "middle", "weak"]
+    for row in snapshot.rows:
+        assert row["lower"] <= row["rating"] <= row["upper"]
+    assert snapshot.vote_count == 20
+    index = snapshot.models_order.index
+    assert snapshot.win_rates[index("strong")][index("weak")] == 1.0
+    assert snapshot.battle_counts[index("strong")][index("middle")] == 7
+    assert set(snapshot.timings) >= {"sql_aggregate", "total"}
+
+
+def test_beat_task_snapshots_only_projects_with_new_votes(
+    project: Project, three_models: dict[str, Comparison]
+) -> None:
+    assert leaderboard_snapshot_all_task() == "queued 0"
+    cast(three_models["strong-middle"], "left")
+    assert leaderboard_snapshot_all_task() == "queued 1"  # eager: runs at once
+    assert LeaderboardSnapshot.objects.filter(project=project).count() == 1
+    assert leaderboard_snapshot_all_task() == "queued 0"
+
+
+def test_leaderboard_page_serves_the_snapshot_with_charts(
+    client: Client,
+    project: Project,
+    three_models: dict[str, Comparison],
+    researcher_user,  # noqa: ANN001
+) -> None:
+    for _ in range(4):
+        cast(three_models["strong-middle"], "left")
+        cast(three_models["middle-weak"], "left")
+    client.force_login(researcher_user)
+    url = reverse("annotation:leaderboard", args=[project.slug])
+
+    page = client.get(url).content.decode()
+
+    assert "95% CI" in page and "strong" in page
+    assert page.count("<svg") >= 2  # interval whiskers and win-rate heatmap
+    assert "(stored snapshot)" in page
+    assert LeaderboardSnapshot.objects.count() == 1
+    fragment = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert (
+        fragment.lstrip().startswith('<section id="board"') and 'hx-trigger="every 10s"' in fragment
+    )
+    judge_only = client.get(url, {"source": "judge"}).content.decode()
+    assert "No votes yet." in judge_only
+    assert client.get(url, {"since": "not a date"}).status_code == 400
+
+
+def test_recompute_now_adds_a_snapshot(
+    client: Client,
+    project: Project,
+    admin_user_of_project,
+    annotator_user,  # noqa: ANN001
+) -> None:
+    url = reverse("annotation:leaderboard-refresh", args=[project.slug])
+    client.force_login(annotator_user)
+    assert client.post(url).status_code == 403
+    client.force_login(admin_user_of_project)
+    assert client.get(url).status_code == 405
+    response = client.post(url, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert LeaderboardSnapshot.objects.filter(project=project).count() == 1
+
+
+def test_charts_escape_hostile_model_names() -> None:
+    evil = "<script>alert(1)</script>"
+    rows = [{"model": evil, "rating": 1000.0, "lower": 990.0, "upper": 1010.0}]
+    for svg in (
+        charts.ci_whiskers(rows),
+        charts.win_rate_heatmap([evil, "b"], [[None, 0.7], [0.3, None]]),
+        charts.rating_history({evil: [("t1", 1000.0), ("t2", 1010.0)]}),
+    ):
+        assert "<script>" not in svg and "&lt;script&gt;" in svg
+
+
+def test_command_prints_json_for_a_project(
+    project: Project, three_models: dict[str, Comparison], capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _ in range(3):
+        cast(three_models["strong-middle"], "left")
+    call_command("leaderboard", "--project", project.slug, "--bootstrap", "100", "--format", "json")
+    payload = json.loads(capsys.readouterr().out)
+    assert [m["model"] for m in payload["models"]] == ["strong", "middle"]
+    assert set(payload["models"][0]) >= {"rating", "lower", "upper", "rank", "votes"}
+    assert payload["timings_seconds"]["sql_aggregate"] >= 0
+
+
+def test_command_reads_a_fastchat_battle_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "battles.csv"
+    log.write_text(
+        "model_a,model_b,winner\n"
+        + "x,y,model_a\n" * 8
+        + "x,y,model_b\n" * 2
+        + "x,y,tie (bothbad)\n"
+    )
+    call_command("leaderboard", "--battles", str(log), "--format", "csv", "--bootstrap", "50")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "rank,model,rating,lower,upper,votes,win_rate"
+    assert lines[1].startswith("1,x,")
+
+
+def test_command_rejects_a_bad_battle_log(tmp_path: Path) -> None:
+    bad = tmp_path / "b.jsonl"
+    bad.write_text('{"model_a": "x", "model_b": "y", "winner": "model_c"}\n')
+    with pytest.raises(CommandError, match="model_c"):
+        call_command("leaderboard", "--battles", str(bad))
+    missing = tmp_path / "m.jsonl"
+    missing.write_text('{"model_a": "x"}\n')
+    with pytest.raises(CommandError, match="needs model_a, model_b and winner"):
+        call_command("leaderboard", "--battles", str(missing))
