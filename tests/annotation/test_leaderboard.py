@@ -28,7 +28,7 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 
-def cast(comparison: Comparison, choice: str, *, annotator=None, left_is_a: bool = True) -> Vote:  # noqa: ANN001
+def cast(comparison: Comparison, choice: str, *, annotator=None, left_is_a: bool = True) -> Vote:
     assignment = AssignmentFactory(
         comparison=comparison, annotator=annotator or AnnotatorFactory(), left_is_a=left_is_a
     )
@@ -43,7 +43,7 @@ def three_models(project: Project) -> dict[str, Comparison]:
         ModelEntryFactory(project=project, name=name) for name in ("strong", "middle", "weak")
     )
 
-    def pair(a, b, category):  # noqa: ANN001, ANN202
+    def pair(a, b, category):
         return ComparisonFactory(
             project=project,
             prompt=PromptFactory(project=project, category=category),
@@ -101,9 +101,9 @@ def test_filters_flagged_category_dates_and_judge_source(
         p_tie=0.1,
         consistent=True,
     )
-    total = lambda **kw: (
-        selectors.battle_counts(project, selectors.LeaderboardFilters(**kw)).total_votes
-    )  # noqa: E731
+
+    def total(**kw: object) -> int:
+        return selectors.battle_counts(project, selectors.LeaderboardFilters(**kw)).total_votes
 
     assert total() == 2  # the flagged annotator's vote is excluded by default
     assert total(include_flagged=True) == 3
@@ -153,7 +153,7 @@ def test_leaderboard_page_serves_the_snapshot_with_charts(
     client: Client,
     project: Project,
     three_models: dict[str, Comparison],
-    researcher_user,  # noqa: ANN001
+    researcher_user,
 ) -> None:
     for _ in range(4):
         cast(three_models["strong-middle"], "left")
@@ -180,7 +180,7 @@ def test_recompute_now_adds_a_snapshot(
     client: Client,
     project: Project,
     admin_user_of_project,
-    annotator_user,  # noqa: ANN001
+    annotator_user,
 ) -> None:
     url = reverse("annotation:leaderboard-refresh", args=[project.slug])
     client.force_login(annotator_user)
