@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from models_backend.models import Judgment
+from models_backend.models import GenerationJob, JudgeJob, Judgment
 
 
 @admin.register(Judgment)
@@ -10,3 +10,33 @@ class JudgmentAdmin(admin.ModelAdmin):
     list_display = ["pk", "comparison", "judge", "verdict", "p_a", "p_b", "p_tie", "consistent"]
     list_filter = ["judge", "verdict", "consistent"]
     raw_id_fields = ["comparison"]
+
+
+@admin.register(GenerationJob)
+class GenerationJobAdmin(admin.ModelAdmin):
+    list_display = ["pk", "model", "status", "completed", "total", "error", "created_at"]
+    list_filter = ["status", "project"]
+    readonly_fields = [
+        "status",
+        "completed",
+        "total",
+        "error",
+        "attempts",
+        "started_at",
+        "finished_at",
+    ]
+
+
+@admin.register(JudgeJob)
+class JudgeJobAdmin(admin.ModelAdmin):
+    list_display = ["pk", "judge", "status", "completed", "total", "error", "created_at"]
+    list_filter = ["status", "project"]
+    readonly_fields = [
+        "status",
+        "completed",
+        "total",
+        "error",
+        "attempts",
+        "started_at",
+        "finished_at",
+    ]

@@ -1,4 +1,5 @@
-"""Model-backend records: LLM-judge verdicts (kept apart from human votes)."""
+"""Model-backend records: generation and judging jobs, and LLM-judge verdicts (kept apart
+from human votes)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from annotation.models import Comparison
+from annotation.models import Comparison, ModelEntry, Project
 
 
 class Judgment(models.Model):
@@ -44,3 +45,76 @@ class Judgment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.judge} on {self.comparison}: {self.verdict}"
+
+
+class Job(models.Model):
+    """Shared fields of a batch job run by a `gpu` worker, with live progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    completed = models.PositiveIntegerField(default=0)
+    batch_size = models.PositiveSmallIntegerField(default=16)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.completed / self.total) if self.total else 0
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+
+class GenerationJob(Job):
+    """Generate a competitor's candidates for prompts, in batches."""
+
+    model = models.ForeignKey(ModelEntry, on_delete=models.CASCADE, related_name="generation_jobs")
+    prompt_ids = models.JSONField(
+        default=list, blank=True, help_text="Prompts to answer, in order."
+    )
+    settings_hash = models.CharField(max_length=64)
+
+    class Meta(Job.Meta):
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(completed__lte=models.F("total")), name="generation_job_progress"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"generate {self.model} ({self.status}, {self.completed}/{self.total})"
+
+
+class JudgeJob(Job):
+    """Judge comparisons with an LLM judge, in batches, in both orders."""
+
+    judge = models.CharField(max_length=200)
+    judge_spec = models.JSONField(
+        default=dict, blank=True, help_text="Where the judge model comes from."
+    )
+    comparison_ids = models.JSONField(default=list, blank=True)
+
+    class Meta(Job.Meta):
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(completed__lte=models.F("total")), name="judge_job_progress"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"judge with {self.judge} ({self.status}, {self.completed}/{self.total})"

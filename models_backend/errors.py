@@ -1,0 +1,29 @@
+"""Errors raised when talking to a model backend over HTTP.
+
+Callers (Celery tasks in particular) decide whether to retry by class alone:
+`BackendUnavailable` is transient and worth a bounded retry, everything else is not.
+"""
+
+from __future__ import annotations
+
+
+class BackendError(Exception):
+    """A model backend could not give a usable answer."""
+
+    def __init__(self, message: str, *, url: str | None = None, status_code: int | None = None):
+        super().__init__(message)
+        self.url = url
+        self.status_code = status_code
+
+
+class BackendUnavailable(BackendError):
+    """Transient: connection refused or reset, a timeout, HTTP 5xx / 429. Safe to retry later."""
+
+
+class BackendResponseError(BackendError):
+    """Permanent: the backend answered, but with something unusable (not JSON, missing fields,
+    or a 4xx rejection of the request). Retrying the same request gives the same result."""
+
+
+class BackendConfigurationError(BackendError):
+    """Permanent: the endpoint is misconfigured on our side (e.g. the API key variable is unset)."""

@@ -1,0 +1,56 @@
+"""Shared by the job commands: run a job inline (eager mode) or follow it on the broker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.management.base import CommandError, OutputWrapper
+
+from models_backend import services
+from models_backend.errors import BackendError
+from models_backend.models import Job
+
+
+def progress_bar(stdout: OutputWrapper) -> Callable[[int, int], None]:
+    def draw(done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / total) if total else width
+        stdout.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", ending="")
+        stdout.flush()
+
+    return draw
+
+
+def run_or_follow(
+    job: Job, run: Callable[..., str], *, stdout: OutputWrapper, wait: bool, poll_s: float = 1.0
+) -> Job:
+    """In eager mode run the job here; with a broker, follow its progress row until it ends."""
+    draw = progress_bar(stdout)
+    draw(job.completed, job.total)
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        try:
+            run(job_pk=job.pk, progress=draw)
+        except BackendError as exc:
+            services.job_fail(job_class=type(job), pk=job.pk, error=str(exc))
+    else:
+        from models_backend import tasks
+
+        task = (
+            tasks.generation_job_task
+            if job._meta.model_name == "generationjob"
+            else tasks.judge_job_task
+        )
+        task.delay(job_pk=job.pk)
+        while wait:
+            job.refresh_from_db()
+            draw(job.completed, job.total)
+            if job.is_finished:
+                break
+            time.sleep(poll_s)
+    stdout.write("")
+    job.refresh_from_db()
+    if job.status == Job.Status.FAILED:
+        raise CommandError(f"job {job.pk} failed: {job.error}")
+    return job

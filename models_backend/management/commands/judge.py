@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotation.models import Comparison, Project
+from models_backend import services
+from models_backend.management.commands._progress import run_or_follow
+
+
+class Command(BaseCommand):
+    help = "Judge a project's comparisons with the LLM judge (both orders, a batched gpu job)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--project", required=True)
+        parser.add_argument("--judge", default=services.DEFAULT_JUDGE, help="name to store")
+        parser.add_argument("--source", default="", help="judge model source (default: Gemma)")
+        parser.add_argument("--all", action="store_true", help="every comparison, not only routed")
+        parser.add_argument("--limit", type=int, default=None)
+        parser.add_argument("--batch-size", type=int, default=8)
+        parser.add_argument("--no-wait", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        project = Project.objects.filter(slug=options["project"]).first()
+        if project is None:
+            raise CommandError(f"no project {options['project']!r}")
+        comparisons = None
+        if options["all"] or options["limit"]:
+            queryset = Comparison.objects.for_project(project).order_by("id")
+            if not options["all"]:
+                queryset = queryset.filter(route__in=["judge", "both"])
+            comparisons = list(queryset[: options["limit"]] if options["limit"] else queryset)
+        job = services.judge_job_create(
+            project=project,
+            comparisons=comparisons,
+            judge=options["judge"],
+            judge_spec={"source": options["source"]} if options["source"] else {},
+            batch_size=options["batch_size"],
+            dispatch=False,
+        )
+        job = run_or_follow(
+            job, services.judge_job_run, stdout=self.stdout, wait=not options["no_wait"]
+        )
+        self.stdout.write(self.style.SUCCESS(f"judge job {job.pk}: {job.status}"))

