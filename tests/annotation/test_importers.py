@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 
 from annotation.importers import ImportFailed, prompts_import
 from annotation.models import Candidate, Comparison, ModelEntry, Project, Prompt
+from tests.paths import DEMO_DIR, MTBENCH_DIR
 
 pytestmark = pytest.mark.django_db
 
-MTBENCH = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mtbench"
-DEMO = Path(__file__).resolve().parents[2] / "annotation" / "demo_data" / "mtbench"
+MTBENCH = MTBENCH_DIR
+DEMO = DEMO_DIR
 
 
 def write_jsonl(path: Path, lines: list[object | str]) -> Path:
@@ -178,3 +179,4 @@ def test_load_demo_is_repeatable(db: None) -> None:
     project = Project.objects.get(slug="mt-bench-demo")
     assert Comparison.objects.filter(project=project).count() == 480
     assert project.memberships.get().role == "admin"
+    assert project.models.filter(backend="transformers").count() == 2

@@ -15,8 +15,9 @@ import pytest
 
 from annotation import ratings
 from annotation.ratings import BattleCounts, LengthBattleCounts
+from tests.paths import MTBENCH_DIR
 
-MTBENCH = Path(__file__).resolve().parents[2].parent / "shared/data/mtbench"
+MTBENCH = MTBENCH_DIR
 
 
 def synthetic_battles(

@@ -221,7 +221,7 @@ def test_leaderboard_is_for_researchers_and_admins(
         client.get(url, HTTP_HX_REQUEST="true")
         .content.decode()
         .lstrip()
-        .startswith('<div id="leaderboard"')
+        .startswith('<section id="board"')
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,9 @@ from models_backend.judge_eval import (
     score_judgments,
 )
 from models_backend.loaders import get_model
+from tests.paths import MTBENCH_DIR
 
-PAIRS_FILE = Path("/work/shared/data/mtbench/pairs_human_vs_gpt4.jsonl")
+PAIRS_FILE = MTBENCH_DIR / "pairs_human_vs_gpt4.jsonl"
 
 _ONE_HOT = {"a": (1.0, 0.0, 0.0), "b": (0.0, 1.0, 0.0), "tie": (0.0, 0.0, 1.0)}
 
@@ -105,7 +105,6 @@ def test_score_judgments_needs_one_judgment_per_record() -> None:
         score_judgments([_record("model_a")], [], elapsed_s=1.0)
 
 
-@pytest.mark.skipif(not PAIRS_FILE.exists(), reason="MT-Bench pairs file not available")
 def test_records_become_judge_pairs() -> None:
     records = load_records(PAIRS_FILE)
     sample = sample_records(records, 50, seed=1)
@@ -117,7 +116,6 @@ def test_records_become_judge_pairs() -> None:
     assert pair.conversation_a[-1]["content"] == multi_turn["response_a"]
 
 
-@pytest.mark.skipif(not PAIRS_FILE.exists(), reason="MT-Bench pairs file not available")
 def test_evaluate_the_real_judge_on_two_short_pairs() -> None:
     loaded = get_model()
     records = load_records(PAIRS_FILE)

