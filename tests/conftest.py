@@ -77,8 +77,13 @@ def celery_worker_process(transactional_db: None, settings, tmp_path):
         "CELERY_TASK_ALWAYS_EAGER": "0",
         "PYTHONUNBUFFERED": "1",
     }
-    previous = (app.conf.broker_url, app.conf.task_always_eager)
-    app.conf.broker_url = broker
+    if app.conf.broker_url != broker:
+        # Connection pools are made from the URL the app started with: it must be Redis.
+        pytest.fail(
+            f"the test process must start with CELERY_BROKER_URL={broker} "
+            f"(scripts/test.sh sets it); the app uses {app.conf.broker_url!r}"
+        )
+    previous = app.conf.task_always_eager
     app.conf.task_always_eager = False
     settings.CELERY_TASK_ALWAYS_EAGER = False
     with app.connection_for_write() as conn:
@@ -106,4 +111,4 @@ def celery_worker_process(transactional_db: None, settings, tmp_path):
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
         log.close()
-        app.conf.broker_url, app.conf.task_always_eager = previous
+        app.conf.task_always_eager = previous

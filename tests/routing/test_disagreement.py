@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from routing.disagreement import (
+    ColdStartRule,
+    DisagreementModel,
+    fit_disagreement_model,
+    fit_logistic,
+)
+from routing.features import PairFeatures, RoutingPair, build_features
+
+
+def _synthetic(n: int, seed: int = 0) -> tuple[PairFeatures, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)) * np.array([1.0, 5.0, 0.01]) + np.array([0.0, 10.0, 3.0])
+    p = expit(-0.5 + 1.2 * x[:, 0] - 0.2 * (x[:, 1] - 10.0))
+    y = (rng.random(n) < p).astype(float)
+    return PairFeatures(x, ("a", "b", "c"), tuple(map(str, range(n)))), y, p
+
+
+def test_newton_matches_the_optimum_of_the_penalised_likelihood() -> None:
+    features, y, _ = _synthetic(500)
+    x = features.matrix
+    coef, intercept = fit_logistic(x, y, l2=2.0)
+    p = expit(x @ coef + intercept)
+    # Stationarity: the gradient of log loss + l2/2 |w|^2 vanishes.
+    assert np.abs(x.T @ (p - y) + 2.0 * coef).max() < 1e-6
+    assert abs((p - y).sum()) < 1e-6
+
+
+def test_model_recovers_the_signal_and_is_calibrated() -> None:
+    features, y, _ = _synthetic(4000)
+    model = fit_disagreement_model(features.rows(np.arange(3000)), y[:3000])
+    assert isinstance(model, DisagreementModel)
+    test = features.rows(np.arange(3000, 4000))
+    _, _, p_true = _synthetic(4000)
+    p = model.predict_proba(test)
+    assert np.abs(p - p_true[3000:]).mean() < 0.03
+    assert next(iter(model.weights())) == "a"
+
+
+def test_platt_calibration_keeps_the_ranking() -> None:
+    features, y, _ = _synthetic(1000)
+    plain = fit_disagreement_model(features, y)
+    calibrated = fit_disagreement_model(features, y, calibrate=True)
+    assert isinstance(calibrated, DisagreementModel)
+    assert calibrated.platt is not None
+    assert calibrated.platt[0] > 0
+    assert (
+        np.argsort(plain.predict_proba(features)) == np.argsort(calibrated.predict_proba(features))
+    ).all()
+
+
+def test_few_labels_or_one_class_fall_back_to_the_cold_start_rule() -> None:
+    features, y, _ = _synthetic(200)
+    assert isinstance(fit_disagreement_model(features.rows(np.arange(49)), y[:49]), ColdStartRule)
+    assert isinstance(fit_disagreement_model(features, np.zeros(200)), ColdStartRule)
+
+
+def test_model_refuses_features_of_another_config() -> None:
+    features, y, _ = _synthetic(200)
+    model = fit_disagreement_model(features, y)
+    other = PairFeatures(features.matrix, ("x", "b", "c"))
+    with pytest.raises(ValueError, match="FeatureConfig"):
+        model.predict_proba(other)
+
+
+def test_cold_start_escalates_null_then_inconsistent_then_tie_then_low_margin() -> None:
+    def pair(i: int, label: str | None, prob: float | None = None) -> RoutingPair:
+        return RoutingPair(str(i), "p", "a", "b", label, llm_prob_a=prob)
+
+    features = build_features(
+        [
+            pair(0, "model_a", 0.99),
+            pair(1, "model_b", 0.45),
+            pair(2, "tie"),
+            pair(3, "tie (inconsistent)"),
+            pair(4, None),
+            pair(5, "model_a"),
+        ]
+    )
+    score = ColdStartRule().predict_proba(features)
+    assert list(np.argsort(-score, kind="stable")) == [4, 3, 2, 5, 1, 0]
+
+
+def test_per_column_penalties_shrink_only_their_columns() -> None:
+    features, y, _ = _synthetic(500)
+    x = (features.matrix - features.matrix.mean(0)) / features.matrix.std(0)
+    penalty = np.array([0.0, 1e6, 0.0])
+    coef, _ = fit_logistic(x, y, l2=penalty)
+    assert abs(coef[1]) < 1e-3 < abs(coef[0])

@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import json
+import random
+from io import StringIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from routing.disagreement import ColdStartRule
+from routing.evaluation import (
+    PairsFileError,
+    auroc,
+    cross_fit,
+    evaluate_routing,
+    group_folds,
+    human_majority,
+    judge_wrong,
+    labelled_pairs_from_lines,
+    load_labelled_pairs,
+    routing_outcome,
+)
+from routing.features import PairFeatures, build_features
+from tests.paths import MTBENCH_DIR
+
+PAIRS_FILE = MTBENCH_DIR / "pairs_human_vs_gpt4.jsonl"
+needs_pairs = pytest.mark.skipif(not PAIRS_FILE.is_file(), reason=f"no {PAIRS_FILE}")
+
+
+def _record(i: int, label: str | None, votes: list[str], question: int | None = None) -> str:
+    return json.dumps(
+        {
+            "id": f"r{i}",
+            "prompt": f"prompt {i % 7}",
+            "response_a": "a " * (i % 5 + 1),
+            "response_b": "b " * (i % 3 + 1),
+            "human_votes": [{"judge": f"h{j}", "winner": w} for j, w in enumerate(votes)],
+            "llm_label": label,
+            "question_id": question if question is not None else i,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("votes", "majority"),
+    [
+        (["model_a"], ("model_a", False)),
+        (["model_a", "model_a", "tie"], ("model_a", False)),
+        (["model_a", "model_b"], (None, True)),
+        (["tie", "model_b"], (None, True)),
+        ([], (None, False)),
+    ],
+)
+def test_human_majority(votes: list[str], majority: tuple[str | None, bool]) -> None:
+    assert human_majority({"winner": w} for w in votes) == majority
+
+
+def test_splits_count_as_tie_or_are_skipped_and_no_votes_are_skipped() -> None:
+    lines = [
+        _record(0, "model_a", ["model_a", "model_b"]),
+        _record(1, "tie (inconsistent)", ["tie"]),
+        _record(2, None, ["model_b"]),
+        _record(3, "model_a", []),
+        "",
+    ]
+    loaded = labelled_pairs_from_lines(lines)
+    assert (loaded.records, loaded.skipped_no_votes, loaded.splits) == (4, 1, 1)
+    assert [lp.truth for lp in loaded.pairs] == ["tie", "tie", "model_b"]
+    # The judge's inconsistent tie counts as a tie; a missing label is wrong.
+    assert judge_wrong(loaded.pairs).tolist() == [1.0, 0.0, 1.0]
+    skipped = labelled_pairs_from_lines(lines, split_rule="skip")
+    assert skipped.skipped_splits == 1
+    assert [lp.pair.id for lp in skipped.pairs] == ["r1", "r2"]
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        ("{not json", "line 2"),
+        ('["a list"]', "line 2: not a JSON object"),
+        (_record(9, "model_z", ["model_a"]), "line 2: field 'llm_label'"),
+        (_record(9, "tie", ["model_c"]), "line 2: human_votes"),
+    ],
+)
+def test_malformed_lines_are_reported_by_number(bad_line: str, message: str) -> None:
+    with pytest.raises(PairsFileError, match=message):
+        labelled_pairs_from_lines([_record(0, "tie", ["tie"]), bad_line])
+
+
+class _MemorisingFitter:
+    """Remembers every id it was trained on and refuses to score any of them."""
+
+    def __init__(self) -> None:
+        self.scored: list[str] = []
+
+    def __call__(self, features: PairFeatures, y: np.ndarray) -> _MemorisingFitter.Scorer:
+        return self.Scorer(set(features.ids), self.scored)
+
+    class Scorer:
+        def __init__(self, trained_on: set[str], scored: list[str]) -> None:
+            self.trained_on, self.scored = trained_on, scored
+
+        def predict_proba(self, features: PairFeatures) -> np.ndarray:
+            leaked = self.trained_on & set(features.ids)
+            assert not leaked, f"scored pairs it was trained on: {sorted(leaked)[:3]}"
+            self.scored.extend(features.ids)
+            return np.full(len(features), 0.5)
+
+
+def test_cross_fitting_never_scores_a_pair_with_a_model_trained_on_it() -> None:
+    lines = [_record(i, "model_a", ["model_b"], question=i // 3) for i in range(60)]
+    labelled = labelled_pairs_from_lines(lines).pairs
+    features = build_features([lp.pair for lp in labelled])
+    fitter = _MemorisingFitter()
+    fold_of = group_folds([lp.group for lp in labelled], 5, seed=0)
+    cross_fit(features, judge_wrong(labelled), fold_of, fitter)
+    assert sorted(fitter.scored) == sorted(features.ids)  # every pair once
+    # And through the whole evaluation.
+    evaluate_routing(labelled, budgets=[0.5], folds=4, fitter=_MemorisingFitter())
+
+
+def test_folds_keep_a_question_together() -> None:
+    groups = [i // 4 for i in range(100)]
+    fold_of = group_folds(groups, 5, seed=2)
+    for g in set(groups):
+        assert len({fold_of[i] for i in range(100) if groups[i] == g}) == 1
+    assert sorted(np.bincount(fold_of)) == [20] * 5
+    with pytest.raises(ValueError, match="folds"):
+        group_folds(groups, 26, seed=0)
+
+
+def test_auroc_and_routing_outcome() -> None:
+    y = np.array([0, 0, 1, 1])
+    assert auroc(np.array([0.1, 0.2, 0.8, 0.9]), y) == 1.0
+    assert auroc(np.array([0.5, 0.5, 0.5, 0.5]), y) == 0.5
+    assert auroc(np.array([0.1, 0.2]), np.array([1, 1])) is None
+    outcome = routing_outcome(np.array([True, False, True, False]), y)
+    assert outcome == {"accuracy": 0.75, "error_capture": 0.5}
+
+
+def test_baselines_in_a_synthetic_run() -> None:
+    # Inconsistent verdicts are always wrong and decisive ones always right: the judge
+    # confidence baseline captures every error, random routing about its budget's share.
+    lines = []
+    for i in range(400):
+        inconsistent = i % 4 == 0
+        label = "tie (inconsistent)" if inconsistent else "model_a"
+        lines.append(_record(i, label, ["model_b" if inconsistent else "model_a"]))
+    labelled = labelled_pairs_from_lines(lines).pairs
+    report = evaluate_routing(labelled, budgets=[0.0, 0.25, 1.0], folds=5, random_seeds=50)
+    zero, quarter, full = report["budgets"]
+    assert zero["router"]["accuracy"] == zero["random"]["accuracy"] == 0.75
+    assert quarter["judge_confidence"]["error_capture"] == 1.0
+    assert quarter["random"]["error_capture"] == pytest.approx(0.25, abs=0.03)
+    assert quarter["error_capture_ratio_vs_random"]["judge_confidence"] == pytest.approx(
+        4.0, rel=0.15
+    )
+    # The learnt router finds the same signal; 5% of pairs go to the random audit instead,
+    # which catches a quarter of its pairs' errors on top of the 80 chosen ones.
+    assert 0.8 <= quarter["router"]["error_capture"] <= 0.9
+    assert quarter["audit_pairs"] == 20
+    assert full["router"]["accuracy"] == 1.0
+    assert report["disagreement_model"]["auroc"] == 1.0
+
+
+def test_cold_start_when_the_training_folds_are_small() -> None:
+    lines = [_record(i, "model_a", ["model_a" if i % 2 else "tie"]) for i in range(40)]
+    report = evaluate_routing(labelled_pairs_from_lines(lines).pairs, budgets=[0.5], folds=2)
+    assert report["disagreement_model"]["cold_start_folds"] == 2
+    assert isinstance(ColdStartRule(), ColdStartRule)
+
+
+@needs_pairs
+def test_router_eval_command_on_a_sample(tmp_path: Path) -> None:
+    lines = PAIRS_FILE.read_text(encoding="utf-8").splitlines()
+    sample = tmp_path / "sample.jsonl"
+    sample.write_text("\n".join(random.Random(0).sample(lines, 300)) + "\n", encoding="utf-8")
+    out = StringIO()
+    call_command(
+        "router_eval",
+        pairs=str(sample),
+        budgets="0,0.1,0.25,0.5,1",
+        folds=3,
+        seed=0,
+        format="json",
+        stdout=out,
+    )
+    report = json.loads(out.getvalue())
+    assert report["records"] == report["pairs"] == 300
+    assert report["skipped_no_human_votes"] == 0
+    assert [row["budget"] for row in report["budgets"]] == [0, 0.1, 0.25, 0.5, 1]
+    model = report["disagreement_model"]
+    assert 0 <= model["auroc"] <= 1
+    assert 0 <= model["auroc_judge_confidence"] <= 1
+    for row in report["budgets"]:
+        assert row["human_labels"] == round(row["budget"] * 300)
+        for routing in ("router", "judge_confidence", "random"):
+            assert set(row[routing]) == {"accuracy", "error_capture"}
+            assert all(0 <= v <= 1 for v in row[routing].values())
+    assert report["budgets"][-1]["router"]["accuracy"] == 1.0
+    table = StringIO()
+    call_command("router_eval", pairs=str(sample), folds=3, format="table", stdout=table)
+    assert "AUROC" in table.getvalue()
+
+
+def test_router_eval_names_the_malformed_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(_record(0, "tie", ["tie"]) + "\n\n{oops\n", encoding="utf-8")
+    with pytest.raises(CommandError, match=r"bad.jsonl: line 3"):
+        call_command("router_eval", pairs=str(bad), stdout=StringIO())
+
+
+@pytest.mark.parametrize(
+    ("budgets", "message"), [("0,abc", "'abc' is not a number"), ("0.5,1.5", "1.5"), ("-1", "-1")]
+)
+def test_router_eval_refuses_bad_budgets(tmp_path: Path, budgets: str, message: str) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(_record(0, "tie", ["tie"]) + "\n", encoding="utf-8")
+    with pytest.raises(CommandError, match=message):
+        call_command("router_eval", pairs=str(good), budgets=budgets, stdout=StringIO())
+
+
+def test_router_eval_refuses_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="no such file"):
+        call_command("router_eval", pairs=str(tmp_path / "none.jsonl"), stdout=StringIO())
+
+
+@needs_pairs
+def test_the_shared_pairs_file_loads() -> None:
+    loaded = load_labelled_pairs(PAIRS_FILE)
+    assert loaded.records == len(loaded.pairs) + loaded.skipped_no_votes
