@@ -1,0 +1,115 @@
+"""Who labels which comparison, within a human budget. Django-free.
+
+Every pair gets one route:
+
+- `both`: a seeded uniform random audit stream. These pairs get a human label AND the
+  judge's, so the judge's accuracy (and the disagreement model's training data) is measured
+  on an unselected sample; pairs the router chose for humans are the judge's hardest and
+  would make it look worse than it is.
+- `human`: the pairs with the highest expected value of a human label per unit of cost,
+  P(judge disagrees) x value / cost, taken greedily until the budget is spent.
+- `judge`: the rest.
+
+The audit stream is paid from the same human budget: a budget of B human labels means B
+human labels in total, whatever the audit share. Its size is `audit_fraction` of the pairs,
+capped by the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Route = Literal["human", "judge", "both"]
+ROUTES: tuple[Route, ...] = ("human", "judge", "both")
+DEFAULT_AUDIT_FRACTION = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """Routes per pair (in input order), the priority each was ranked by, and the budget."""
+
+    routes: tuple[Route, ...]
+    priority: np.ndarray
+    budget: float
+    spent: float
+
+    @property
+    def to_human(self) -> np.ndarray:
+        """True where a human labels the pair (routes `human` and `both`)."""
+        return np.fromiter((r != "judge" for r in self.routes), bool, len(self.routes))
+
+    def count(self, route: Route) -> int:
+        return sum(r == route for r in self.routes)
+
+
+def budget_units(budget: float | int, total: float) -> float:
+    """The budget in cost units: a float in [0, 1] is a share of `total`, an int an amount.
+
+    A share of a count of pairs is rounded to the nearest pair, so 25% of 10 pairs is 2 (and
+    not a fractional third pair).
+    """
+    if isinstance(budget, bool) or not isinstance(budget, int | float):
+        raise ValueError(f"budget must be a share in [0, 1] or a whole amount, not {budget!r}")
+    if isinstance(budget, int):
+        if budget < 0:
+            raise ValueError(f"budget must not be negative, not {budget}")
+        return float(budget)
+    if not 0.0 <= budget <= 1.0 or math.isnan(budget):
+        raise ValueError(f"a budget share must lie in [0, 1], not {budget}")
+    return budget * total
+
+
+def allocate(
+    p_disagree: np.ndarray,
+    *,
+    budget: float | int,
+    audit_fraction: float = DEFAULT_AUDIT_FRACTION,
+    value: float | np.ndarray = 1.0,
+    costs: np.ndarray | None = None,
+    seed: int = 0,
+) -> Allocation:
+    """Route each pair to `human`, `judge` or `both` within `budget`.
+
+    `budget` is a share of the pairs (float in [0, 1]) or a number of pairs (int); with
+    `costs` (say, proportional to reading length) it is a share of the total cost or an amount
+    of cost instead. Unit costs spend the budget exactly (rounded to whole pairs). With costs
+    the greedy pass skips pairs that no longer fit and goes on to cheaper ones. Pairs of equal
+    priority are ordered at random (seeded), not by their position in the input.
+    """
+    p = np.asarray(p_disagree, dtype=float)
+    n = len(p)
+    if not 0.0 <= audit_fraction <= 1.0:
+        raise ValueError(f"audit_fraction must lie in [0, 1], not {audit_fraction}")
+    unit_costs = costs is None
+    cost = np.ones(n) if costs is None else np.asarray(costs, dtype=float)
+    if cost.shape != (n,) or np.any(cost <= 0):
+        raise ValueError("costs must be one positive number per pair")
+    limit = budget_units(budget, float(cost.sum()))
+    if unit_costs:
+        limit = float(min(round(limit), n))
+    rng = np.random.default_rng(seed)
+    routes: list[Route] = ["judge"] * n
+    spent = 0.0
+
+    audit_target = min(round(audit_fraction * n), n)
+    for i in rng.permutation(n)[:audit_target]:
+        if spent + cost[i] <= limit + 1e-9:
+            routes[i] = "both"
+            spent += cost[i]
+
+    priority = p * np.asarray(value, dtype=float) / cost
+    # lexsort sorts by the last key first: priority descending, then a random tie-break.
+    order = np.lexsort((rng.random(n), -priority))
+    for i in order:
+        if routes[i] != "judge":
+            continue
+        if spent + cost[i] <= limit + 1e-9:
+            routes[i] = "human"
+            spent += cost[i]
+        elif unit_costs:
+            break
+    return Allocation(routes=tuple(routes), priority=priority, budget=limit, spent=spent)

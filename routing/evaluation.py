@@ -1,0 +1,304 @@
+"""Offline evaluation of the hybrid router on pairs with human votes and a judge label.
+
+Django-free. The contract:
+
+- Ground truth is the human majority: the outcome (model_a, model_b or tie) with strictly the
+  most votes. When the top count is shared (say one vote for A and one for B) the humans
+  expressed no preference, and with `split_rule="tie"` (the default) that counts as a tie;
+  with `split_rule="skip"` such pairs are left out. Either way they are counted. Records
+  without human votes are skipped and counted.
+- A pair routed to a human (route `human` or `both`) gets the ground truth. A pair routed to
+  the judge gets the judge's label; "tie (inconsistent)" counts as tie and a missing label
+  counts as wrong.
+- The disagreement model is cross-fitted: the pairs are split into K folds (whole questions
+  per fold, so a prompt is never both trained on and routed) and each fold is scored by a model
+  fitted on the other folds only. The budget is then allocated over all the out-of-fold scores.
+- Baselines from the same run: random routing (averaged over seeds) and routing by the judge's
+  confidence alone (`ColdStartRule`: null, then inconsistent, then tie, then margin).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from scipy.stats import rankdata
+
+from routing.allocation import DEFAULT_AUDIT_FRACTION, allocate
+from routing.disagreement import (
+    ColdStartRule,
+    DisagreementModel,
+    DisagreementScorer,
+    fit_disagreement_model,
+)
+from routing.features import (
+    FeatureConfig,
+    PairFeatures,
+    RoutingPair,
+    build_features,
+    pair_from_record,
+)
+
+Outcome = Literal["model_a", "model_b", "tie"]
+SplitRule = Literal["tie", "skip"]
+Fitter = Callable[[PairFeatures, np.ndarray], DisagreementScorer]
+OUTCOMES: tuple[Outcome, ...] = ("model_a", "model_b", "tie")
+
+
+class PairsFileError(ValueError):
+    """A malformed pairs file; the message starts with the line number."""
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledPair:
+    pair: RoutingPair
+    truth: Outcome
+    group: Hashable
+
+
+@dataclass(slots=True)
+class LabelledPairs:
+    pairs: list[LabelledPair] = field(default_factory=list)
+    records: int = 0
+    skipped_no_votes: int = 0
+    splits: int = 0
+    skipped_splits: int = 0
+
+
+def human_majority(votes: Iterable[Mapping[str, Any]]) -> tuple[Outcome | None, bool]:
+    """(the outcome with strictly the most votes or None, whether the top count was shared)."""
+    counts = Counter(vote["winner"] for vote in votes)
+    ranked = counts.most_common()
+    if not ranked:
+        return None, False
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        return None, True
+    return ranked[0][0], False
+
+
+def judge_outcome(label: str | None) -> Outcome | None:
+    if label is None:
+        return None
+    return "tie" if label.startswith("tie") else label  # type: ignore[return-value]
+
+
+def _labelled_from_record(
+    record: Any, result: LabelledPairs, split_rule: SplitRule
+) -> LabelledPair | None:
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    pair = pair_from_record(record)
+    votes = record.get("human_votes") or []
+    if not isinstance(votes, list) or not all(
+        isinstance(v, dict) and v.get("winner") in OUTCOMES for v in votes
+    ):
+        raise ValueError(f"human_votes must be a list of {{winner: one of {OUTCOMES}}}")
+    if not votes:
+        result.skipped_no_votes += 1
+        return None
+    truth, split = human_majority(votes)
+    if split:
+        result.splits += 1
+        if split_rule == "skip":
+            result.skipped_splits += 1
+            return None
+        truth = "tie"
+    assert truth is not None
+    group = record.get("question_id", pair.id)
+    return LabelledPair(pair=pair, truth=truth, group=group)
+
+
+def labelled_pairs_from_lines(
+    lines: Iterable[str], *, split_rule: SplitRule = "tie"
+) -> LabelledPairs:
+    """Parse JSON lines in the MT-Bench pairs schema; PairsFileError names the bad line."""
+    result = LabelledPairs()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            labelled = _labelled_from_record(record, result, split_rule)
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            raise PairsFileError(f"line {number}: {exc}") from exc
+        result.records += 1
+        if labelled is not None:
+            result.pairs.append(labelled)
+    return result
+
+
+def load_labelled_pairs(path: str | Path, *, split_rule: SplitRule = "tie") -> LabelledPairs:
+    with Path(path).open(encoding="utf-8") as lines:
+        return labelled_pairs_from_lines(lines, split_rule=split_rule)
+
+
+def judge_wrong(labelled: Sequence[LabelledPair]) -> np.ndarray:
+    """1.0 where the judge's label (tie for inconsistent, None counts wrong) misses the truth."""
+    return np.fromiter(
+        (judge_outcome(lp.pair.llm_label) != lp.truth for lp in labelled), float, len(labelled)
+    )
+
+
+def group_folds(groups: Sequence[Hashable], folds: int, seed: int) -> np.ndarray:
+    """The fold of each pair: whole groups per fold, groups dealt out in a seeded order."""
+    unique = list(dict.fromkeys(groups))
+    if folds < 2 or folds > len(unique):
+        raise ValueError(f"need 2 <= folds <= {len(unique)} groups, not {folds}")
+    fold_of_group = {
+        unique[g]: i % folds
+        for i, g in enumerate(np.random.default_rng(seed).permutation(len(unique)))
+    }
+    return np.fromiter((fold_of_group[g] for g in groups), int, len(groups))
+
+
+def cross_fit(
+    features: PairFeatures,
+    y: np.ndarray,
+    fold_of: np.ndarray,
+    fitter: Fitter,
+) -> tuple[np.ndarray, list[DisagreementScorer]]:
+    """Out-of-fold P(judge wrong): each fold is scored by a model that never saw it."""
+    scores = np.zeros(len(features))
+    scorers: list[DisagreementScorer] = []
+    for fold in np.unique(fold_of):
+        train, held = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
+        scorer = fitter(features.rows(train), y[train])
+        scores[held] = scorer.predict_proba(features.rows(held))
+        scorers.append(scorer)
+    return scores, scorers
+
+
+def auroc(scores: np.ndarray, y: np.ndarray) -> float | None:
+    """Area under the ROC curve (Mann-Whitney, ties counted half); None with one class."""
+    positives = y > 0
+    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = rankdata(scores)
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def reliability(p: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, float | int]]:
+    """Mean predicted vs observed rate per equal-width probability bin (empty bins left out)."""
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    table = []
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            table.append(
+                {
+                    "bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}",
+                    "pairs": int(inside.sum()),
+                    "predicted": round(float(p[inside].mean()), 4),
+                    "observed": round(float(y[inside].mean()), 4),
+                }
+            )
+    return table
+
+
+def routing_outcome(to_human: np.ndarray, wrong: np.ndarray) -> dict[str, float]:
+    """Final-label accuracy and the share of the judge's errors that went to a human."""
+    errors = wrong > 0
+    return {
+        "accuracy": float(np.mean(to_human | ~errors)),
+        "error_capture": float((to_human & errors).sum() / errors.sum()) if errors.any() else 1.0,
+    }
+
+
+def _rounded(values: Mapping[str, float]) -> dict[str, float]:
+    return {key: round(value, 4) for key, value in values.items()}
+
+
+def _random_baseline(n: int, k: int, wrong: np.ndarray, seeds: int, seed: int) -> dict[str, float]:
+    outcomes = []
+    for s in range(seeds):
+        to_human = np.zeros(n, bool)
+        to_human[np.random.default_rng([seed, s]).choice(n, size=k, replace=False)] = True
+        outcomes.append(routing_outcome(to_human, wrong))
+    return {key: float(np.mean([o[key] for o in outcomes])) for key in outcomes[0]}
+
+
+def _ratio(ours: float, random: float) -> float | None:
+    return round(ours / random, 4) if random > 0 else None
+
+
+def evaluate_routing(
+    labelled: Sequence[LabelledPair],
+    *,
+    budgets: Sequence[float],
+    folds: int = 5,
+    seed: int = 0,
+    audit_fraction: float = DEFAULT_AUDIT_FRACTION,
+    random_seeds: int = 20,
+    config: FeatureConfig | None = None,
+    fitter: Fitter | None = None,
+) -> dict[str, Any]:
+    """Cross-fitted routing figures at each human budget (a share of the pairs), for the
+    router and both baselines, plus the disagreement model's AUROC and calibration."""
+    if not labelled:
+        raise ValueError("no pairs with human votes to evaluate on")
+    fitter = fitter or (lambda x, y: fit_disagreement_model(x, y, seed=seed))
+    features = build_features([lp.pair for lp in labelled], config)
+    wrong = judge_wrong(labelled)
+    fold_of = group_folds([lp.group for lp in labelled], folds, seed)
+    p_wrong, scorers = cross_fit(features, wrong, fold_of, fitter)
+    rule_score = ColdStartRule().predict_proba(features)
+    n = len(labelled)
+
+    per_budget = []
+    for budget in budgets:
+        ours = allocate(p_wrong, budget=float(budget), audit_fraction=audit_fraction, seed=seed)
+        k = int(ours.to_human.sum())
+        rule = allocate(rule_score, budget=float(budget), audit_fraction=0.0, seed=seed)
+        random = _random_baseline(n, k, wrong, random_seeds, seed)
+        ours_outcome = routing_outcome(ours.to_human, wrong)
+        rule_outcome = routing_outcome(rule.to_human, wrong)
+        per_budget.append(
+            {
+                "budget": float(budget),
+                "human_labels": k,
+                "audit_pairs": ours.count("both"),
+                "router": _rounded(ours_outcome),
+                "judge_confidence": _rounded(rule_outcome),
+                "random": _rounded(random),
+                "error_capture_ratio_vs_random": {
+                    "router": _ratio(ours_outcome["error_capture"], random["error_capture"]),
+                    "judge_confidence": _ratio(
+                        rule_outcome["error_capture"], random["error_capture"]
+                    ),
+                },
+            }
+        )
+
+    models = [s for s in scorers if isinstance(s, DisagreementModel)]
+    return {
+        "pairs": n,
+        "judge_error_rate": round(float(wrong.mean()), 4),
+        "judge_null_labels": sum(lp.pair.llm_label is None for lp in labelled),
+        "folds": folds,
+        "seed": seed,
+        "audit_fraction": audit_fraction,
+        "random_seeds": random_seeds,
+        "features": len(features.names),
+        "disagreement_model": {
+            "auroc": _round_or_none(auroc(p_wrong, wrong)),
+            "auroc_judge_confidence": _round_or_none(auroc(rule_score, wrong)),
+            "brier": round(float(np.mean((p_wrong - wrong) ** 2)), 4),
+            "brier_base_rate": round(float(wrong.mean() * (1 - wrong.mean())), 4),
+            "cold_start_folds": sum(isinstance(s, ColdStartRule) for s in scorers),
+            "penalty_per_fold": [
+                {"l2": m.l2, "judge_penalty_share": m.judge_penalty_share} for m in models
+            ],
+            "reliability": reliability(p_wrong, wrong),
+        },
+        "budgets": per_budget,
+    }
+
+
+def _round_or_none(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
