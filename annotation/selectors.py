@@ -139,24 +139,22 @@ def _human_votes(project: Project, filters: LeaderboardFilters) -> QuerySet[Vote
         )
         if excluded:
             votes = votes.exclude(annotator_id__in=excluded)
-    if filters.since is not None:
-        votes = votes.filter(created_at__gte=filters.since)
-    if filters.until is not None:
-        votes = votes.filter(created_at__lt=filters.until)
-    if filters.category:
-        votes = votes.filter(comparison__prompt__category=filters.category)
-    return votes
+    return _in_window(votes, filters)
 
 
 def _judgments(project: Project, filters: LeaderboardFilters) -> QuerySet[Judgment]:
-    judgments = Judgment.objects.filter(comparison__project=project)
+    return _in_window(Judgment.objects.filter(comparison__project=project), filters)
+
+
+def _in_window(labels: QuerySet, filters: LeaderboardFilters) -> QuerySet:
+    """Votes or judgments restricted to the filters' date range and category."""
     if filters.since is not None:
-        judgments = judgments.filter(created_at__gte=filters.since)
+        labels = labels.filter(created_at__gte=filters.since)
     if filters.until is not None:
-        judgments = judgments.filter(created_at__lt=filters.until)
+        labels = labels.filter(created_at__lt=filters.until)
     if filters.category:
-        judgments = judgments.filter(comparison__prompt__category=filters.category)
-    return judgments
+        labels = labels.filter(comparison__prompt__category=filters.category)
+    return labels
 
 
 def _grouped(queryset: QuerySet, outcome: str, extra: tuple[str, ...] = ()) -> list[tuple]:

@@ -8,17 +8,18 @@ from django.db import OperationalError
 from annotation import services
 from annotation.models import Project
 
+# Idempotent database work: redelivery is safe, a lost database connection is retried.
+RETRYING_DB_TASK = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": 2,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=2,
-    retry_jitter=True,
-    max_retries=5,
-    soft_time_limit=120,
-    time_limit=150,
-)
+
+@shared_task(**RETRYING_DB_TASK, soft_time_limit=120, time_limit=150)
 def elo_refresh_task(*, project_pk: int) -> str:
     """Rebuild a project's live Elo table. Safe to run more than once."""
     project = Project.objects.filter(pk=project_pk).first()
@@ -28,16 +29,7 @@ def elo_refresh_task(*, project_pk: int) -> str:
     return f"applied {applied} votes"
 
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=2,
-    retry_jitter=True,
-    max_retries=3,
-    soft_time_limit=300,
-    time_limit=330,
-)
+@shared_task(**RETRYING_DB_TASK, soft_time_limit=300, time_limit=330)
 def leaderboard_snapshot_task(*, project_pk: int) -> str:
     """Store a fresh default leaderboard for one project. Safe to run more than once."""
     project = Project.objects.filter(pk=project_pk).first()

@@ -12,9 +12,7 @@ class JudgmentAdmin(admin.ModelAdmin):
     raw_id_fields = ["comparison"]
 
 
-@admin.register(GenerationJob)
-class GenerationJobAdmin(admin.ModelAdmin):
-    list_display = ["pk", "model", "status", "completed", "total", "error", "created_at"]
+class JobAdmin(admin.ModelAdmin):
     list_filter = ["status", "project"]
     readonly_fields = [
         "status",
@@ -25,18 +23,13 @@ class GenerationJobAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
     ]
+
+
+@admin.register(GenerationJob)
+class GenerationJobAdmin(JobAdmin):
+    list_display = ["pk", "model", "status", "completed", "total", "error", "created_at"]
 
 
 @admin.register(JudgeJob)
-class JudgeJobAdmin(admin.ModelAdmin):
+class JudgeJobAdmin(JobAdmin):
     list_display = ["pk", "judge", "status", "completed", "total", "error", "created_at"]
-    list_filter = ["status", "project"]
-    readonly_fields = [
-        "status",
-        "completed",
-        "total",
-        "error",
-        "attempts",
-        "started_at",
-        "finished_at",
-    ]
