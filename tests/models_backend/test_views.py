@@ -1,0 +1,68 @@
+"""The jobs page: staff only, live progress fragment, starting jobs."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from annotation.models import Project
+from models_backend.models import GenerationJob, Job, JudgeJob
+from tests.factories import ModelEntryFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_is_for_researchers_and_admins_only(
+    client: Client, project: Project, annotator_user, outsider_user, researcher_user
+) -> None:
+    url = reverse("models_backend:jobs", args=[project.slug])
+    assert client.get(url).status_code == 403
+    for user in (annotator_user, outsider_user):
+        client.force_login(user)
+        assert client.get(url).status_code == 403
+    client.force_login(researcher_user)
+    assert client.get(url).status_code == 200
+
+
+def test_it_polls_while_a_job_runs(client: Client, project: Project, researcher_user) -> None:
+    model = ModelEntryFactory(project=project, backend="transformers")
+    GenerationJob.objects.create(
+        project=project, model=model, settings_hash="x", total=10, completed=4,
+        status=Job.Status.RUNNING,
+    )  # fmt: skip
+    client.force_login(researcher_user)
+    fragment = client.get(
+        reverse("models_backend:jobs", args=[project.slug]), HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert fragment.lstrip().startswith('<section id="jobs"')
+    assert 'hx-trigger="every 2s"' in fragment
+    assert '<progress max="10" value="4">' in fragment
+
+
+def test_generating_with_an_imported_model_says_why_not(
+    client: Client, project: Project, admin_user_of_project
+) -> None:
+    model = ModelEntryFactory(project=project)  # imported outputs only
+    client.force_login(admin_user_of_project)
+    url = reverse("models_backend:jobs-generate", args=[project.slug])
+    assert client.get(url).status_code == 405
+    response = client.post(url, {"model": model.pk}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 400
+    assert "imported outputs only" in response.content.decode()
+    assert GenerationJob.objects.count() == 0
+    other_projects_model = ModelEntryFactory(backend="transformers")
+    response = client.post(url, {"model": other_projects_model.pk}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 400
+    assert GenerationJob.objects.count() == 0
+
+
+def test_judging_with_nothing_routed_finishes_at_once(
+    client: Client, project: Project, admin_user_of_project, django_capture_on_commit_callbacks
+) -> None:
+    client.force_login(admin_user_of_project)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("models_backend:jobs-judge", args=[project.slug]))
+    assert response.status_code == 302
+    job = JudgeJob.objects.get()
+    assert (job.status, job.total) == (Job.Status.DONE, 0)
