@@ -49,6 +49,18 @@ def job_fail(*, job_class: type[Job], pk: int, error: str) -> None:
     )
 
 
+def _job_save(job: JobT, *, dispatch: bool) -> JobT:
+    """Validate and store a new job; with `dispatch`, queue its gpu task after commit."""
+    from models_backend import tasks  # noqa: PLC0415 - tasks import this module
+
+    job.full_clean()
+    job.save()
+    if dispatch:
+        task = tasks.generation_job_task if isinstance(job, GenerationJob) else tasks.judge_job_task
+        task.delay_on_commit(job_pk=job.pk)
+    return job
+
+
 def _finish(job: Job) -> None:
     type(job).objects.filter(pk=job.pk).update(
         status=Job.Status.DONE, finished_at=timezone.now(), error=""
@@ -83,13 +95,7 @@ def generation_job_create(
         total=len(chosen),
         batch_size=batch_size,
     )
-    job.full_clean()
-    job.save()
-    if dispatch:
-        from models_backend.tasks import generation_job_task  # noqa: PLC0415 - tasks import us
-
-        generation_job_task.delay_on_commit(job_pk=job.pk)
-    return job
+    return _job_save(job, dispatch=dispatch)
 
 
 def generation_job_run(*, job_pk: int, progress: ProgressFn | None = None) -> str:
@@ -185,13 +191,7 @@ def judge_job_create(
         total=len(comparisons),
         batch_size=batch_size,
     )
-    job.full_clean()
-    job.save()
-    if dispatch:
-        from models_backend.tasks import judge_job_task  # noqa: PLC0415 - tasks import us
-
-        judge_job_task.delay_on_commit(job_pk=job.pk)
-    return job
+    return _job_save(job, dispatch=dispatch)
 
 
 def judge_pair_for(comparison: Comparison) -> Any:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from annotation.models import Candidate, Comparison, ModelEntry, Project
 from models_backend import services
@@ -189,3 +190,26 @@ def test_finished_job_is_not_run_again() -> None:
     assert services.generation_job_run(job_pk=job.pk) == "already finished"
     judge = JudgeJob.objects.create(project=model.project, judge="j", status=Job.Status.FAILED)
     assert services.judge_job_run(job_pk=judge.pk) == "already finished"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_generate_command_runs_the_job_with_a_progress_bar(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    project = ProjectFactory()
+    PromptFactory(project=project, external_id="q1", turns=["Say hello."])
+    PromptFactory(project=project, external_id="q2", turns=["Say goodbye."])
+    model = local_model(project, "gemma-greedy", {"max_new_tokens": 4, "temperature": 0})
+
+    call_command("generate", "--project", project.slug, "--model", model.name, "--prompts", "q1")
+
+    output = capsys.readouterr().out
+    assert "[##############################] 1/1" in output and ": done" in output
+    assert list(Candidate.objects.values_list("prompt__external_id", flat=True)) == ["q1"]
+    with pytest.raises(CommandError, match="unknown prompt ids: nope"):
+        call_command(
+            "generate", "--project", project.slug, "--model", model.name, "--prompts", "nope"
+        )
+    imported = ModelEntryFactory(project=project, name="imported")
+    with pytest.raises(CommandError, match="imported outputs only"):
+        call_command("generate", "--project", project.slug, "--model", imported.name)

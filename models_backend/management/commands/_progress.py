@@ -26,7 +26,8 @@ def progress_bar(stdout: OutputWrapper) -> Callable[[int, int], None]:
 def run_or_follow(
     job: Job, run: Callable[..., str], *, stdout: OutputWrapper, wait: bool, poll_s: float = 1.0
 ) -> Job:
-    """In eager mode run the job here; with a broker, follow its progress row until it ends."""
+    """In eager mode run the job here; with a broker (the job was queued when it was
+    created), follow its progress row until it ends."""
     draw = progress_bar(stdout)
     draw(job.completed, job.total)
     if settings.CELERY_TASK_ALWAYS_EAGER:
@@ -35,14 +36,6 @@ def run_or_follow(
         except BackendError as exc:
             services.job_fail(job_class=type(job), pk=job.pk, error=str(exc))
     else:
-        from models_backend import tasks
-
-        task = (
-            tasks.generation_job_task
-            if job._meta.model_name == "generationjob"
-            else tasks.judge_job_task
-        )
-        task.delay(job_pk=job.pk)
         while wait:
             job.refresh_from_db()
             draw(job.completed, job.total)

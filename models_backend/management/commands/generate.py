@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import ModelEntry, Prompt
@@ -35,7 +36,10 @@ class Command(BaseCommand):
                 raise CommandError(f"unknown prompt ids: {', '.join(sorted(missing))}")
         try:
             job = services.generation_job_create(
-                model=model, prompts=prompts, batch_size=options["batch_size"], dispatch=False
+                model=model,
+                prompts=prompts,
+                batch_size=options["batch_size"],
+                dispatch=not settings.CELERY_TASK_ALWAYS_EAGER,
             )
         except BackendError as exc:
             raise CommandError(str(exc)) from exc

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import Comparison, Project
@@ -37,7 +38,7 @@ class Command(BaseCommand):
             judge=options["judge"],
             judge_spec={"source": options["source"]} if options["source"] else {},
             batch_size=options["batch_size"],
-            dispatch=False,
+            dispatch=not settings.CELERY_TASK_ALWAYS_EAGER,
         )
         job = run_or_follow(
             job, services.judge_job_run, stdout=self.stdout, wait=not options["no_wait"]
