@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
@@ -295,6 +296,15 @@ def leaderboard_compute(
     return LeaderboardResult(board=board, counts=counts, timings=timings)
 
 
+def json_number(value: float) -> float | None:
+    """A float for JSON: NaN and infinities (no battles, no finite rating) become None."""
+    return float(value) if math.isfinite(value) else None
+
+
+def json_matrix(values: np.ndarray) -> list[list[float | None]]:
+    return [[json_number(v) for v in row] for row in values.tolist()]
+
+
 @dataclass(frozen=True)
 class SnapshotView:
     """What the leaderboard page shows, from a stored snapshot or a fresh computation."""
@@ -322,14 +332,10 @@ class SnapshotView:
     @classmethod
     def from_result(cls, result: LeaderboardResult) -> SnapshotView:
         counts = result.counts
-        win_rates = ratings.win_rate_matrix(counts) if counts.total_votes else None
         return cls(
             rows=result.board.rows,
             models=list(counts.models),
-            win_rates=[
-                [float(v) if math.isfinite(v) else None for v in row]  # no battles: None
-                for row in (win_rates.tolist() if win_rates is not None else [])
-            ],
+            win_rates=json_matrix(ratings.win_rate_matrix(counts)) if counts.total_votes else [],
             vote_count=counts.total_votes,
             computed_at=timezone.now(),
             timings=result.timings,

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import math
 import random
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
-import numpy as np
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.backends.base import SessionBase
@@ -418,14 +416,6 @@ def elo_refresh(*, project: Project) -> int:
 # --- leaderboard snapshots --------------------------------------------------------------
 
 
-def _finite(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
-
-
-def _matrix(values: np.ndarray) -> list[list[float | None]]:
-    return [[_finite(v) for v in row] for row in values.tolist()]
-
-
 @transaction.atomic
 def leaderboard_snapshot_create(
     *,
@@ -451,15 +441,19 @@ def leaderboard_snapshot_create(
         bootstrap_rounds=bootstrap_rounds,
         vote_count=counts.total_votes,
         rows=[
-            {k: _finite(v) if isinstance(v, float) else v for k, v in row.items()}
+            {k: selectors.json_number(v) if isinstance(v, float) else v for k, v in row.items()}
             for row in result.board.rows
         ],
         models_order=list(counts.models),
-        win_rates=_matrix(ratings.win_rate_matrix(counts)) if has_votes else [],
+        win_rates=selectors.json_matrix(ratings.win_rate_matrix(counts)) if has_votes else [],
         predicted_win_rates=(
-            _matrix(ratings.predicted_win_rates(result.board.strength)) if has_votes else []
+            selectors.json_matrix(ratings.predicted_win_rates(result.board.strength))
+            if has_votes
+            else []
         ),
-        battle_counts=_matrix(ratings.battle_count_matrix(counts)) if has_votes else [],
+        battle_counts=selectors.json_matrix(ratings.battle_count_matrix(counts))
+        if has_votes
+        else [],
         timings=result.timings,
     )
     snapshot.full_clean()
