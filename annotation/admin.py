@@ -4,6 +4,8 @@ from django.contrib import admin
 
 from annotation.models import (
     Annotator,
+    AnnotatorAssessment,
+    AnnotatorStateChange,
     Assignment,
     Candidate,
     Comparison,
@@ -80,9 +82,37 @@ class ComparisonAdmin(admin.ModelAdmin):
 
 @admin.register(Annotator)
 class AnnotatorAdmin(admin.ModelAdmin):
-    list_display = ["pseudonym", "user", "state", "created_at"]
+    """States change through the review pages, which record who, when and why."""
+
+    list_display = ["pseudonym", "user", "state", "state_changed_at", "created_at"]
     list_filter = ["state"]
     search_fields = ["pseudonym", "user__username"]
+    readonly_fields = ["state", "state_reason", "state_changed_at", "reviewed_at"]
+
+
+@admin.register(AnnotatorStateChange)
+class AnnotatorStateChangeAdmin(admin.ModelAdmin):
+    """The audit trail: read-only."""
+
+    list_display = ["created_at", "annotator", "from_state", "to_state", "actor", "project"]
+    list_filter = ["to_state", "project"]
+    search_fields = ["annotator__pseudonym", "reason"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AnnotatorAssessment)
+class AnnotatorAssessmentAdmin(admin.ModelAdmin):
+    list_display = ["annotator", "project", "votes", "trust", "suspicious", "assessed_at"]
+    list_filter = ["project", "suspicious"]
+    search_fields = ["annotator__pseudonym"]
 
 
 @admin.register(Assignment)

@@ -128,3 +128,44 @@ def rating_history(
             f"{escape(name)}</text>"
         )
     return _svg(width, height, body, "Rating history")
+
+
+CHOICE_COLOURS = {"left": "#1f6feb", "right": "#d73a49", "tie": "#bf8700", "both_bad": "#57606a"}
+
+
+def vote_timeline(
+    points: Sequence[tuple[float, float | None, str]], *, width: int = 720, height: int = 180
+) -> str:
+    """Each vote as a dot: when it was cast (x) against seconds taken (y, log scale).
+
+    ``points`` are (Unix time, seconds to vote or None, choice); the dot's colour is the
+    choice, so a bot's monotone stripe of fast left votes shows at a glance.
+    """
+    timed = [(t, s, c) for t, s, c in points if s is not None]
+    if not timed:
+        return ""
+    import math  # noqa: PLC0415 - local to the one chart that needs it
+
+    first = min(t for t, _, _ in timed)
+    span = max(max(t for t, _, _ in timed) - first, 1.0)
+    top = math.log10(max(*(s for _, s, _ in timed), 10.0))
+    bottom = -1.0  # 0.1 s
+    left, plot_w, plot_h = 40, width - 50, height - 30
+
+    def y(seconds: float) -> float:
+        value = math.log10(max(seconds, 0.1))
+        return 10 + plot_h * (1 - (value - bottom) / (top - bottom))
+
+    body = []
+    for label, seconds in (("1 s", 1), ("10 s", 10), ("100 s", 100)):
+        if math.log10(seconds) <= top:
+            body.append(
+                f'<line x1="{left}" x2="{width - 10}" y1="{y(seconds):.1f}" y2="{y(seconds):.1f}" '
+                f'stroke="#d0d7de"/><text x="{left - 4}" y="{y(seconds) + 4:.1f}" font-size="10" '
+                f'text-anchor="end">{label}</text>'
+            )
+    for t, seconds, choice in timed:
+        x = left + (t - first) / span * plot_w
+        colour = CHOICE_COLOURS.get(choice, "#57606a")
+        body.append(f'<circle cx="{x:.1f}" cy="{y(seconds):.1f}" r="2.5" fill="{colour}"/>')
+    return _svg(width, height, body, "Votes over time against seconds taken")

@@ -13,9 +13,14 @@ Every signal is computed per annotator and is one of two kinds:
 * a rule with a threshold (bursts of votes, many accounts on one device fingerprint, lockstep
   voting with another account), for behaviour that has no sensible null distribution.
 
-A test counts as evidence after a Holm correction over every p-value computed in one ``assess``
-call (all annotators, all signals) at family-wise level ``FraudConfig.alpha``, so the chance
-that any honest annotator is flagged by a test is at most ``alpha`` when the null models hold.
+A test counts as evidence after a Benjamini-Hochberg correction over every p-value computed in
+one ``assess`` call (all annotators, all signals) at false discovery rate ``FraudConfig.level``:
+among the tests that count, at most that share is expected to be wrong when the null models
+hold. That is the quantity an admin cares about (how many of the flagged are honest), and it
+is far more powerful than a family-wise correction when an arena has many bots. With no bots
+at all it is as strict as a family-wise correction (the chance that anyone is flagged by a test
+is at most ``level``). ``FraudConfig(correction="fwer")`` uses Holm's family-wise correction
+instead, for arenas that would rather miss bots than flag anyone honest.
 Signals that need a sample are skipped (absent, not "passed") below their vote minimum.
 
 Crowd disagreement and promotion compare votes with a Bradley-Terry model of the crowd
@@ -109,8 +114,10 @@ class VoteRecord:
 class FraudConfig:
     """Thresholds of the detector; the defaults are what the benchmark was tuned with."""
 
-    # Family-wise error rate of all the tests in one ``assess`` call (Holm).
-    alpha: float = 0.01
+    # Multiple testing over all the tests in one ``assess`` call: "fdr" (Benjamini-Hochberg,
+    # ``level`` is the false discovery rate) or "fwer" (Holm, ``level`` is the family-wise rate).
+    correction: str = "fdr"
+    level: float = 0.05
     # Minimum votes for the vote-count-gated signals (side, ties, crowd, promoter); the Chatbot
     # Arena paper's anomaly test also waits for a handful of votes before judging anyone.
     min_votes: int = 20
@@ -148,6 +155,12 @@ class FraudConfig:
     refit_suspect_p: float = 1e-3
     # Keeps strengths finite for a model that never lost in the votes at hand.
     bt_ridge: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.correction not in ("fdr", "fwer"):
+            raise ValueError(f"correction must be 'fdr' or 'fwer', not {self.correction!r}")
+        if not 0.0 < self.level < 1.0:
+            raise ValueError(f"level must be in (0, 1), not {self.level!r}")
 
 
 DEFAULT_CONFIG = FraudConfig()
@@ -568,10 +581,14 @@ def _crowd_rates(totals: Counter[str], own: Counter[str]) -> dict[str, float]:
     return {label: (totals[label] - own[label]) / n for label in (TIE, BOTH_BAD)}
 
 
-def _holm_rejections(
-    signals: Mapping[str, list[Signal]], alpha: float
+def _rejections(
+    signals: Mapping[str, list[Signal]], config: FraudConfig
 ) -> tuple[set[tuple[str, int]], int]:
-    """(annotator, signal position) of every test Holm rejects, and the number of tests."""
+    """(annotator, signal position) of every test the correction rejects, and the count.
+
+    Benjamini-Hochberg steps up: every test up to the last k with p_(k) <= k / m * level.
+    Holm steps down: tests while p_(k) <= level / (m - k + 1).
+    """
     tests = [
         (s.p_value, annotator, i)
         for annotator, found in signals.items()
@@ -580,18 +597,21 @@ def _holm_rejections(
     ]
     tests.sort(key=lambda test: test[0])
     m = len(tests)
-    rejected: set[tuple[str, int]] = set()
-    for k, (p, annotator, i) in enumerate(tests):
-        if p > alpha / (m - k):
-            break
-        rejected.add((annotator, i))
-    return rejected, m
+    last = -1
+    for k, (p, _, _) in enumerate(tests):
+        if config.correction == "fwer":
+            if p > config.level / (m - k):
+                break
+            last = k
+        elif p <= (k + 1) / m * config.level:
+            last = k
+    return {(annotator, i) for _, annotator, i in tests[: last + 1]}, m
 
 
 def _fired(
     signals: Mapping[str, list[Signal]], config: FraudConfig
 ) -> tuple[dict[str, list[Signal]], int]:
-    rejected, tests = _holm_rejections(signals, config.alpha)
+    rejected, tests = _rejections(signals, config)
     fired = {
         annotator: [
             s
@@ -623,7 +643,7 @@ def assess(
 
     ``trust`` is in (0, 1]: each signal multiplies it by ``1 - 0.9 * severity``, severity
     growing with ``log p`` up to 1 at the family's Bonferroni level (or for a tripped rule).
-    ``flagged`` is True when a test survives the Holm correction with a large effect, or a
+    ``flagged`` is True when a test survives the FDR correction with a large effect, or a
     rule trips; ``reasons`` then names it, along with any weaker signal worth a look. Pure and
     deterministic: the same votes give the same assessments.
     """
@@ -687,8 +707,8 @@ def assess(
             for a, own in by_annotator.items()
         }
         fired, _ = _fired(signals, config)
-    _, tests = _holm_rejections(signals, config.alpha)
-    level = config.alpha / max(tests, 1)
+    _, tests = _rejections(signals, config)
+    level = config.level / max(tests, 1)
 
     assessments = []
     for annotator, found in signals.items():

@@ -31,6 +31,16 @@ class Project(models.Model):
         default=False, help_text="If off, anonymous annotators vote under a pseudonym."
     )
     is_active = models.BooleanField(default=True)
+    gold_rate = models.FloatField(
+        default=0.0,
+        help_text="Share of served pairs drawn from gold pairs (a known better answer), 0 to 1.",
+    )
+    max_votes_per_minute = models.PositiveIntegerField(
+        default=20, help_text="Votes one annotator may cast in any 60 s; 0 for no limit."
+    )
+    max_votes_per_day = models.PositiveIntegerField(
+        default=1000, help_text="Votes one annotator may cast in any 24 h; 0 for no limit."
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects", blank=True
     )
@@ -41,6 +51,9 @@ class Project(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(votes_per_comparison__gte=1), name="project_votes_wanted_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_rate__gte=0.0, gold_rate__lte=1.0), name="project_gold_rate_share"
             ),
         ]
 
@@ -139,6 +152,9 @@ class ModelEntry(models.Model):
 class Candidate(models.Model):
     """One model's answer to one prompt: one assistant response per user turn."""
 
+    # The settings hash of a decoy: an answer to another prompt, the wrong side of a gold pair.
+    GOLD_DECOY = "gold-decoy"
+
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates")
     model = models.ForeignKey(ModelEntry, on_delete=models.CASCADE, related_name="candidates")
     responses = models.JSONField(help_text="Assistant messages, one per user turn.")
@@ -195,6 +211,12 @@ class Comparison(models.Model):
     votes_wanted = models.PositiveSmallIntegerField(default=3)
     route = models.CharField(max_length=8, choices=Route.choices, default=Route.HUMAN)
     is_gold = models.BooleanField(default=False)
+    gold_winner = models.CharField(
+        max_length=8,
+        blank=True,
+        choices=[("model_a", "model_a"), ("model_b", "model_b")],
+        help_text="For a gold pair: the candidate known to be better.",
+    )
     # Random order key so annotators do not all walk the comparisons in creation order.
     shuffle_key = models.FloatField(default=0.0)
     created_at = models.DateTimeField(default=timezone.now)
@@ -210,6 +232,11 @@ class Comparison(models.Model):
             models.CheckConstraint(
                 condition=~Q(candidate_a=models.F("candidate_b")),
                 name="comparison_distinct_candidates",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_gold=False, gold_winner="")
+                | Q(is_gold=True, gold_winner__in=["model_a", "model_b"]),
+                name="comparison_gold_has_answer",
             ),
         ]
         indexes = [models.Index(fields=["project", "route", "shuffle_key"])]
@@ -235,6 +262,12 @@ class Annotator(models.Model):
     )
     pseudonym = models.CharField(max_length=32, unique=True)
     state = models.CharField(max_length=8, choices=State.choices, default=State.ACTIVE)
+    # Changed only through annotation.moderation, which writes an AnnotatorStateChange.
+    state_reason = models.TextField(blank=True)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    # When a person last cleared this annotator: the detector does not flag them again
+    # unless they vote after it.
+    reviewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -243,6 +276,60 @@ class Annotator(models.Model):
     @staticmethod
     def new_pseudonym() -> str:
         return f"anon-{secrets.token_hex(6)}"
+
+
+class AnnotatorStateChange(models.Model):
+    """Audit trail of annotator states: who (a user, or the detector), when, why. Append-only."""
+
+    annotator = models.ForeignKey(Annotator, on_delete=models.PROTECT, related_name="state_changes")
+    project = models.ForeignKey(
+        Project, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    from_state = models.CharField(max_length=8, choices=Annotator.State.choices)
+    to_state = models.CharField(max_length=8, choices=Annotator.State.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty when the fraud detector made the change.",
+    )
+    reason = models.TextField()
+    evidence = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.annotator}: {self.from_state} → {self.to_state}"
+
+    @property
+    def actor_label(self) -> str:
+        return self.actor.get_username() if self.actor else "fraud detector"
+
+
+class AnnotatorAssessment(models.Model):
+    """The fraud detector's latest verdict on one annotator's votes in one project."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assessments")
+    annotator = models.ForeignKey(Annotator, on_delete=models.CASCADE, related_name="assessments")
+    votes = models.PositiveIntegerField()
+    trust = models.FloatField()
+    suspicious = models.BooleanField(help_text="A signal survived the multiple-testing correction.")
+    reasons = models.JSONField(default=list, blank=True)
+    signals = models.JSONField(default=dict, blank=True)
+    assessed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["trust", "annotator_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "annotator"], name="assessment_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} in {self.project.slug}: trust {self.trust:.2f}"
 
 
 class Assignment(models.Model):
@@ -304,6 +391,12 @@ class Vote(models.Model):
         Assignment, on_delete=models.PROTECT, null=True, blank=True, related_name="vote"
     )
     left_is_a = models.BooleanField(help_text="Candidate A was shown on the left.")
+    side_recorded = models.BooleanField(
+        default=True, help_text="False for imported votes that did not say which side was left."
+    )
+    time_recorded = models.BooleanField(
+        default=True, help_text="False for imported votes without a timestamp (then: import time)."
+    )
     choice = models.CharField(max_length=8, choices=Choice.choices)
     winner = models.CharField(max_length=16, choices=Winner.choices)
     time_to_vote_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -314,9 +407,13 @@ class Vote(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [models.Index(fields=["annotator", "created_at"], name="vote_annotator_time")]
         constraints = [
             models.UniqueConstraint(
                 fields=["annotator", "comparison"], name="vote_once_per_annotator"
+            ),
+            models.CheckConstraint(
+                condition=Q(side_recorded=True) | Q(left_is_a=True), name="vote_unknown_side_is_a"
             ),
             models.CheckConstraint(
                 condition=Q(choice__in=["left", "right", "tie", "both_bad"]),

@@ -55,17 +55,22 @@ def project_role(user: AbstractBaseUser | AnonymousUser, project: Project) -> st
 
 
 def get_project_for_user(
-    user: AbstractBaseUser | AnonymousUser, slug: str, *, staff: bool = False
+    user: AbstractBaseUser | AnonymousUser, slug: str, *, staff: bool = False, admin: bool = False
 ) -> Project:
     """The project an arena URL names, if this user may see it.
 
     Inactive projects are visible to their staff only; `staff=True` asks for a researcher or
-    admin role (leaderboards, exports). Raises Http404 / PermissionDenied.
+    admin role (leaderboards, exports), `admin=True` an admin role (annotator review).
+    Raises Http404 / PermissionDenied.
     """
     project = Project.objects.filter(slug=slug).first()
     if project is None:
         raise Http404("No such arena.")
     role = project_role(user, project)
+    if admin and role != Membership.Role.ADMIN:
+        if not user.is_authenticated:
+            raise PermissionDenied("Log in as an admin of this arena.")
+        raise PermissionDenied("Only admins of this arena may review annotators.")
     if staff and role not in STAFF_ROLES:
         if not user.is_authenticated:
             raise PermissionDenied("Log in as a researcher or admin of this arena.")
@@ -132,7 +137,7 @@ def _human_votes(project: Project, filters: LeaderboardFilters) -> QuerySet[Vote
     # Semi-join on the project's comparisons and an id list of the (few) excluded annotators:
     # no join per vote row, which halves the aggregation time at a million votes.
     votes = Vote.objects.filter(
-        comparison_id__in=Comparison.objects.filter(project=project).values("pk")
+        comparison_id__in=Comparison.objects.filter(project=project, is_gold=False).values("pk")
     )
     if not filters.include_flagged:
         excluded = list(
@@ -144,7 +149,8 @@ def _human_votes(project: Project, filters: LeaderboardFilters) -> QuerySet[Vote
 
 
 def _judgments(project: Project, filters: LeaderboardFilters) -> QuerySet[Judgment]:
-    return _in_window(Judgment.objects.filter(comparison__project=project), filters)
+    judgments = Judgment.objects.filter(comparison__project=project, comparison__is_gold=False)
+    return _in_window(judgments, filters)
 
 
 def _in_window(labels: QuerySet, filters: LeaderboardFilters) -> QuerySet:

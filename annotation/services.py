@@ -22,7 +22,7 @@ from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotation import ratings, selectors
+from annotation import limits, ratings, selectors
 from annotation.models import (
     Annotator,
     Assignment,
@@ -64,6 +64,20 @@ class AlreadyVoted(VoteRejected):
 
 class PairExpired(VoteRejected):
     status = 409
+
+
+class AnnotatorBanned(VoteRejected):
+    status = 403
+
+
+class RateLimited(VoteRejected):
+    """Too many votes too fast; `retry_after` is in seconds (the Retry-After header)."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -167,6 +181,9 @@ def assignment_next(*, project: Project, annotator: Annotator) -> Assignment | N
     comparison = _lock_comparison_with_room(project=project, annotator=annotator, now=now)
     if comparison is None:
         return None
+    if project.gold_rate > 0 and random.random() < project.gold_rate:  # noqa: S311
+        # A gold pair in place of this one, looking just like it: the annotator cannot tell.
+        comparison = _gold_comparison(project=project, annotator=annotator) or comparison
     assignment = Assignment(
         comparison=comparison,
         annotator=annotator,
@@ -187,6 +204,17 @@ def assignment_next(*, project: Project, annotator: Annotator) -> Assignment | N
     )
 
 
+def _gold_comparison(*, project: Project, annotator: Annotator) -> Comparison | None:
+    """A gold pair this annotator has not seen; gold pairs take any number of votes."""
+    return (
+        Comparison.objects.for_project(project)
+        .filter(is_gold=True)
+        .unseen_by(annotator)
+        .order_by("?")
+        .first()
+    )
+
+
 def _lock_comparison_with_room(
     *, project: Project, annotator: Annotator, now: object, attempts: int = 5
 ) -> Comparison | None:
@@ -195,6 +223,7 @@ def _lock_comparison_with_room(
         candidates = (
             Comparison.objects.for_project(project)
             .for_humans()
+            .filter(is_gold=False)
             .unseen_by(annotator)
             .exclude(pk__in=tried)
             .annotate(filled=_filled_slots(now))
@@ -265,7 +294,15 @@ def vote_submit(
         raise InvalidChoice(f"Unknown choice {str(choice)[:40]!r}; allowed: {allowed}.")
     if Vote.objects.filter(assignment=assignment).exists():
         raise AlreadyVoted("You already voted on this pair.")
+    # One annotator's votes are counted under a lock on their row: parallel requests cannot
+    # both slip under a limit.
+    annotator = Annotator.objects.select_for_update().get(pk=annotator.pk)
+    if annotator.state == Annotator.State.BANNED:
+        raise AnnotatorBanned("This account may no longer vote.")
     now = timezone.now()
+    hit = limits.vote_limit_hit(annotator=annotator, project=project, now=now)
+    if hit is not None:
+        raise RateLimited(hit.message, hit.retry_after_seconds)
     if assignment.expires_at <= now:
         _ensure_slot_left(comparison)
     fingerprint = fingerprint or ClientFingerprint(client_hash="", ip_hash="")
@@ -312,7 +349,11 @@ def comparisons_create_for_prompts(
     """
     wanted = votes_wanted or project.votes_per_comparison
     prompt_ids = [prompt.pk for prompt in prompts]
-    candidates = Candidate.objects.filter(prompt_id__in=prompt_ids).order_by("prompt_id", "id")
+    candidates = (
+        Candidate.objects.filter(prompt_id__in=prompt_ids)
+        .exclude(settings_hash=Candidate.GOLD_DECOY)
+        .order_by("prompt_id", "id")
+    )
     existing = set(
         Comparison.objects.filter(prompt_id__in=prompt_ids).values_list(
             "candidate_a_id", "candidate_b_id"
@@ -362,8 +403,12 @@ def elo_schedule_refresh(*, project: Project) -> None:
 
 
 def counted_votes(project: Project) -> Q:
-    """Votes that count for ratings: those of annotators not flagged or banned."""
-    return Q(comparison__project=project, annotator__state=Annotator.State.ACTIVE)
+    """Votes that count for ratings: active annotators' votes on pairs that are not gold."""
+    return Q(
+        comparison__project=project,
+        comparison__is_gold=False,
+        annotator__state=Annotator.State.ACTIVE,
+    )
 
 
 @transaction.atomic

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from annotation import services
+from annotation import moderation, services
 from annotation.models import Project
 
 # Idempotent database work: redelivery is safe, a lost database connection is retried.
@@ -45,5 +45,25 @@ def leaderboard_snapshot_all_task() -> str:
     queued = 0
     for project in services.projects_needing_snapshot():
         leaderboard_snapshot_task.delay(project_pk=project.pk)
+        queued += 1
+    return f"queued {queued}"
+
+
+@shared_task(**RETRYING_DB_TASK, soft_time_limit=600, time_limit=660)
+def fraud_detect_task(*, project_pk: int) -> str:
+    """Assess a project's annotators and flag the suspicious. Safe to run more than once."""
+    project = Project.objects.filter(pk=project_pk).first()
+    if project is None:
+        return "project gone"
+    return moderation.fraud_detect(project=project).summary()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=60, time_limit=90)
+def fraud_detect_all_task() -> str:
+    """Beat entry point: queue fraud detection for every active project that has votes."""
+    projects = Project.objects.filter(is_active=True, comparisons__votes__isnull=False).distinct()
+    queued = 0
+    for project in projects:
+        fraud_detect_task.delay(project_pk=project.pk)
         queued += 1
     return f"queued {queued}"

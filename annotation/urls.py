@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from annotation import views
+from annotation import views, views_review
 
 app_name = "annotation"
 
@@ -16,5 +16,17 @@ urlpatterns = [
         "arena/<slug:slug>/leaderboard/refresh/",
         views.leaderboard_refresh,
         name="leaderboard-refresh",
+    ),
+    path("arena/<slug:slug>/review/", views_review.review_queue, name="review"),
+    path("arena/<slug:slug>/review/run/", views_review.review_run, name="review-run"),
+    path(
+        "arena/<slug:slug>/review/<str:pseudonym>/",
+        views_review.review_annotator,
+        name="review-annotator",
+    ),
+    path(
+        "arena/<slug:slug>/review/<str:pseudonym>/decide/",
+        views_review.review_decide,
+        name="review-decide",
     ),
 ]

@@ -109,8 +109,12 @@ def _vote_rejected(
     context = {"project": project, "message": rejected.message}
     if request.htmx:
         response = render(request, "annotation/_vote_error.html", context, status=rejected.status)
-        return reswap(retarget(response, "#arena-error"), "innerHTML")
-    return render(request, "annotation/vote_error.html", context, status=rejected.status)
+        response = reswap(retarget(response, "#arena-error"), "innerHTML")
+    else:
+        response = render(request, "annotation/vote_error.html", context, status=rejected.status)
+    if isinstance(rejected, services.RateLimited):
+        response["Retry-After"] = str(rejected.retry_after)
+    return response
 
 
 @require_GET
@@ -131,7 +135,9 @@ def leaderboard(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     template = "annotation/leaderboard.html"
     if request.htmx:
         template += "#board"
-    return render(request, template, _leaderboard_context(project, form, filters))
+    context = _leaderboard_context(project, form, filters)
+    context["is_admin"] = selectors.project_role(request.user, project) == "admin"
+    return render(request, template, context)
 
 
 @require_POST

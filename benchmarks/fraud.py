@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from annotation.fraud import VoteRecord, assess, crowd_strength
+from annotation.fraud import FraudConfig, VoteRecord, assess, crowd_strength
 from annotation.ratings import RATING_PER_LOGIT, to_ratings
 
 MTBENCH_VOTES = Path(__file__).resolve().parents[1].parent / "shared/data/mtbench/votes_human.jsonl"
@@ -233,26 +233,35 @@ def rating_error(votes: Sequence[VoteRecord], arena: Arena) -> float:
     return float(np.abs(fitted - arena.truth).mean())
 
 
-def report_simulation(arena: Arena) -> None:
+@dataclass(frozen=True)
+class Outcome:
+    precision: float
+    recall: float
+    honest_flagged: int
+    error_ratio: float  # filtered / no-bot leaderboard error
+
+
+def report_simulation(arena: Arena, config: FraudConfig, *, verbose: bool) -> Outcome:
     counts = Counter(v.annotator for v in arena.votes)
     started = time.perf_counter()
-    results = assess(arena.votes)
+    results = assess(arena.votes, config=config)
     elapsed = time.perf_counter() - started
+    out = print if verbose else (lambda *args, **kwargs: None)
     flagged = {r.annotator for r in results if r.flagged}
     honest = [a for a, k in arena.kind.items() if k == "honest"]
-    print(
+    out(
         f"simulated arena: {len(arena.votes)} votes, {len(honest)} honest annotators, "
         f"{len(arena.kind) - len(honest)} bot accounts; assess took {elapsed:.1f} s"
     )
-    print()
-    print(f"{'bot kind':<13}{'>=30 votes: flagged/bots':>26}{'recall':>8}{'<30 votes':>12}")
+    out()
+    out(f"{'bot kind':<13}{'>=30 votes: flagged/bots':>26}{'recall':>8}{'<30 votes':>12}")
     for bot_kind in BOT_KINDS:
         big = [a for a, k in arena.kind.items() if k == bot_kind and counts[a] >= MIN_JUDGED_VOTES]
         small = [a for a, k in arena.kind.items() if k == bot_kind and counts[a] < MIN_JUDGED_VOTES]
         hit = sum(a in flagged for a in big)
         hit_small = sum(a in flagged for a in small)
         recall = hit / len(big) if big else float("nan")
-        print(
+        out(
             f"{bot_kind:<13}{f'{hit}/{len(big)}':>26}{recall:>8.2f}{f'{hit_small}/{len(small)}':>12}"
         )
     for label, minimum in ((">= 30 votes", MIN_JUDGED_VOTES), ("everyone", 0)):
@@ -262,13 +271,13 @@ def report_simulation(arena: Arena) -> None:
         fp = sum(a in flagged for a in judged if arena.kind[a] == "honest")
         n_honest = len(judged) - len(bots)
         precision = tp / (tp + fp) if tp + fp else float("nan")
-        print(
+        out(
             f"{label:<13} precision {precision:.3f}  recall {tp / len(bots):.3f}  "
             f"honest flagged {fp}/{n_honest} (FPR {fp / n_honest:.4f})"
         )
     for r in results:
         if r.flagged and arena.kind[r.annotator] == "honest":
-            print(f"  false positive {r.annotator} ({r.votes} votes): {r.reasons}")
+            out(f"  false positive {r.annotator} ({r.votes} votes): {r.reasons}")
 
     honest_set = set(honest)
     no_bots = [v for v in arena.votes if v.annotator in honest_set]
@@ -278,12 +287,22 @@ def report_simulation(arena: Arena) -> None:
         ("bots, unfiltered", rating_error(arena.votes, arena)),
         ("bots, filtered", rating_error(filtered, arena)),
     )
-    print()
-    print("leaderboard mean absolute rating error against the truth (rating points):")
-    print("".join(f"{name:>20}" for name, _ in errors))
-    print("".join(f"{error:>20.2f}" for _, error in errors))
+    out()
+    out("leaderboard mean absolute rating error against the truth (rating points):")
+    out("".join(f"{name:>20}" for name, _ in errors))
+    out("".join(f"{error:>20.2f}" for _, error in errors))
     base = errors[0][1]
-    print(f"filtered / no-bot error: {errors[2][1] / base:.3f} (target <= 1.10)")
+    out(f"filtered / no-bot error: {errors[2][1] / base:.3f} (target <= 1.10)")
+    judged = [a for a in arena.kind if counts[a] >= MIN_JUDGED_VOTES]
+    bots = [a for a in judged if arena.kind[a] != "honest"]
+    tp = sum(a in flagged for a in bots)
+    fp = sum(a in flagged for a in judged if arena.kind[a] == "honest")
+    return Outcome(
+        precision=tp / (tp + fp) if tp + fp else float("nan"),
+        recall=tp / len(bots),
+        honest_flagged=fp,
+        error_ratio=errors[2][1] / base,
+    )
 
 
 def report_mtbench(path: Path) -> None:
@@ -317,15 +336,62 @@ def report_mtbench(path: Path) -> None:
         print(f"  lowest trust {r.annotator} ({r.votes} votes, trust {r.trust:.2f}): {r.reasons}")
 
 
+CORRECTIONS = {
+    "FDR 5% (default)": FraudConfig(),
+    "Holm FWER 1%": FraudConfig(correction="fwer", level=0.01),
+}
+
+
+def report_seeds(seeds: Sequence[int], honest: int, bots_per_kind: int) -> None:
+    """Each seed's arena judged under both corrections, side by side, then the means."""
+    print()
+    print("per seed, bots with >= 30 votes: precision / recall / honest flagged / error ratio")
+    print(f"{'seed':<6}" + "".join(f"{name:>36}" for name in CORRECTIONS))
+    outcomes: dict[str, list[Outcome]] = {name: [] for name in CORRECTIONS}
+    for seed in seeds:
+        arena = simulate(seed=seed, honest=honest, bots_per_kind=bots_per_kind)
+        cells = []
+        for name, config in CORRECTIONS.items():
+            outcome = report_simulation(arena, config, verbose=False)
+            outcomes[name].append(outcome)
+            cells.append(
+                f"{outcome.precision:.3f} / {outcome.recall:.3f} / {outcome.honest_flagged}"
+                f" / {outcome.error_ratio:.3f}"
+            )
+        print(f"{seed:<6}" + "".join(f"{cell:>36}" for cell in cells))
+    for label, pick in (("mean", np.mean), ("worst", None)):
+        cells = []
+        for found in outcomes.values():
+            if pick is None:
+                values = (
+                    min(o.precision for o in found),
+                    min(o.recall for o in found),
+                    max(o.honest_flagged for o in found),
+                    max(o.error_ratio for o in found),
+                )
+            else:
+                values = (
+                    pick([o.precision for o in found]),
+                    pick([o.recall for o in found]),
+                    pick([o.honest_flagged for o in found]),
+                    pick([o.error_ratio for o in found]),
+                )
+            cells.append(f"{values[0]:.3f} / {values[1]:.3f} / {values[2]:.1f} / {values[3]:.3f}")
+        print(f"{label:<6}" + "".join(f"{cell:>36}" for cell in cells))
+    print("targets: precision >= 0.95, recall >= 0.90, error ratio <= 1.10")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the arena reported in detail")
+    parser.add_argument("--seeds", type=int, default=10, help="arenas in the summary table")
     parser.add_argument("--honest", type=int, default=500)
     parser.add_argument("--bots-per-kind", type=int, default=12)
     args = parser.parse_args()
     started = time.perf_counter()
     arena = simulate(seed=args.seed, honest=args.honest, bots_per_kind=args.bots_per_kind)
-    report_simulation(arena)
+    report_simulation(arena, FraudConfig(), verbose=True)
+    report_seeds(range(args.seeds), args.honest, args.bots_per_kind)
     report_mtbench(MTBENCH_VOTES)
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
 

@@ -184,6 +184,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "annotation.tasks.leaderboard_snapshot_all_task",
         "schedule": float(os.environ.get("PREFARENA_SNAPSHOT_SECONDS", "60")),
     },
+    # Bots and careless voters are flagged (never deleted) by a periodic detector run.
+    "fraud-detection": {
+        "task": "annotation.tasks.fraud_detect_all_task",
+        "schedule": float(os.environ.get("PREFARENA_FRAUD_SECONDS", "900")),
+    },
 }
 
 # Arena behaviour.

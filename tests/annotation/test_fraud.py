@@ -258,3 +258,43 @@ def test_mini_arena_flags_every_planted_bot_and_no_honest_annotator() -> None:
 
 def test_assess_of_nothing_is_empty() -> None:
     assert assess([]) == []
+
+
+def test_the_correction_is_configurable_and_checked() -> None:
+    with pytest.raises(ValueError, match="correction"):
+        FraudConfig(correction="bonferroni")
+    with pytest.raises(ValueError, match="level"):
+        FraudConfig(level=0.0)
+
+
+def test_fdr_flags_a_borderline_bot_that_holm_lets_through() -> None:
+    """Many clear bots make room, under FDR control, for a weaker one; Holm stays strict."""
+    rng = np.random.default_rng(3)
+    votes = []
+    for index in range(30):
+        votes += [
+            VoteRecord(
+                annotator=f"left-{index}",
+                model_a="a",
+                model_b="b",
+                winner="model_a" if left else "model_b",
+                shown_left_is_a=bool(left),
+            )
+            for left in rng.random(40) < 0.5
+        ]
+    # 29 of 40 decisive votes for the left answer (72%): p ~ 0.006 on its own.
+    votes += [
+        VoteRecord(
+            annotator="lean",
+            model_a="a",
+            model_b="b",
+            winner="model_a" if index < 29 else "model_b",
+            shown_left_is_a=True,
+        )
+        for index in range(40)
+    ]
+    by_fdr = {r.annotator for r in assess(votes) if r.flagged}
+    holm = FraudConfig(correction="fwer")
+    by_fwer = {r.annotator for r in assess(votes, config=holm) if r.flagged}
+    assert "lean" in by_fdr and "lean" not in by_fwer
+    assert by_fwer == by_fdr - {"lean"} and len(by_fwer) == 30

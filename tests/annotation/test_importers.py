@@ -177,6 +177,8 @@ def test_load_demo_is_repeatable(db: None) -> None:
     call_command("load_demo", admin_password="pw-for-test-1")
     call_command("load_demo", admin_password="pw-for-test-2")
     project = Project.objects.get(slug="mt-bench-demo")
-    assert Comparison.objects.filter(project=project).count() == 480
+    assert Comparison.objects.filter(project=project, is_gold=False).count() == 480
+    assert Comparison.objects.filter(project=project, is_gold=True).count() == 10
+    assert project.gold_rate == 0.05
     assert project.memberships.get().role == "admin"
     assert project.models.filter(backend="transformers").count() == 2

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.importers import ImportFailed, prompts_import
-from annotation.models import Project
+from annotation.management.commands._project import project_or_fail
 
 
 class Command(BaseCommand):
@@ -20,9 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="project slug")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        project = Project.objects.filter(slug=options["project"]).first()
-        if project is None:
-            raise CommandError(f"no project {options['project']!r}")
+        project = project_or_fail(options["project"])
         try:
             report = prompts_import(project=project, path=options["file"])
         except ImportFailed as failed:

@@ -12,7 +12,7 @@ from django.utils.dateparse import parse_datetime
 
 from annotation import ratings, selectors
 from annotation.importers import ImportFailed, read_jsonl
-from annotation.models import Project
+from annotation.management.commands._project import project_or_fail
 
 FIELDS = ("rank", "model", "rating", "lower", "upper", "votes", "win_rate")
 
@@ -79,9 +79,7 @@ class Command(BaseCommand):
         return board, timings
 
     def _from_project(self, options: dict[str, Any]) -> tuple[ratings.Leaderboard, dict]:
-        project = Project.objects.filter(slug=options["project"]).first()
-        if project is None:
-            raise CommandError(f"no project {options['project']!r}")
+        project = project_or_fail(options["project"])
         filters = selectors.LeaderboardFilters(
             source=options["source"],
             include_flagged=options["include_flagged"],

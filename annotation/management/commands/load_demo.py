@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
+from annotation.gold import gold_pairs_create
 from annotation.importers import mtbench_import
 from annotation.models import Membership, ModelEntry, Project
 
@@ -18,6 +19,10 @@ DEMO_COMPETITORS = {
     "gemma3-270m-greedy": {"max_new_tokens": 160, "temperature": 0.0},
     "gemma3-270m-t0.8": {"max_new_tokens": 160, "temperature": 0.8, "top_p": 0.95, "seed": 1},
 }
+
+
+DEMO_GOLD_PAIRS = 10
+DEMO_GOLD_RATE = 0.05
 
 
 class Command(BaseCommand):
@@ -36,6 +41,12 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"Demo arena {DEMO_SLUG}: {report.summary()}")
         project = Project.objects.get(slug=DEMO_SLUG)
+        if not project.comparisons.filter(is_gold=True).exists():
+            # A few gold pairs, served now and then, so the fraud detector has answers to check.
+            made = gold_pairs_create(project=project, count=DEMO_GOLD_PAIRS, seed=0)
+            project.gold_rate = DEMO_GOLD_RATE
+            project.save(update_fields=["gold_rate"])
+            self.stdout.write(f"{made} gold pairs, served at {DEMO_GOLD_RATE:.0%}")
         for name, generation in DEMO_COMPETITORS.items():
             ModelEntry.objects.get_or_create(
                 project=project,

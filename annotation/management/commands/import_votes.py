@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotation.importers import ImportFailed
+from annotation.management.commands._project import project_or_fail
+from annotation.vote_import import votes_import
+
+
+class Command(BaseCommand):
+    help = (
+        "Import votes from JSONL, one per line: annotator, a comparison id or (question_id, "
+        "turn, model_a, model_b), winner (model_a, model_b, tie, tie (bothbad)), and optional "
+        "tstamp, time_to_vote_ms, shown_left, fingerprint. All or nothing."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", type=Path)
+        parser.add_argument("--project", required=True, help="project slug")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        project = project_or_fail(options["project"])
+        try:
+            report = votes_import(project=project, path=options["file"])
+        except ImportFailed as failed:
+            raise CommandError(str(failed)) from failed
+        for note in report.notes[:20]:
+            self.stdout.write(f"  {note}")
+        if len(report.notes) > 20:
+            self.stdout.write(f"  … and {len(report.notes) - 20} more")
+        self.stdout.write(self.style.SUCCESS(f"Imported: {report.summary()}"))

@@ -1,0 +1,114 @@
+"""Reads of the admin review queue: who the detector suspects, and the evidence behind it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.db.models import QuerySet
+
+from annotation.models import (
+    Annotator,
+    AnnotatorAssessment,
+    AnnotatorStateChange,
+    Project,
+    Vote,
+)
+
+# An active annotator below this trust is listed for a look, though not flagged.
+WATCH_TRUST = 0.5
+RECENT_VOTES = 200
+
+
+@dataclass
+class QueueEntry:
+    annotator: Annotator
+    assessment: AnnotatorAssessment | None
+    votes: int
+
+    @property
+    def signals(self) -> dict[str, float]:
+        return self.assessment.signals if self.assessment else {}
+
+
+@dataclass
+class ReviewQueue:
+    flagged: list[QueueEntry] = field(default_factory=list)
+    watch: list[QueueEntry] = field(default_factory=list)
+    banned: int = 0
+    last_run: object = None
+
+
+def review_queue(project: Project) -> ReviewQueue:
+    """Flagged annotators of the project (to approve or ban), then active ones to watch."""
+    voters = Annotator.objects.filter(votes__comparison__project=project).distinct()
+    assessments = {a.annotator_id: a for a in AnnotatorAssessment.objects.filter(project=project)}
+    counts = Counter(
+        Vote.objects.filter(comparison__project=project).values_list("annotator_id", flat=True)
+    )
+    queue = ReviewQueue()
+    for annotator in voters.order_by("pseudonym"):
+        entry = QueueEntry(annotator, assessments.get(annotator.pk), counts[annotator.pk])
+        if annotator.state == Annotator.State.FLAGGED:
+            queue.flagged.append(entry)
+        elif annotator.state == Annotator.State.BANNED:
+            queue.banned += 1
+        elif entry.assessment is not None and entry.assessment.trust < WATCH_TRUST:
+            queue.watch.append(entry)
+
+    def by_trust(entry: QueueEntry) -> float:
+        return entry.assessment.trust if entry.assessment else 1.0
+
+    queue.flagged.sort(key=by_trust)
+    queue.watch.sort(key=by_trust)
+    latest = AnnotatorAssessment.objects.filter(project=project).order_by("-assessed_at").first()
+    queue.last_run = latest.assessed_at if latest else None
+    return queue
+
+
+@dataclass
+class Evidence:
+    annotator: Annotator
+    assessment: AnnotatorAssessment | None
+    votes: int
+    choices: dict[str, int]
+    left_share: float | None
+    median_seconds: float | None
+    gold_votes: int
+    gold_correct: int
+    timeline: list[tuple[float, float | None, str]]
+    recent: list[Vote]
+    history: QuerySet[AnnotatorStateChange]
+
+
+def annotator_evidence(project: Project, annotator: Annotator) -> Evidence:
+    """What a reviewer needs to decide on one annotator: their votes, none hidden."""
+    votes = list(
+        Vote.objects.filter(comparison__project=project, annotator=annotator)
+        .select_related("comparison")
+        .order_by("created_at", "id")
+    )
+    choices = Counter(vote.choice for vote in votes)
+    sided = [vote for vote in votes if vote.side_recorded and vote.choice in ("left", "right")]
+    timed = sorted(v.time_to_vote_ms for v in votes if v.time_to_vote_ms is not None)
+    gold = [vote for vote in votes if vote.comparison.is_gold]
+    return Evidence(
+        annotator=annotator,
+        assessment=AnnotatorAssessment.objects.filter(project=project, annotator=annotator).first(),
+        votes=len(votes),
+        choices={choice: choices.get(choice, 0) for choice in Vote.Choice.values},
+        left_share=(sum(v.choice == "left" for v in sided) / len(sided)) if sided else None,
+        median_seconds=timed[len(timed) // 2] / 1000 if timed else None,
+        gold_votes=len(gold),
+        gold_correct=sum(vote.winner == vote.comparison.gold_winner for vote in gold),
+        timeline=[
+            (
+                vote.created_at.timestamp(),
+                None if vote.time_to_vote_ms is None else vote.time_to_vote_ms / 1000,
+                vote.choice,
+            )
+            for vote in votes
+        ],
+        recent=votes[-RECENT_VOTES:][::-1],
+        history=AnnotatorStateChange.objects.filter(annotator=annotator).select_related("actor"),
+    )
