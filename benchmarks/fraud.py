@@ -344,6 +344,8 @@ CORRECTIONS = {
 
 def report_seeds(seeds: Sequence[int], honest: int, bots_per_kind: int) -> None:
     """Each seed's arena judged under both corrections, side by side, then the means."""
+    if not seeds:
+        return
     print()
     print("per seed, bots with >= 30 votes: precision / recall / honest flagged / error ratio")
     print(f"{'seed':<6}" + "".join(f"{name:>36}" for name in CORRECTIONS))
