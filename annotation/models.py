@@ -493,3 +493,51 @@ class LeaderboardSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project.slug} leaderboard at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ExportJob(models.Model):
+    """A dataset export run on a worker; its files live under MEDIA_ROOT/exports/<id>/."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    class FileType(models.TextChoices):
+        JSONL = "jsonl", "JSON Lines"
+        PARQUET = "parquet", "Parquet"
+        HF = "hf", "Hugging Face datasets folder (zip)"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    options = models.JSONField(help_text="Format and filters (annotation.exports.options).")
+    file_type = models.CharField(max_length=8, choices=FileType.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0, help_text="Comparisons to walk.")
+    completed = models.PositiveIntegerField(default=0)
+    rows = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    download_path = models.CharField(max_length=500, blank=True)
+    card_path = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} ({self.options.get('format')}, {self.file_type}): {self.status}"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return int(100 * self.completed / self.total) if self.total else 0
+
+    @property
+    def format(self) -> str:
+        return str(self.options.get("format", ""))

@@ -6,7 +6,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from annotation import moderation, services
-from annotation.models import Project
+from annotation.models import ExportJob, Project
 
 # Idempotent database work: redelivery is safe, a lost database connection is retried.
 RETRYING_DB_TASK = {
@@ -67,3 +67,15 @@ def fraud_detect_all_task() -> str:
         fraud_detect_task.delay(project_pk=project.pk)
         queued += 1
     return f"queued {queued}"
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=3600, time_limit=3660)
+def export_run_task(*, job_pk: int) -> str:
+    """Write one export job's files. A redelivered job starts over from a clean folder."""
+    from annotation.exports.service import export_job_run  # noqa: PLC0415 - heavy imports
+
+    job = ExportJob.objects.filter(pk=job_pk).first()
+    if job is None:
+        return "job gone"
+    job = export_job_run(job)
+    return f"export {job.pk}: {job.status}, {job.rows} rows"

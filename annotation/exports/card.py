@@ -1,0 +1,147 @@
+"""The dataset card (README.md) written with every export."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from annotation.exports.options import FORMAT_HELP, ExportOptions
+from annotation.exports.source import PairLabels
+
+
+@dataclass
+class ExportStats:
+    """Counts gathered while the export streams, for the card and the job."""
+
+    rows: int = 0
+    comparisons: int = 0
+    human_votes: int = 0
+    judge_verdicts: int = 0
+    excluded_votes: int = 0
+    models: set[str] = field(default_factory=set)
+    categories: Counter[str] = field(default_factory=Counter)
+    label_sources: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    agreements: list[float] = field(default_factory=list)  # one float per multi-vote pair
+    judge_agreeing: int = 0
+    judge_compared: int = 0
+
+    def add_pair(self, pair: PairLabels) -> None:
+        self.comparisons += 1
+        self.human_votes += len(pair.votes)
+        self.judge_verdicts += len(pair.judgments)
+        self.excluded_votes += sum(vote.excluded for vote in pair.votes)
+        self.models.update((pair.context.model_a, pair.context.model_b))
+        self.categories[pair.context.category or "(none)"] += 1
+        if len(pair.votes) >= 2 and pair.agreement is not None:
+            self.agreements.append(pair.agreement)
+        judgment, majority = pair.judgment, pair.majority
+        if judgment is not None and majority not in (None, "split"):
+            self.judge_compared += 1
+            self.judge_agreeing += judgment.verdict == majority
+
+    def add_record(self, record: dict) -> None:
+        self.rows += 1
+        source = record.get("label_source") or record.get("source") or record.get("final_source")
+        self.label_sources[source or "none"] += 1
+
+
+def _shown(value: object) -> str:
+    return "any" if value in (None, [], "") else str(value)
+
+
+def _percent(part: int | float, whole: int | float) -> str:
+    return f"{part / whole:.1%}" if whole else "n/a"
+
+
+def dataset_card(
+    *,
+    project_title: str,
+    project_slug: str,
+    options: ExportOptions,
+    file_type: str,
+    stats: ExportStats,
+    licenses: list[str],
+    created_at: datetime | None = None,
+) -> str:
+    created = (created_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    filters = options.to_json()
+    agreement = (
+        f"{sum(stats.agreements) / len(stats.agreements):.3f} mean share of the majority label "
+        f"over {len(stats.agreements)} comparisons with 2+ votes; "
+        f"{_percent(sum(a == 1.0 for a in stats.agreements), len(stats.agreements))} unanimous"
+        if stats.agreements
+        else "no comparison has two or more human votes"
+    )
+    lines = [
+        "---",
+        f"pretty_name: {project_title} ({options.format})",
+        "tags: [preference, pairwise-comparison, prefarena]",
+        "---",
+        "",
+        f"# {project_title}: {options.format} export",
+        "",
+        f"Exported from the prefarena project `{project_slug}` on {created} as {file_type}.",
+        f"Format `{options.format}`: {FORMAT_HELP[options.format]}.",
+        "",
+        "## Counts",
+        "",
+        f"- rows: {stats.rows}",
+        f"- comparisons: {stats.comparisons}",
+        f"- human votes read: {stats.human_votes} "
+        f"({stats.excluded_votes} of flagged or banned annotators)",
+        f"- judge verdicts read: {stats.judge_verdicts}",
+        "- label sources of the rows: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(stats.label_sources.items())) or "none"),
+        "- left out: "
+        + (", ".join(f"{v} {k}" for k, v in sorted(stats.skipped.items())) or "nothing"),
+        "",
+        "## Models",
+        "",
+        ", ".join(sorted(stats.models)) or "none",
+        "",
+        "## Categories",
+        "",
+        ", ".join(f"{k} ({v})" for k, v in sorted(stats.categories.items())) or "none",
+        "",
+        "## Agreement",
+        "",
+        f"- human agreement: {agreement}",
+        f"- judge agrees with the human majority on "
+        f"{_percent(stats.judge_agreeing, stats.judge_compared)} of "
+        f"{stats.judge_compared} comparisons with both",
+        "",
+        "## Filters",
+        "",
+        *[
+            f"- {key}: {value if value not in (None, [], '') else 'any'}"
+            for key, value in filters.items()
+        ],
+        "",
+        "## Rules",
+        "",
+        "- Labels: `human` votes, `judge` verdicts, or `final` (per comparison, the human "
+        "majority where people voted, else the judge's verdict).",
+        "- Flagged and banned annotators' votes are left out unless include_flagged; raw votes "
+        "then carry `annotator_state` and `excluded`. Gold (attention-check) pairs are never "
+        "exported.",
+        "- Ties and both-bad are kept in `votes` and `pairs` and left out of the pairwise "
+        "formats (dpo, openai, hh), which cannot express them; so is a split majority.",
+        "- min_agreement drops comparisons whose human votes split below that share.",
+        "- Winners are canonical: `model_a` / `model_b` name the comparison's candidates, "
+        "whatever side each annotator saw on the left (`shown_left`).",
+        "- Multi-turn prompts: dpo and hh carry each side's own earlier answers; openai exports "
+        "single-turn comparisons only.",
+        "",
+        "## Sources and licences",
+        "",
+        *(
+            [f"- {text}" for text in licenses]
+            or ["- prompts entered in the arena (no source recorded)"]
+        ),
+        "- Votes: collected in this prefarena arena; model outputs are the models' own, under "
+        "their providers' terms.",
+        "",
+    ]
+    return "\n".join(lines)

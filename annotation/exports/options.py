@@ -1,0 +1,136 @@
+"""What an export asks for, and the documented rules that follow from it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.timezone import is_naive, make_aware
+
+FORMATS = ("votes", "pairs", "dpo", "openai", "hh")
+PAIRWISE = ("dpo", "openai", "hh")  # formats with a chosen and a rejected answer
+SOURCES = ("human", "judge", "final")
+FILE_TYPES = ("jsonl", "parquet", "hf")
+
+FORMAT_HELP = {
+    "votes": "one row per vote (and per judge verdict), ties and both-bad included",
+    "pairs": "one row per comparison: votes, majority, agreement, judge, final label",
+    "dpo": "TRL conversational preference: prompt, chosen, rejected (lists of messages)",
+    "openai": "OpenAI preference fine-tuning: input.messages, preferred / non_preferred_output",
+    "hh": "Anthropic HH: chosen and rejected transcripts ('\\n\\nHuman: … \\n\\nAssistant: …')",
+}
+
+
+class ExportRequestInvalid(ValueError):
+    """An export request that cannot be run; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """An export's format and filters.
+
+    Rules (the dataset card repeats them):
+
+    * ``source`` picks the labels: ``human`` votes, ``judge`` verdicts, or ``final``: per
+      comparison, the human majority where there are human votes, else the judge's verdict.
+    * Votes of flagged and banned annotators are left out unless ``include_flagged``; raw
+      votes then carry each vote's exclusion state. Gold pairs are never exported.
+    * Ties and both-bad verdicts are kept in ``votes`` and ``pairs``; the pairwise formats
+      cannot express them and leave them out.
+    * ``min_agreement`` (0 to 1) drops comparisons whose human votes split: the share of the
+      most common label among them must reach it. Comparisons without human votes pass.
+    * ``models`` keeps comparisons whose two models are both listed; ``categories`` those
+      whose prompt is in one of them; ``since`` / ``until`` bound when the label was cast.
+    """
+
+    format: str = "dpo"
+    source: str = "human"
+    since: datetime | None = None
+    until: datetime | None = None
+    categories: tuple[str, ...] = field(default_factory=tuple)
+    models: tuple[str, ...] = field(default_factory=tuple)
+    min_agreement: float = 0.0
+    include_flagged: bool = False
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ExportRequestInvalid(
+                f"format must be one of {', '.join(FORMATS)}, not {self.format!r}"
+            )
+        if self.source not in SOURCES:
+            raise ExportRequestInvalid(
+                f"source must be one of {', '.join(SOURCES)}, not {self.source!r}"
+            )
+        if not 0.0 <= self.min_agreement <= 1.0:
+            raise ExportRequestInvalid("min_agreement must be between 0 and 1")
+        if self.since and self.until and self.since >= self.until:
+            raise ExportRequestInvalid("since must be before until")
+
+    @property
+    def pairwise(self) -> bool:
+        return self.format in PAIRWISE
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("since", "until"):
+            data[key] = data[key].isoformat() if data[key] else None
+        data["categories"] = list(self.categories)
+        data["models"] = list(self.models)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ExportOptions:
+        return parse_options(data)
+
+
+def _moment(value: Any, name: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = str(value)
+        moment = parse_datetime(text)
+        if moment is None:
+            day = parse_date(text) if len(text) == 10 else None
+            if day is None:
+                raise ExportRequestInvalid(f"{name} must be an ISO date or date-time, not {text!r}")
+            moment = datetime(day.year, day.month, day.day)
+    return make_aware(moment) if is_naive(moment) else moment
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if value in (None, ""):
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(sorted({str(item).strip() for item in items if str(item).strip()}))
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_options(data: Mapping[str, Any]) -> ExportOptions:
+    """Options from a query string, a form, JSON or command-line arguments.
+
+    Lists may come as lists or comma-separated strings; unknown keys are ignored.
+    """
+    try:
+        agreement = float(data.get("min_agreement") or 0.0)
+    except (TypeError, ValueError) as exc:
+        raise ExportRequestInvalid("min_agreement must be a number between 0 and 1") from exc
+    return ExportOptions(
+        format=str(data.get("format") or "dpo"),
+        source=str(data.get("source") or "human"),
+        since=_moment(data.get("since"), "since"),
+        until=_moment(data.get("until"), "until"),
+        categories=_names(data.get("categories", data.get("category"))),
+        models=_names(data.get("models")),
+        min_agreement=agreement,
+        include_flagged=_flag(data.get("include_flagged", False)),
+    )

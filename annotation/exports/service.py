@@ -1,0 +1,204 @@
+"""An export end to end: labels -> records -> file + dataset card, with progress; and the
+export jobs that run large exports on a Celery worker."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.exports import formats, writers
+from annotation.exports.card import ExportStats, dataset_card
+from annotation.exports.options import FILE_TYPES, ExportOptions, ExportRequestInvalid
+from annotation.exports.source import count_comparisons, stream_pairs
+from annotation.models import ExportJob, Project, Prompt
+
+Progress = Callable[[int, int], None]  # (comparisons walked, comparisons in all)
+
+
+def export_records(
+    project: Project,
+    options: ExportOptions,
+    stats: ExportStats,
+    progress: Progress | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The export's records, streamed; ``stats`` fills in as they go."""
+    total = count_comparisons(project, options) if progress else 0
+    walked = 0
+
+    def on_chunk(n: int) -> None:
+        nonlocal walked
+        walked += n
+        if progress:
+            progress(walked, total)
+
+    for pair in stream_pairs(project, options, on_chunk=on_chunk):
+        stats.add_pair(pair)
+        for record in formats.records(pair, options, stats.skipped):
+            stats.add_record(record)
+            yield record
+
+
+def file_type_for(out: Path, file_type: str | None = None) -> str:
+    """jsonl / parquet from the file name, hf for a folder; or as given."""
+    if file_type:
+        if file_type not in FILE_TYPES:
+            raise ExportRequestInvalid(
+                f"file type must be one of {', '.join(FILE_TYPES)}, not {file_type!r}"
+            )
+        return file_type
+    suffix = out.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if suffix == ".parquet":
+        return "parquet"
+    if suffix:
+        raise ExportRequestInvalid(f"{out}: write .jsonl, .parquet, or a folder (datasets)")
+    return "hf"
+
+
+def project_licenses(project: Project) -> list[str]:
+    return sorted(
+        set(
+            Prompt.objects.filter(project=project)
+            .exclude(source="")
+            .values_list("source", flat=True)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    data: Path
+    card: Path
+    file_type: str
+    stats: ExportStats
+
+
+def export_to_path(
+    project: Project,
+    options: ExportOptions,
+    out: Path,
+    *,
+    file_type: str | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Write the export to ``out`` (a .jsonl or .parquet file, or a datasets folder) and its
+    card: ``README.md`` inside the folder, or ``<name>.README.md`` beside the file."""
+    kind = file_type_for(out, file_type)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stats = ExportStats()
+    records = export_records(project, options, stats, progress)
+    if kind == "jsonl":
+        with out.open("wb") as handle:
+            writers.write_jsonl(records, handle)
+        card = out.with_name(f"{out.stem}.README.md")
+    elif kind == "parquet":
+        writers.write_parquet(records, out, options.format)
+        card = out.with_name(f"{out.stem}.README.md")
+    else:
+        writers.write_hf_dataset(records, out, options.format)
+        card = out / "README.md"
+    card.write_text(
+        dataset_card(
+            project_title=project.title,
+            project_slug=project.slug,
+            options=options,
+            file_type=kind,
+            stats=stats,
+            licenses=project_licenses(project),
+        ),
+        encoding="utf-8",
+    )
+    return ExportResult(data=out, card=card, file_type=kind, stats=stats)
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+
+def export_job_create(
+    *, project: Project, options: ExportOptions, file_type: str, requested_by: Any = None
+) -> ExportJob:
+    """Queue an export; the worker writes it under MEDIA_ROOT/exports/<job id>/."""
+    file_type_for(Path("x"), file_type)
+    job = ExportJob.objects.create(
+        project=project,
+        options=options.to_json(),
+        file_type=file_type,
+        requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
+        total=count_comparisons(project, options),
+    )
+    from annotation.tasks import export_run_task  # noqa: PLC0415 - tasks import services
+
+    transaction.on_commit(lambda: export_run_task.delay(job_pk=job.pk))
+    return job
+
+
+def job_directory(job: ExportJob) -> Path:
+    return Path(settings.MEDIA_ROOT) / "exports" / str(job.pk)
+
+
+def _data_name(job: ExportJob) -> str:
+    stem = f"{job.project.slug}-{job.options.get('format', 'export')}"
+    return {"jsonl": f"{stem}.jsonl", "parquet": f"{stem}.parquet"}.get(job.file_type, stem)
+
+
+def export_job_run(job: ExportJob) -> ExportJob:
+    """Run a queued (or interrupted) export job from the start; safe to run again."""
+    claimed = ExportJob.objects.filter(
+        pk=job.pk, status__in=[ExportJob.Status.QUEUED, ExportJob.Status.RUNNING]
+    ).update(status=ExportJob.Status.RUNNING, started_at=timezone.now(), completed=0)
+    job.refresh_from_db()
+    if not claimed:
+        return job
+    directory = job_directory(job)
+    if directory.exists():
+        shutil.rmtree(directory)  # a redelivered job starts clean
+    last_save = 0.0
+
+    def progress(walked: int, total: int) -> None:
+        nonlocal last_save
+        now = time.monotonic()
+        if now - last_save >= 0.5 or walked >= total:
+            ExportJob.objects.filter(pk=job.pk).update(completed=walked, total=total)
+            last_save = now
+
+    try:
+        options = ExportOptions.from_json(job.options)
+        result = export_to_path(
+            job.project,
+            options,
+            directory / _data_name(job),
+            file_type=job.file_type,
+            progress=progress,
+        )
+        download = result.data
+        if result.file_type == "hf":
+            download = Path(shutil.make_archive(str(result.data), "zip", result.data))
+    except Exception as exc:
+        ExportJob.objects.filter(pk=job.pk).update(
+            status=ExportJob.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+        )
+        job.refresh_from_db()
+        return job
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=ExportJob.Status.DONE,
+        rows=result.stats.rows,
+        completed=_total(job),
+        download_path=str(download.relative_to(settings.MEDIA_ROOT)),
+        card_path=str(result.card.relative_to(settings.MEDIA_ROOT)),
+        finished_at=timezone.now(),
+    )
+    job.refresh_from_db()
+    return job
+
+
+def _total(job: ExportJob) -> int:
+    return ExportJob.objects.filter(pk=job.pk).values_list("total", flat=True).get()

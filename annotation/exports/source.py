@@ -1,0 +1,236 @@
+"""The labels of a project, streamed from the database one chunk of comparisons at a time.
+
+Memory stays bounded by the chunk (its comparisons' texts and labels), not the project:
+comparisons are walked by primary key, and each chunk's votes and verdicts are fetched with
+one query each.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from annotation.exports.options import ExportOptions
+from annotation.models import Annotator, Comparison, Project, Vote
+from models_backend.models import Judgment
+
+CHUNK = 500
+DECISIVE = ("model_a", "model_b")
+
+
+@dataclass(frozen=True)
+class PairContext:
+    comparison_id: int
+    prompt_id: int
+    prompt_external_id: str
+    category: str
+    turns: list[str]
+    model_a: str
+    model_b: str
+    responses_a: list[str]
+    responses_b: list[str]
+    route: str
+
+
+@dataclass(frozen=True)
+class HumanLabel:
+    vote_id: int
+    annotator: str
+    annotator_state: str
+    winner: str
+    choice: str
+    left_is_a: bool | None
+    time_to_vote_ms: int | None
+    created_at: datetime
+    channel: str
+
+    @property
+    def excluded(self) -> bool:
+        return self.annotator_state != Annotator.State.ACTIVE
+
+
+@dataclass(frozen=True)
+class JudgeLabel:
+    judgment_id: int
+    judge: str
+    verdict: str
+    p_a: float
+    p_b: float
+    p_tie: float
+    consistent: bool
+    created_at: datetime
+
+
+@dataclass
+class PairLabels:
+    """One comparison with the labels the export counts."""
+
+    context: PairContext
+    votes: list[HumanLabel] = field(default_factory=list)
+    judgments: list[JudgeLabel] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(vote.winner for vote in self.votes)
+
+    @property
+    def majority(self) -> str | None:
+        """The most common human label; "split" when two labels share the lead."""
+        ranked = self.counts.most_common(2)
+        if not ranked:
+            return None
+        if len(ranked) == 2 and ranked[0][1] == ranked[1][1]:
+            return "split"
+        return ranked[0][0]
+
+    @property
+    def agreement(self) -> float | None:
+        """Share of the human votes that gave the most common label."""
+        ranked = self.counts.most_common(1)
+        return ranked[0][1] / len(self.votes) if ranked else None
+
+    @property
+    def judgment(self) -> JudgeLabel | None:
+        return self.judgments[-1] if self.judgments else None
+
+    @property
+    def final(self) -> tuple[str | None, str | None]:
+        """(label, its source): the human majority where people voted, else the judge."""
+        if self.votes:
+            return self.majority, "human"
+        if self.judgment is not None:
+            return self.judgment.verdict, "judge"
+        return None, None
+
+
+def _comparisons(project: Project, options: ExportOptions) -> QuerySet[Comparison]:
+    comparisons = Comparison.objects.filter(project=project, is_gold=False)
+    if options.categories:
+        comparisons = comparisons.filter(prompt__category__in=options.categories)
+    if options.models:
+        comparisons = comparisons.filter(
+            candidate_a__model__name__in=options.models,
+            candidate_b__model__name__in=options.models,
+        )
+    return comparisons
+
+
+def count_comparisons(project: Project, options: ExportOptions) -> int:
+    return _comparisons(project, options).count()
+
+
+def _in_window(labels: QuerySet, options: ExportOptions) -> QuerySet:
+    if options.since is not None:
+        labels = labels.filter(created_at__gte=options.since)
+    if options.until is not None:
+        labels = labels.filter(created_at__lt=options.until)
+    return labels
+
+
+def _wants(options: ExportOptions) -> tuple[bool, bool]:
+    """Whether the export reads human votes, judge verdicts."""
+    if options.format == "pairs":
+        return True, True
+    return options.source in ("human", "final"), options.source in ("judge", "final")
+
+
+def stream_pairs(
+    project: Project,
+    options: ExportOptions,
+    *,
+    chunk: int = CHUNK,
+    on_chunk: Callable[[int], None] | None = None,
+) -> Iterator[PairLabels]:
+    """Every comparison of the export with at least one counted label, by id.
+
+    ``on_chunk`` hears how many comparisons each chunk walked (for progress bars).
+    """
+    want_votes, want_judgments = _wants(options)
+    comparisons = _comparisons(project, options)
+    last = 0
+    while True:
+        rows = list(
+            comparisons.filter(pk__gt=last)
+            .order_by("pk")
+            .values_list(
+                "pk",
+                "prompt_id",
+                "prompt__external_id",
+                "prompt__category",
+                "prompt__turns",
+                "candidate_a__model__name",
+                "candidate_b__model__name",
+                "candidate_a__responses",
+                "candidate_b__responses",
+                "route",
+            )[:chunk]
+        )
+        if not rows:
+            return
+        last = rows[-1][0]
+        pairs = {row[0]: PairLabels(PairContext(*row)) for row in rows}
+        if want_votes:
+            for label_row in _votes(pairs, options):
+                pairs[label_row[0]].votes.append(HumanLabel(*label_row[1:]))
+        if want_judgments:
+            for label_row in _judgments(pairs, options):
+                pairs[label_row[0]].judgments.append(JudgeLabel(*label_row[1:]))
+        if on_chunk is not None:
+            on_chunk(len(rows))
+        for pair in pairs.values():
+            if not (pair.votes or pair.judgments):
+                continue
+            agreement = pair.agreement
+            if agreement is not None and agreement < options.min_agreement:
+                continue
+            yield pair
+
+
+def _votes(pairs: dict[int, PairLabels], options: ExportOptions) -> Iterator[tuple]:
+    votes = Vote.objects.filter(comparison_id__in=list(pairs))
+    if not options.include_flagged:
+        votes = votes.filter(annotator__state=Annotator.State.ACTIVE)
+    rows = (
+        _in_window(votes, options)
+        .order_by("comparison_id", "id")
+        .values_list(
+            "comparison_id",
+            "pk",
+            "annotator__pseudonym",
+            "annotator__state",
+            "winner",
+            "choice",
+            "left_is_a",
+            "time_to_vote_ms",
+            "created_at",
+            "source",
+            "side_recorded",
+        )
+    )
+    for *row, side_recorded in rows:
+        if not side_recorded:
+            row[6] = None
+        yield tuple(row)
+
+
+def _judgments(pairs: dict[int, PairLabels], options: ExportOptions) -> Iterator[tuple]:
+    judgments = Judgment.objects.filter(comparison_id__in=list(pairs))
+    return iter(
+        _in_window(judgments, options)
+        .order_by("comparison_id", "created_at", "id")
+        .values_list(
+            "comparison_id",
+            "pk",
+            "judge",
+            "verdict",
+            "p_a",
+            "p_b",
+            "p_tie",
+            "consistent",
+            "created_at",
+        )
+    )

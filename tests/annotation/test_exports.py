@@ -1,0 +1,341 @@
+"""Preference dataset exports: every format, the rules, filters, the card, jobs, the command."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from annotation import moderation
+from annotation.exports.options import ExportRequestInvalid, parse_options
+from annotation.exports.service import export_job_create, export_to_path
+from annotation.models import Assignment, Comparison, ExportJob, Project, Vote
+from models_backend.models import Judgment
+from tests.factories import (
+    AnnotatorFactory,
+    ComparisonFactory,
+    ModelEntryFactory,
+    PromptFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def vote(comparison: Comparison, winner: str, *, annotator=None, left_is_a=True, minutes=0) -> Vote:
+    annotator = annotator or AnnotatorFactory()
+    choice = {"tie": "tie", "tie (bothbad)": "both_bad"}.get(winner) or (
+        "left" if (winner == "model_a") == left_is_a else "right"
+    )
+    return Vote.objects.create(
+        comparison=comparison,
+        annotator=annotator,
+        left_is_a=left_is_a,
+        choice=choice,
+        winner=winner,
+        time_to_vote_ms=12000,
+        created_at=timezone.now() - timedelta(minutes=minutes),
+    )
+
+
+@pytest.fixture
+def arena(project: Project) -> dict[str, Comparison]:
+    gpt, claude, llama = (
+        ModelEntryFactory(project=project, name=name) for name in ("gpt", "claude", "llama")
+    )
+    single = PromptFactory(
+        project=project, category="math", turns=["What is 2+2?"], source="Unit tests, CC0"
+    )
+    double = PromptFactory(
+        project=project, category="writing", turns=["Write a haiku.", "Now shorter."]
+    )
+    return {
+        "single": ComparisonFactory(
+            project=project,
+            prompt=single,
+            candidate_a__model=gpt,
+            candidate_a__responses=["4"],
+            candidate_b__model=claude,
+            candidate_b__responses=["5"],
+        ),
+        "double": ComparisonFactory(
+            project=project,
+            prompt=double,
+            candidate_a__model=claude,
+            candidate_a__responses=["haiku one", "short one"],
+            candidate_b__model=llama,
+            candidate_b__responses=["haiku two", "short two"],
+        ),
+    }
+
+
+def test_web_votes_round_trip_through_dpo_into_datasets(
+    client: Client, project: Project, arena: dict[str, Comparison], tmp_path: Path
+) -> None:
+    project.votes_per_comparison = 10
+    project.save()
+    Comparison.objects.update(votes_wanted=10)
+    choices = ["left", "right", "tie", "left", "both_bad", "right"]
+    for choice in choices:
+        browser = Client()
+        browser.get(reverse("annotation:arena", args=[project.slug]))
+        assignment = Assignment.objects.filter(vote__isnull=True).latest("served_at")
+        response = browser.post(
+            reverse("annotation:arena-vote", args=[project.slug]),
+            {"assignment": str(assignment.token), "choice": choice},
+        )
+        assert response.status_code == 302
+    out = tmp_path / "dpo"
+    call_command(
+        "export_dataset",
+        project=project.slug,
+        format="dpo",
+        out=out,
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    dataset = datasets.load_from_disk(str(out))
+    decisive = list(
+        Vote.objects.filter(winner__in=["model_a", "model_b"])
+        .select_related("comparison__candidate_a", "comparison__candidate_b")
+        .order_by("comparison_id", "id")
+    )
+    assert len(dataset) == len(decisive) == 4
+    for row, cast in zip(dataset, decisive, strict=True):
+        c = cast.comparison
+        winner, loser = (
+            (c.candidate_a, c.candidate_b)
+            if cast.winner == "model_a"
+            else (c.candidate_b, c.candidate_a)
+        )
+        assert row["comparison_id"] == c.pk
+        assert row["prompt"] == [{"role": "user", "content": c.prompt.turns[0]}]
+        assert [m["content"] for m in row["chosen"] if m["role"] == "assistant"] == winner.responses
+        assert [
+            m["content"] for m in row["rejected"] if m["role"] == "assistant"
+        ] == loser.responses
+        assert (row["chosen_model"], row["rejected_model"]) == (winner.model.name, loser.model.name)
+        assert row["label_source"] == "human"
+    card = (out / "README.md").read_text()
+    assert "rows: 4" in card and "2 tie, both bad or split" in card
+
+
+def test_raw_votes_keep_ties_sides_and_exclusion_state(
+    project: Project, arena: dict[str, Comparison], tmp_path: Path, admin_user_of_project
+) -> None:
+    single = arena["single"]
+    shown_right = vote(single, "model_a", left_is_a=False)
+    vote(single, "tie")
+    flagged = vote(single, "model_b")
+    moderation.annotator_set_state(
+        annotator=flagged.annotator, state="flagged", actor=admin_user_of_project, reason="test"
+    )
+    Judgment.objects.create(
+        comparison=single,
+        judge="judge-lm",
+        verdict="model_a",
+        p_a=0.7,
+        p_b=0.2,
+        p_tie=0.1,
+        consistent=True,
+    )
+    default = export_to_path(project, parse_options({"format": "votes"}), tmp_path / "v.jsonl")
+    rows = read_jsonl(default.data)
+    assert [r["winner"] for r in rows] == ["model_a", "tie"]
+    first = rows[0]
+    assert (first["shown_left"], first["choice"], first["winner"]) == (
+        "model_b",
+        "right",
+        "model_a",
+    )
+    assert (
+        first["label_id"] == shown_right.pk
+        and first["annotator"] == shown_right.annotator.pseudonym
+    )
+    assert first["answer_a"] == ["4"] and first["prompt"] == ["What is 2+2?"]
+    assert first["excluded"] is False and first["time_to_vote_ms"] == 12000
+    everything = export_to_path(
+        project,
+        parse_options({"format": "votes", "source": "final", "include_flagged": "true"}),
+        tmp_path / "all.jsonl",
+    )
+    rows = read_jsonl(everything.data)
+    assert [(r["source"], r["winner"], r["excluded"]) for r in rows] == [
+        ("human", "model_a", False),
+        ("human", "tie", False),
+        ("human", "model_b", True),
+        ("judge", "model_a", False),
+    ]
+    assert rows[-1]["p_a"] == 0.7 and rows[2]["annotator_state"] == "flagged"
+
+
+def test_pairs_aggregate_votes_judge_and_final_label(
+    project: Project, arena: dict[str, Comparison], tmp_path: Path
+) -> None:
+    for winner in ("model_a", "model_a", "model_b"):
+        vote(arena["single"], winner)
+    Judgment.objects.create(
+        comparison=arena["double"],
+        judge="j",
+        verdict="model_b",
+        p_a=0.1,
+        p_b=0.8,
+        p_tie=0.1,
+        consistent=True,
+    )
+    result = export_to_path(project, parse_options({"format": "pairs"}), tmp_path / "pairs.parquet")
+    rows = pq.read_table(result.data).to_pylist()
+    single, double = rows
+    assert (single["votes"], single["votes_model_a"], single["majority"]) == (3, 2, "model_a")
+    assert single["agreement"] == pytest.approx(2 / 3)
+    assert (single["final_label"], single["final_source"]) == ("model_a", "human")
+    assert (double["votes"], double["judge_verdict"], double["judge_p_b"]) == (0, "model_b", 0.8)
+    assert (double["final_label"], double["final_source"], double["route"]) == (
+        "model_b",
+        "judge",
+        "human",
+    )
+    unanimous = export_to_path(
+        project, parse_options({"format": "pairs", "min_agreement": 0.9}), tmp_path / "u.jsonl"
+    )
+    assert [r["comparison_id"] for r in read_jsonl(unanimous.data)] == [arena["double"].pk]
+
+
+def test_openai_and_hh_formats(
+    project: Project, arena: dict[str, Comparison], tmp_path: Path
+) -> None:
+    vote(arena["single"], "model_b")
+    vote(arena["double"], "model_a")
+    openai = export_to_path(project, parse_options({"format": "openai"}), tmp_path / "o.jsonl")
+    (row,) = read_jsonl(openai.data)
+    assert row["input"] == {
+        "messages": [{"role": "user", "content": "What is 2+2?"}],
+        "tools": [],
+        "parallel_tool_calls": True,
+    }
+    assert row["preferred_output"] == [{"role": "assistant", "content": "5"}]
+    assert row["non_preferred_output"] == [{"role": "assistant", "content": "4"}]
+    assert openai.stats.skipped == {"multi-turn (OpenAI input must be shared)": 1}
+    assert "1 multi-turn" in openai.card.read_text()
+    hh = export_to_path(project, parse_options({"format": "hh"}), tmp_path / "hh.parquet")
+    rows = pq.read_table(hh.data).to_pylist()
+    assert rows[1]["chosen"] == (
+        "\n\nHuman: Write a haiku.\n\nAssistant: haiku one"
+        "\n\nHuman: Now shorter.\n\nAssistant: short one"
+    )
+    assert rows[1]["rejected"].endswith("Assistant: short two")
+
+
+def test_filters_by_model_category_and_date(
+    project: Project, arena: dict[str, Comparison], tmp_path: Path
+) -> None:
+    vote(arena["single"], "model_a", minutes=60 * 24 * 3)
+    vote(arena["double"], "model_a")
+
+    def exported(**filters) -> list[int]:
+        result = export_to_path(
+            project, parse_options({"format": "votes", **filters}), tmp_path / "f.jsonl"
+        )
+        return [r["comparison_id"] for r in read_jsonl(result.data)]
+
+    single, double = arena["single"].pk, arena["double"].pk
+    assert exported() == [single, double]
+    assert exported(models="gpt,claude") == [single]
+    assert exported(categories=["writing"]) == [double]
+    yesterday = (timezone.now() - timedelta(days=1)).isoformat()
+    assert exported(since=yesterday) == [double]
+    assert exported(until=yesterday) == [single]
+
+
+def test_the_card_names_counts_filters_and_licences(
+    project: Project, arena: dict[str, Comparison], tmp_path: Path
+) -> None:
+    vote(arena["single"], "model_a")
+    vote(arena["single"], "model_a")
+    result = export_to_path(
+        project, parse_options({"format": "dpo", "models": "gpt,claude"}), tmp_path / "d.jsonl"
+    )
+    card = result.card.read_text()
+    assert result.card.name == "d.README.md"
+    for fragment in (
+        "rows: 2",
+        "comparisons: 1",
+        "claude, gpt",
+        "models: ['claude', 'gpt']",
+        "1.000 mean share of the majority label",
+        "Unit tests, CC0",
+        "Ties and both-bad",
+    ):
+        assert fragment in card
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"format": "csv"}, "format must be one of"),
+        ({"source": "robots"}, "source must be one of"),
+        ({"min_agreement": "2"}, "between 0 and 1"),
+        ({"min_agreement": "most"}, "between 0 and 1"),
+        ({"since": "yesterday"}, "ISO date"),
+        ({"since": "2026-02-01", "until": "2026-01-01"}, "since must be before until"),
+    ],
+)
+def test_bad_options_are_refused_with_a_clear_message(options: dict, message: str) -> None:
+    with pytest.raises(ExportRequestInvalid, match=message):
+        parse_options(options)
+
+
+def test_export_command_fails_loudly(project: Project, tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match=r"write \.jsonl, \.parquet, or a folder"):
+        call_command("export_dataset", project=project.slug, out=tmp_path / "x.csv")
+    with pytest.raises(CommandError, match="no project"):
+        call_command("export_dataset", project="nope", out=tmp_path / "x.jsonl")
+
+
+def test_export_job_runs_with_progress_and_files(
+    project: Project,
+    arena: dict[str, Comparison],
+    settings,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks,
+) -> None:
+    settings.MEDIA_ROOT = tmp_path
+    vote(arena["single"], "model_a")
+    with django_capture_on_commit_callbacks(execute=True):
+        job = export_job_create(
+            project=project, options=parse_options({"format": "dpo"}), file_type="hf"
+        )
+    job.refresh_from_db()
+    assert (job.status, job.rows, job.total, job.completed, job.percent) == ("done", 1, 2, 2, 100)
+    assert job.download_path.endswith(".zip") and (tmp_path / job.download_path).exists()
+    assert "rows: 1" in (tmp_path / job.card_path).read_text()
+
+
+def test_a_failing_export_job_records_why(
+    project: Project, settings, tmp_path: Path, django_capture_on_commit_callbacks
+) -> None:
+    settings.MEDIA_ROOT = tmp_path
+    with django_capture_on_commit_callbacks(execute=True):
+        job = export_job_create(
+            project=project, options=parse_options({"format": "dpo"}), file_type="jsonl"
+        )
+    job = ExportJob.objects.get(pk=job.pk)
+    assert job.status == "done" and job.rows == 0
+    ExportJob.objects.filter(pk=job.pk).update(status="queued", options={"format": "nonsense"})
+    from annotation.tasks import export_run_task
+
+    export_run_task(job_pk=job.pk)
+    job.refresh_from_db()
+    assert job.status == "failed" and "format must be one of" in job.error
