@@ -520,3 +520,18 @@ def projects_needing_snapshot() -> list[Project]:
         if votes.exists() or judgments.exists():
             due.append(project)
     return due
+
+
+def leaderboard_board(
+    *, project: Project, filters: selectors.LeaderboardFilters
+) -> selectors.SnapshotView:
+    """What a leaderboard shows: the stored snapshot for default filters (stored now if there
+    is none yet), any other filter computed on the fly from the SQL aggregation."""
+    if filters.source == "human" and not filters.include_flagged and filters.is_default_window:
+        snapshot = selectors.latest_snapshot(project, category=filters.category)
+        if snapshot is None:
+            snapshot = leaderboard_snapshot_create(project=project, filters=filters)
+        return selectors.SnapshotView.from_snapshot(snapshot)
+    return selectors.SnapshotView.from_result(
+        selectors.leaderboard_compute(project, filters, bootstrap_rounds=200)
+    )

@@ -155,15 +155,7 @@ def _leaderboard_context(
 ) -> dict[str, object]:
     """The stored snapshot for default filters (computed now if none exists yet); any other
     filter is computed on the fly from the SQL aggregation."""
-    if filters.source == "human" and not filters.include_flagged and filters.is_default_window:
-        snapshot = selectors.latest_snapshot(project, category=filters.category)
-        if snapshot is None:
-            snapshot = services.leaderboard_snapshot_create(project=project, filters=filters)
-        board = selectors.SnapshotView.from_snapshot(snapshot)
-    else:
-        board = selectors.SnapshotView.from_result(
-            selectors.leaderboard_compute(project, filters, bootstrap_rounds=200)
-        )
+    board = services.leaderboard_board(project=project, filters=filters)
     return {
         "project": project,
         "form": form,

@@ -49,6 +49,9 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "annotation",
     "routing",
     "models_backend",
@@ -204,7 +207,37 @@ LOGGING = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "annotation.api.pagination.Pagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "annotation.api.errors.api_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {},
+    # ?format= names an export format here, not a renderer.
+    "URL_FORMAT_OVERRIDE": None,
 }
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "prefarena API",
+    "DESCRIPTION": (
+        "Pairwise preference annotation: projects, models, prompts, candidates, comparisons "
+        "(with the next blind pair for you), votes, judgments, leaderboards and dataset exports. "
+        "Authenticate with `Authorization: Token <key>` (python manage.py drf_create_token USER) "
+        'or a browser session. Errors are JSON: {"detail": "...", "status": 400}.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "annotation.api.schema.add_error_responses",
+    ],
+}
+
+# Exports up to this many comparisons stream from the API; larger ones run as jobs.
+EXPORT_STREAM_MAX_COMPARISONS = int(os.environ.get("PREFARENA_EXPORT_STREAM_MAX", "20000"))

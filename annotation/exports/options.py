@@ -7,8 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.utils.dateparse import parse_date, parse_datetime
-from django.utils.timezone import is_naive, make_aware
+from annotation.moments import parse_moment
 
 FORMATS = ("votes", "pairs", "dpo", "openai", "hh")
 PAIRWISE = ("dpo", "openai", "hh")  # formats with a chosen and a rejected answer
@@ -87,19 +86,10 @@ class ExportOptions:
 
 
 def _moment(value: Any, name: str) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        text = str(value)
-        moment = parse_datetime(text)
-        if moment is None:
-            day = parse_date(text) if len(text) == 10 else None
-            if day is None:
-                raise ExportRequestInvalid(f"{name} must be an ISO date or date-time, not {text!r}")
-            moment = datetime(day.year, day.month, day.day)
-    return make_aware(moment) if is_naive(moment) else moment
+    try:
+        return parse_moment(value, name)
+    except ValueError as exc:
+        raise ExportRequestInvalid(str(exc)) from exc
 
 
 def _names(value: Any) -> tuple[str, ...]:

@@ -1,0 +1,43 @@
+"""OpenAPI post-processing: every operation documents the JSON errors it can answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR = {
+    "type": "object",
+    "properties": {
+        "detail": {"type": "string", "description": "What went wrong, in one sentence."},
+        "status": {"type": "integer"},
+        "errors": {
+            "description": "Field errors: {field: [messages]}, per item for bulk requests.",
+        },
+    },
+    "required": ["detail", "status"],
+}
+REASONS = {
+    "400": "Invalid input; `detail` says what, `errors` which fields.",
+    "401": "Not authenticated: send `Authorization: Token <key>` or log in.",
+    "403": "Your role in this project does not allow this.",
+    "404": "No such project or object (or not one you may see).",
+}
+VOTE_REASONS = {
+    "403": "This account may no longer vote.",
+    "404": "This pair was not served to you.",
+    "409": "Already voted on this pair, or it expired and filled up.",
+    "429": "Too many votes; `Retry-After` says when to try again.",
+}
+
+
+def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR
+    reference = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            reasons = dict(REASONS)
+            if path.endswith("/votes/") and method == "post":
+                reasons.update(VOTE_REASONS)
+            responses = operation.setdefault("responses", {})
+            for code, text in reasons.items():
+                responses.setdefault(code, {"description": text, "content": reference})
+    return result

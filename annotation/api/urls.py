@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from annotation.api import errors, views
+
+app_name = "api"
+
+project = "projects/<slug:slug>/"
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("projects/", views.ProjectList.as_view(), name="projects"),
+    path(project, views.ProjectDetail.as_view(), name="project"),
+    path(f"{project}models/", views.ModelList.as_view(), name="models"),
+    path(f"{project}prompts/", views.PromptList.as_view(), name="prompts"),
+    path(f"{project}candidates/", views.CandidateList.as_view(), name="candidates"),
+    path(f"{project}comparisons/", views.ComparisonList.as_view(), name="comparisons"),
+    path(f"{project}comparisons/next/", views.NextPair.as_view(), name="next-pair"),
+    path(f"{project}votes/", views.VoteListCreate.as_view(), name="votes"),
+    path(f"{project}judgments/", views.JudgmentList.as_view(), name="judgments"),
+    path(f"{project}leaderboard/", views.Leaderboard.as_view(), name="leaderboard"),
+    path(f"{project}export/", views.ExportStream.as_view(), name="export-stream"),
+    path(f"{project}exports/", views.ExportJobListCreate.as_view(), name="exports"),
+    path(f"{project}exports/<int:pk>/", views.ExportJobDetail.as_view(), name="export"),
+    path(
+        f"{project}exports/<int:pk>/download/",
+        views.ExportDownload.as_view(),
+        name="export-download",
+    ),
+    path(f"{project}exports/<int:pk>/card/", views.ExportCard.as_view(), name="export-card"),
+    re_path(r"^[\s\S]*$", errors.api_not_found),  # any path, newlines included
+]

@@ -1,0 +1,328 @@
+"""The REST API: every endpoint against every role, the voting flow, bulk imports, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from annotation.models import Comparison, ExportJob, Project, Vote
+from models_backend.models import Judgment
+from tests.factories import ComparisonFactory, ModelEntryFactory, PromptFactory
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ("anonymous", "outsider", "annotator", "researcher", "admin")
+USERS = {
+    "outsider": "outsider_user",
+    "annotator": "annotator_user",
+    "researcher": "researcher_user",
+    "admin": "admin_user_of_project",
+}
+
+
+@pytest.fixture
+def pair(project: Project) -> Comparison:
+    prompt = PromptFactory(project=project, turns=["Say hi."], category="chat")
+    return ComparisonFactory(
+        project=project,
+        prompt=prompt,
+        candidate_a__model=ModelEntryFactory(project=project, name="secret-alpha"),
+        candidate_a__responses=["Hi!"],
+        candidate_b__model=ModelEntryFactory(project=project, name="secret-beta"),
+        candidate_b__responses=["Hello."],
+    )
+
+
+@pytest.fixture
+def as_role(request: pytest.FixtureRequest):
+    def client_for(role: str) -> APIClient:
+        client = APIClient()
+        if role != "anonymous":
+            user = request.getfixturevalue(USERS[role])
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return client_for
+
+
+def url(name: str, project: Project, *args: object) -> str:
+    return reverse(f"api:{name}", args=[project.slug, *args])
+
+
+STAFF_ONLY = {"anonymous": 401, "outsider": 403, "annotator": 403, "researcher": 200, "admin": 200}
+ADMIN_ONLY = {"anonymous": 401, "outsider": 403, "annotator": 403, "researcher": 403, "admin": 201}
+ANY_USER = {"anonymous": 401, "outsider": 200, "annotator": 200, "researcher": 200, "admin": 200}
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(
+    ("method", "name", "expected"),
+    [
+        ("get", "project", ANY_USER),
+        ("get", "models", STAFF_ONLY),
+        ("get", "prompts", STAFF_ONLY),
+        ("get", "candidates", STAFF_ONLY),
+        ("get", "comparisons", STAFF_ONLY),
+        ("get", "judgments", STAFF_ONLY),
+        ("get", "leaderboard", STAFF_ONLY),
+        ("get", "exports", STAFF_ONLY),
+        ("get", "export-stream", STAFF_ONLY),
+        ("get", "votes", ANY_USER),
+        ("post", "next-pair", ANY_USER),
+        ("post", "prompts", ADMIN_ONLY),
+        ("post", "models", ADMIN_ONLY),
+        ("post", "candidates", ADMIN_ONLY),
+        ("post", "exports", {**STAFF_ONLY, "researcher": 202, "admin": 202}),
+    ],
+)
+def test_permission_matrix(
+    as_role,
+    project: Project,
+    pair: Comparison,
+    *,
+    role: str,
+    method: str,
+    name: str,
+    expected: dict,
+) -> None:
+    bodies = {
+        "prompts": {"external_id": f"new-{role}", "turns": ["Hello?"]},
+        "models": {"name": f"model-{role}"},
+        "candidates": {
+            "prompt": pair.prompt_id,
+            "model": "secret-alpha",
+            "responses": ["Yo."],
+            "settings_hash": role,
+        },
+        "exports": {"format": "votes"},
+    }
+    client = as_role(role)
+    response = getattr(client, method)(url(name, project), bodies.get(name, {}), format="json")
+    assert response.status_code == expected[role], response.content[:300]
+    if response.status_code >= 400:
+        body = response.json()
+        assert body["status"] == response.status_code and body["detail"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_project_list_and_exports_files_by_role(
+    as_role,
+    project: Project,
+    *,
+    pair: Comparison,
+    role: str,
+    settings,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks,
+) -> None:
+    settings.MEDIA_ROOT = tmp_path
+    admin = as_role("admin")
+    with django_capture_on_commit_callbacks(execute=True):
+        job = admin.post(
+            url("exports", project), {"format": "pairs", "file_type": "parquet"}, format="json"
+        ).json()
+    client = as_role(role)
+    listing = client.get(reverse("api:projects"))
+    assert listing.status_code == (401 if role == "anonymous" else 200)
+    for name in ("export", "export-download", "export-card"):
+        response = client.get(url(name, project, job["id"]))
+        assert response.status_code == STAFF_ONLY[role], (name, response.status_code)
+
+
+def test_an_annotator_votes_blind_through_the_api(
+    as_role, project: Project, pair: Comparison
+) -> None:
+    client = as_role("annotator")
+    served = client.post(url("next-pair", project))
+    assert served.status_code == 200
+    body = served.json()
+    text = json.dumps(body)
+    assert "secret-alpha" not in text and "secret-beta" not in text
+    assert "candidate" not in text
+    assert body["prompt"] == ["Say hi."]
+    assert {body["left"]["responses"][0], body["right"]["responses"][0]} == {"Hi!", "Hello."}
+    assert body["choices"] == ["left", "right", "tie", "both_bad"]
+    # Asking again gives the same pair until it is voted on.
+    assert client.post(url("next-pair", project)).json()["assignment"] == body["assignment"]
+    voted = client.post(
+        url("votes", project), {"assignment": body["assignment"], "choice": "left"}, format="json"
+    )
+    assert voted.status_code == 201
+    vote = voted.json()
+    left_model = vote["reveal"]["left"]
+    left_text = body["left"]["responses"][0]
+    assert left_model == ("secret-alpha" if left_text == "Hi!" else "secret-beta")
+    assert vote["winner"] == ("model_a" if left_model == "secret-alpha" else "model_b")
+    stored = Vote.objects.get()
+    assert (stored.source, stored.choice) == ("api", "left")
+    again = client.post(
+        url("votes", project), {"assignment": body["assignment"], "choice": "right"}, format="json"
+    )
+    assert again.status_code == 409 and "already voted" in again.json()["detail"]
+    assert client.post(url("next-pair", project)).status_code == 204
+
+
+def test_annotators_see_only_their_own_votes(as_role, project: Project, pair: Comparison) -> None:
+    for role in ("annotator", "outsider"):
+        client = as_role(role)
+        token = client.post(url("next-pair", project)).json()["assignment"]
+        client.post(url("votes", project), {"assignment": token, "choice": "tie"}, format="json")
+    mine = as_role("annotator").get(url("votes", project)).json()
+    assert mine["count"] == 1
+    everyone = as_role("researcher").get(url("votes", project)).json()
+    assert everyone["count"] == 2 and {v["excluded"] for v in everyone["results"]} == {False}
+
+
+def test_bad_votes_are_json_errors_and_change_nothing(
+    as_role, project: Project, pair: Comparison
+) -> None:
+    client = as_role("annotator")
+    token = client.post(url("next-pair", project)).json()["assignment"]
+    cases = [
+        ({"assignment": token, "choice": "maybe"}, 400),
+        ({"assignment": "not-a-uuid", "choice": "left"}, 400),
+        ({"assignment": "6f1d2c3e-0000-4000-8000-000000000000", "choice": "left"}, 404),
+        ({}, 400),
+    ]
+    for body, expected in cases:
+        response = client.post(url("votes", project), body, format="json")
+        assert response.status_code == expected
+        assert response.json()["status"] == expected
+    malformed = client.post(url("votes", project), "{not json", content_type="application/json")
+    assert malformed.status_code == 400 and "JSON" in malformed.json()["detail"]
+    assert Vote.objects.count() == 0
+
+
+def test_rate_limited_api_votes_get_429_with_retry_after(
+    as_role, project: Project, pair: Comparison
+) -> None:
+    project.max_votes_per_minute = 1
+    project.save()
+    ComparisonFactory(project=project)
+    client = as_role("annotator")
+    for expected in (201, 429):
+        token = client.post(url("next-pair", project)).json()["assignment"]
+        response = client.post(
+            url("votes", project), {"assignment": token, "choice": "left"}, format="json"
+        )
+        assert response.status_code == expected
+    assert int(response["Retry-After"]) >= 1 and Vote.objects.count() == 1
+
+
+def test_bulk_create_prompts_and_candidates_makes_comparisons(as_role, project: Project) -> None:
+    admin = as_role("admin")
+    ModelEntryFactory(project=project, name="m1")
+    ModelEntryFactory(project=project, name="m2")
+    prompts = admin.post(
+        url("prompts", project),
+        [
+            {"external_id": "q1", "turns": ["One?"], "category": "math"},
+            {"external_id": "q2", "turns": ["Two?"]},
+        ],
+        format="json",
+    )
+    assert prompts.status_code == 201 and len(prompts.json()) == 2
+    q1 = prompts.json()[0]["id"]
+    candidates = admin.post(
+        url("candidates", project),
+        [
+            {"prompt": q1, "model": "m1", "responses": ["1"]},
+            {"prompt": q1, "model": "m2", "responses": ["one"]},
+        ],
+        format="json",
+    )
+    assert candidates.status_code == 201
+    assert Comparison.objects.filter(project=project, prompt_id=q1).count() == 1
+    # A bad row rejects the whole request, with the row's errors.
+    bad = admin.post(
+        url("prompts", project),
+        [{"external_id": "q3", "turns": ["Three?"]}, {"external_id": "q4", "turns": []}],
+        format="json",
+    )
+    assert bad.status_code == 400
+    assert bad.json()["errors"]["1"]["turns"] and "turns" in bad.json()["detail"]
+    duplicate = admin.post(
+        url("prompts", project), {"external_id": "q1", "turns": ["Again?"]}, format="json"
+    )
+    assert duplicate.status_code == 400 and "conflicts" in duplicate.json()["detail"]
+    wrong_turns = admin.post(
+        url("candidates", project),
+        {"prompt": q1, "model": "m1", "responses": ["a", "b"], "settings_hash": "x"},
+        format="json",
+    )
+    assert wrong_turns.status_code == 400
+    assert project.prompts.count() == 2
+
+
+def test_lists_paginate_and_filter(as_role, project: Project, pair: Comparison) -> None:
+    Judgment.objects.create(
+        comparison=pair, judge="j1", verdict="tie", p_a=0.3, p_b=0.3, p_tie=0.4, consistent=True
+    )
+    client = as_role("researcher")
+    for index in range(3):
+        PromptFactory(project=project, category="math", external_id=f"math-{index}")
+    page = client.get(url("prompts", project), {"page_size": 2, "category": "math"}).json()
+    assert page["count"] == 3 and len(page["results"]) == 2 and page["next"]
+    assert client.get(url("judgments", project), {"judge": "j1"}).json()["count"] == 1
+    assert client.get(url("judgments", project), {"judge": "j2"}).json()["count"] == 0
+    bad = client.get(url("votes", project), {"since": "last week"})
+    assert bad.status_code == 400 and "ISO date" in bad.json()["detail"]
+    bad = client.get(url("comparisons", project), {"route": "robots"})
+    assert bad.status_code == 400
+    assert client.get(url("comparisons", project), {"model": "secret-alpha"}).json()["count"] == 1
+
+
+def test_streamed_export_and_unknown_endpoints(
+    as_role, project: Project, pair: Comparison, settings
+) -> None:
+    client = as_role("annotator")
+    token = client.post(url("next-pair", project)).json()["assignment"]
+    client.post(url("votes", project), {"assignment": token, "choice": "right"}, format="json")
+    researcher = as_role("researcher")
+    response = researcher.get(url("export-stream", project), {"format": "dpo"})
+    assert response.status_code == 200 and response["Content-Type"] == "application/x-ndjson"
+    (row,) = [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
+    assert row["label_source"] == "human" and row["chosen"][0]["role"] == "assistant"
+    bad = researcher.get(url("export-stream", project), {"format": "csv"})
+    assert bad.status_code == 400 and "format must be one of" in bad.json()["detail"]
+    settings.EXPORT_STREAM_MAX_COMPARISONS = 0
+    big = researcher.get(url("export-stream", project), {"format": "dpo"})
+    assert big.status_code == 400 and "run it as a job" in big.json()["detail"]
+    missing = researcher.get("/api/v1/nothing-here/")
+    assert missing.status_code == 404 and missing.json()["detail"] == "No such API endpoint."
+    assert researcher.get(reverse("api:project", args=["no-such-arena"])).status_code == 404
+
+
+def test_schema_and_docs_are_served_without_a_cdn(as_role) -> None:
+    client = as_role("researcher")
+    schema = client.get(reverse("api:schema"), HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert "/api/v1/projects/{slug}/comparisons/next/" in paths
+    docs = client.get(reverse("api:docs")).content.decode()
+    assert "swagger-ui" in docs and "cdn.jsdelivr" not in docs
+
+
+def test_token_from_the_management_command_authenticates(
+    project: Project, pair: Comparison
+) -> None:
+    import io
+
+    from django.core.management import call_command
+
+    user = get_user_model().objects.create_user("scripter", password="x-pass-123")
+    out = io.StringIO()
+    call_command("drf_create_token", "scripter", stdout=out)
+    key = Token.objects.get(user=user).key
+    assert key in out.getvalue()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get(reverse("api:project", args=[project.slug])).status_code == 200
+    assert ExportJob.objects.count() == 0
