@@ -25,3 +25,38 @@ class LeaderboardFilterForm(forms.Form):
             until=data.get("until"),
             category=data.get("category") or "",
         )
+
+
+class ExportForm(forms.Form):
+    """The export page's form; the choices of models and categories come from the project."""
+
+    format = forms.ChoiceField(
+        choices=[
+            ("dpo", "TRL DPO (prompt, chosen, rejected)"),
+            ("openai", "OpenAI preference fine-tuning"),
+            ("hh", "Anthropic HH (chosen / rejected transcripts)"),
+            ("pairs", "Aggregated pairs"),
+            ("votes", "Raw votes"),
+        ]
+    )
+    file_type = forms.ChoiceField(
+        choices=[
+            ("jsonl", "JSON Lines"),
+            ("parquet", "Parquet"),
+            ("hf", "Hugging Face datasets folder (zip)"),
+        ]
+    )
+    source = forms.ChoiceField(
+        choices=[("human", "Human votes"), ("judge", "LLM judge"), ("final", "Final label")]
+    )
+    since = forms.DateTimeField(required=False)
+    until = forms.DateTimeField(required=False)
+    categories = forms.MultipleChoiceField(required=False)
+    models = forms.MultipleChoiceField(required=False, help_text="Pairs of two listed models")
+    min_agreement = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.0, required=False)
+    include_flagged = forms.BooleanField(required=False, label="Include flagged annotators")
+
+    def __init__(self, *args, categories: list[str], models: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["categories"].choices = [(c, c) for c in categories]
+        self.fields["models"].choices = [(m, m) for m in models]

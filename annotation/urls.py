@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from annotation import views, views_review
+from annotation import views, views_exports, views_review
 
 app_name = "annotation"
 
@@ -16,6 +16,12 @@ urlpatterns = [
         "arena/<slug:slug>/leaderboard/refresh/",
         views.leaderboard_refresh,
         name="leaderboard-refresh",
+    ),
+    path("arena/<slug:slug>/exports/", views_exports.exports, name="exports"),
+    path(
+        "arena/<slug:slug>/exports/<int:pk>/<str:what>/",
+        views_exports.export_file,
+        name="export-file",
     ),
     path("arena/<slug:slug>/review/", views_review.review_queue, name="review"),
     path("arena/<slug:slug>/review/run/", views_review.review_run, name="review-run"),

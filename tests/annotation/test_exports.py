@@ -339,3 +339,49 @@ def test_a_failing_export_job_records_why(
     export_run_task(job_pk=job.pk)
     job.refresh_from_db()
     assert job.status == "failed" and "format must be one of" in job.error
+
+
+def test_export_page_runs_a_job_and_serves_its_files(
+    client: Client,
+    project: Project,
+    *,
+    arena: dict[str, Comparison],
+    researcher_user,
+    annotator_user,
+    settings,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks,
+) -> None:
+    settings.MEDIA_ROOT = tmp_path
+    vote(arena["single"], "model_a")
+    page = reverse("annotation:exports", args=[project.slug])
+    client.force_login(annotator_user)
+    assert client.get(page).status_code == 403
+    client.force_login(researcher_user)
+    html = client.get(page).content.decode()
+    assert 'value="gpt"' in html and 'value="math"' in html
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            page,
+            {
+                "format": "dpo",
+                "file_type": "parquet",
+                "source": "human",
+                "models": ["gpt", "claude"],
+            },
+        )
+    assert response.status_code == 302
+    job = ExportJob.objects.get()
+    assert job.status == "done" and job.options["models"] == ["claude", "gpt"]
+    listing = client.get(page, HTTP_HX_REQUEST="true").content.decode()
+    assert f'data-export="{job.pk}"' in listing and "<html" not in listing
+    download = client.get(
+        reverse("annotation:export-file", args=[project.slug, job.pk, "download"])
+    )
+    assert download.status_code == 200
+    rows = pq.read_table(io.BytesIO(b"".join(download.streaming_content))).to_pylist()
+    assert len(rows) == 1 and rows[0]["chosen_model"] == "gpt"
+    card = client.get(reverse("annotation:export-file", args=[project.slug, job.pk, "card"]))
+    assert b"rows: 1" in b"".join(card.streaming_content)
+    bad = client.post(page, {"format": "dpo", "file_type": "csv", "source": "human"})
+    assert bad.status_code == 400 and ExportJob.objects.count() == 1

@@ -1,0 +1,71 @@
+"""The export page: pick a format and filters, watch the job, download the dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from annotation import selectors
+from annotation.exports.options import ExportRequestInvalid, parse_options
+from annotation.exports.service import export_job_create
+from annotation.forms import ExportForm
+from annotation.models import ExportJob, ModelEntry, Project
+
+
+def _form(project: Project, data: object = None) -> ExportForm:
+    return ExportForm(
+        data,
+        categories=selectors.project_categories(project),
+        models=list(ModelEntry.objects.filter(project=project).values_list("name", flat=True)),
+    )
+
+
+def _context(project: Project, form: ExportForm, error: str = "") -> dict[str, object]:
+    jobs = list(ExportJob.objects.filter(project=project)[:20])
+    return {
+        "project": project,
+        "form": form,
+        "jobs": jobs,
+        "running": any(job.status in ("queued", "running") for job in jobs),
+        "error": error,
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def exports(request: HttpRequest, slug: str) -> HttpResponse:
+    project = selectors.get_project_for_user(request.user, slug, staff=True)
+    template = "annotation/exports.html"
+    if request.method == "GET":
+        if getattr(request, "htmx", False):
+            template += "#jobs"
+        return render(request, template, _context(project, _form(project)))
+    form = _form(project, request.POST)
+    if not form.is_valid():
+        return render(request, template, _context(project, form), status=400)
+    data = dict(form.cleaned_data)
+    file_type = data.pop("file_type")
+    try:
+        options = parse_options(data)
+    except ExportRequestInvalid as exc:
+        return render(request, template, _context(project, form, str(exc)), status=400)
+    export_job_create(
+        project=project, options=options, file_type=file_type, requested_by=request.user
+    )
+    return HttpResponseRedirect(reverse("annotation:exports", args=[project.slug]))
+
+
+@require_GET
+def export_file(request: HttpRequest, slug: str, pk: int, what: str) -> FileResponse:
+    project = selectors.get_project_for_user(request.user, slug, staff=True)
+    job = get_object_or_404(ExportJob, project=project, pk=pk, status=ExportJob.Status.DONE)
+    relative = job.download_path if what == "download" else job.card_path
+    root = Path(settings.MEDIA_ROOT).resolve()
+    path = (root / relative).resolve()
+    if not relative or root not in path.parents or not path.is_file():
+        raise Http404("The export's file is gone; run the export again.")
+    return FileResponse(path.open("rb"), as_attachment=what == "download", filename=path.name)
