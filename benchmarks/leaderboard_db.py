@@ -116,8 +116,8 @@ def load_votes(counts: BattleCounts) -> Any:
                 start = used[comparison]
                 used[comparison] += int(count)
                 for k in range(start, start + int(count)):
-                    yield (comparison, first_annotator + k, "t", choice, winner, "", "", "import",
-                           "2026-01-01 00:00:00+00")  # fmt: skip
+                    yield (comparison, first_annotator + k, "t", "t", "t", choice, winner, "", "",
+                           "import", "2026-01-01 00:00:00+00")  # fmt: skip
 
         _copy(
             raw,
@@ -126,6 +126,8 @@ def load_votes(counts: BattleCounts) -> Any:
                 "comparison_id",
                 "annotator_id",
                 "left_is_a",
+                "side_recorded",
+                "time_recorded",
                 "choice",
                 "winner",
                 "client_hash",

@@ -13,7 +13,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-ROW_GROUP = 5000
+ROW_GROUP = 2000
 
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 _TEXTS = pa.list_(pa.string())
