@@ -5,7 +5,7 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 RUN DJANGO_DEBUG=1 python manage.py collectstatic --noinput -v0
-RUN useradd --create-home prefarena && chown -R prefarena /app
+RUN useradd --create-home prefarena && mkdir -p /srv/media && chown -R prefarena /app /srv/media
 USER prefarena
 EXPOSE 8000
 CMD ["gunicorn", "prefarena.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]
