@@ -211,6 +211,9 @@ class Comparison(models.Model):
     votes_wanted = models.PositiveSmallIntegerField(default=3)
     route = models.CharField(max_length=8, choices=Route.choices, default=Route.HUMAN)
     is_gold = models.BooleanField(default=False)
+    # Votes cast so far: a hint that lets pair serving scan comparisons in fill order through an
+    # index; the slot count under the row lock stays authoritative.
+    vote_count = models.PositiveIntegerField(default=0)
     gold_winner = models.CharField(
         max_length=8,
         blank=True,
@@ -239,7 +242,12 @@ class Comparison(models.Model):
                 name="comparison_gold_has_answer",
             ),
         ]
-        indexes = [models.Index(fields=["project", "route", "shuffle_key"])]
+        indexes = [
+            models.Index(fields=["project", "route", "shuffle_key"]),
+            models.Index(
+                fields=["project", "vote_count", "shuffle_key"], name="comparison_fill_order"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"comparison {self.pk}"

@@ -215,32 +215,46 @@ def _gold_comparison(*, project: Project, annotator: Annotator) -> Comparison | 
     )
 
 
+# How many comparisons, in fill order, one serving looks at: the slot counts run on these only.
+SERVING_WINDOW = 24
+
+
 def _lock_comparison_with_room(
     *, project: Project, annotator: Annotator, now: object, attempts: int = 5
 ) -> Comparison | None:
+    """Lock a comparison with a free slot that the annotator has not seen.
+
+    The scan follows the (project, vote_count, shuffle_key) index and stops after a small
+    window, so its cost does not grow with the project; within the window the comparisons are
+    taken least-filled first (votes plus live holds). A row another server holds is skipped
+    (SKIP LOCKED); if every row with room is locked, it waits for one rather than tell the
+    annotator there is nothing left. The count under the lock decides.
+    """
     tried: list[int] = []
     for _ in range(attempts):
-        candidates = (
+        window = list(
             Comparison.objects.for_project(project)
             .for_humans()
-            .filter(is_gold=False)
+            .filter(is_gold=False, vote_count__lt=F("votes_wanted"))
             .unseen_by(annotator)
             .exclude(pk__in=tried)
-            .annotate(filled=_filled_slots(now))
-            .filter(filled__lt=F("votes_wanted"))
-            .order_by("filled", "shuffle_key", "id")
+            .order_by("vote_count", "shuffle_key", "id")
+            .annotate(filled=_filled_slots(now))[:SERVING_WINDOW]
         )
-        comparison = None
-        if connection.features.has_select_for_update_skip_locked:
-            comparison = candidates.select_for_update(skip_locked=True, of=("self",)).first()
-        if comparison is None:
-            # Every row with room may be locked by concurrent servers for a moment: wait for
-            # one rather than tell the annotator there is nothing left.
-            comparison = candidates.select_for_update(of=("self",)).first()
+        open_rows = sorted(
+            (c for c in window if c.filled < c.votes_wanted),
+            key=lambda c: (c.filled, c.vote_count, c.shuffle_key, c.pk),
+        )
+        if not open_rows:
+            if len(window) < SERVING_WINDOW:
+                return None
+            tried.extend(c.pk for c in window)
+            continue
+        comparison = _lock_first(open_rows)
         if comparison is None:
             return None
         # Recount in a new statement: its snapshot sees every assignment committed before we
-        # took the lock, which the locking query's older snapshot may have missed.
+        # took the lock, which the window's older snapshot may have missed.
         filled = (
             Comparison.objects.filter(pk=comparison.pk)
             .annotate(filled=_filled_slots(now))
@@ -251,6 +265,18 @@ def _lock_comparison_with_room(
             return comparison
         tried.append(comparison.pk)
     return None
+
+
+def _lock_first(rows: list[Comparison]) -> Comparison | None:
+    """The first of ``rows`` that no one else holds, locked; else wait for the first."""
+    if connection.features.has_select_for_update_skip_locked:
+        for row in rows:
+            locked = (
+                Comparison.objects.select_for_update(skip_locked=True).filter(pk=row.pk).first()
+            )
+            if locked is not None:
+                return locked
+    return Comparison.objects.select_for_update().filter(pk=rows[0].pk).first()
 
 
 # --- votes ------------------------------------------------------------------------------
@@ -325,6 +351,7 @@ def vote_submit(
     except IntegrityError as exc:
         # A concurrent submit of the same pair won the race on the unique constraint.
         raise AlreadyVoted("You already voted on this pair.") from exc
+    Comparison.objects.filter(pk=comparison.pk).update(vote_count=F("vote_count") + 1)
     elo_schedule_refresh(project=project)
     return vote
 

@@ -20,6 +20,7 @@ reported with its line number.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from annotation import services
@@ -267,3 +269,6 @@ def _write(project: Project, parsed: list[_ParsedVote], report: VoteImportReport
         )
     Vote.objects.bulk_create(votes, batch_size=2000)
     report.votes_created = len(votes)
+    added = Counter(vote.comparison_id for vote in votes)
+    for comparison_id, count in added.items():
+        Comparison.objects.filter(pk=comparison_id).update(vote_count=F("vote_count") + count)

@@ -309,3 +309,30 @@ def test_flagged_annotators_do_not_count_in_elo(project: Project) -> None:
 
     assert applied == 0
     assert Vote.objects.count() == 1  # kept, only not counted
+
+
+@pytest.mark.django_db
+def test_serving_counts_votes_and_looks_past_a_window_of_held_pairs(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "SERVING_WINDOW", 2)
+    comparisons = ComparisonFactory.create_batch(5, project=project, votes_wanted=1)
+    # Two other annotators hold the first two pairs in fill order.
+    holders = [AnnotatorFactory(), AnnotatorFactory()]
+    held = [services.assignment_next(project=project, annotator=h).comparison for h in holders]
+    assert len({c.pk for c in held}) == 2
+    me = AnnotatorFactory()
+    mine = services.assignment_next(project=project, annotator=me)
+    assert mine.comparison.pk not in {c.pk for c in held}
+    services.vote_submit(annotator=me, token=mine.token, choice="left")
+    mine.comparison.refresh_from_db()
+    assert mine.comparison.vote_count == 1
+    # Full pairs drop out of the scan; the rest are still served until none is left.
+    served = set()
+    for _ in range(5):
+        annotator = AnnotatorFactory()
+        assignment = services.assignment_next(project=project, annotator=annotator)
+        if assignment is None:
+            break
+        served.add(assignment.comparison.pk)
+    assert served == {c.pk for c in comparisons} - {mine.comparison.pk} - {c.pk for c in held}
