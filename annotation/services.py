@@ -238,7 +238,8 @@ def _lock_comparison_with_room(
             .filter(is_gold=False, vote_count__lt=F("votes_wanted"))
             .unseen_by(annotator)
             .exclude(pk__in=tried)
-            .order_by("vote_count", "shuffle_key", "id")
+            # Exactly the index's order, so the scan stops after the window.
+            .order_by("vote_count", "shuffle_key")
             .annotate(filled=_filled_slots(now))[:SERVING_WINDOW]
         )
         open_rows = sorted(

@@ -165,6 +165,10 @@ def prepare(url: str) -> None:
     Project.objects.filter(slug=SLUG).update(
         max_votes_per_minute=0, max_votes_per_day=0, gold_rate=0.0
     )
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
 
 
 def vote_rows() -> int:
@@ -281,7 +285,8 @@ def main() -> None:
     )
     web = start(
         [sys.executable, "-m", "gunicorn", "prefarena.wsgi:application", "--bind",
-         f"127.0.0.1:{args.port}", "--workers", str(args.workers), "--backlog", "2048"],
+         f"127.0.0.1:{args.port}", "--workers", str(args.workers), "--backlog", "2048",
+         "--preload"],
         env,
     )  # fmt: skip
     worker = start(

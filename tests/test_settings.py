@@ -41,3 +41,24 @@ def test_production_without_a_secret_key_refuses_to_start() -> None:
     result = run_manage("check", DJANGO_DEBUG="0", DJANGO_ALLOWED_HOSTS="arena.example.org")
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+def test_web_processes_never_import_torch() -> None:
+    """Resolving every URL imports every view; none of them may pull in torch or transformers
+    (seconds of start-up and hundreds of MB per web worker). Only the GPU worker loads them."""
+    code = (
+        "import sys, django; django.setup()\n"
+        "from django.urls import get_resolver\n"
+        "def walk(patterns):\n"
+        "    for p in patterns:\n"
+        "        walk(p.url_patterns) if hasattr(p, 'url_patterns') else p.callback\n"
+        "walk(get_resolver().url_patterns)\n"
+        "import prefarena.wsgi, annotation.tasks, models_backend.tasks\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "prefarena.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
