@@ -245,7 +245,7 @@ class Comparison(models.Model):
         indexes = [
             models.Index(fields=["project", "route", "shuffle_key"]),
             models.Index(
-                fields=["project", "vote_count", "shuffle_key"], name="comparison_fill_order"
+                fields=["project", "vote_count", "shuffle_key", "id"], name="comparison_fill_order"
             ),
         ]
 

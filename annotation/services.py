@@ -215,69 +215,79 @@ def _gold_comparison(*, project: Project, annotator: Annotator) -> Comparison | 
     )
 
 
-# How many comparisons, in fill order, one serving looks at: the slot counts run on these only.
+# Comparisons are scanned in fill order, a window at a time; the slot counts run on a window.
 SERVING_WINDOW = 24
+# How far one serving may scan before it says nothing is left (held pairs fill early windows).
+SERVING_MAX_WINDOWS = 100
 
 
 def _lock_comparison_with_room(
-    *, project: Project, annotator: Annotator, now: object, attempts: int = 5
+    *, project: Project, annotator: Annotator, now: object
 ) -> Comparison | None:
     """Lock a comparison with a free slot that the annotator has not seen.
 
-    The scan follows the (project, vote_count, shuffle_key) index and stops after a small
-    window, so its cost does not grow with the project; within the window the comparisons are
-    taken least-filled first (votes plus live holds). A row another server holds is skipped
-    (SKIP LOCKED); if every row with room is locked, it waits for one rather than tell the
-    annotator there is nothing left. The count under the lock decides.
+    The scan follows the (project, vote_count, shuffle_key) index a window at a time (keyset
+    pagination), so its cost does not grow with the project; within a window the comparisons
+    are taken least-filled first (votes plus live holds). A row another server holds is
+    skipped (SKIP LOCKED); if every row with room was locked, it waits for one rather than
+    tell the annotator there is nothing left. The count under the lock decides.
     """
-    tried: list[int] = []
-    for _ in range(attempts):
-        window = list(
-            Comparison.objects.for_project(project)
-            .for_humans()
-            .filter(is_gold=False, vote_count__lt=F("votes_wanted"))
-            .unseen_by(annotator)
-            .exclude(pk__in=tried)
-            # Exactly the index's order, so the scan stops after the window.
-            .order_by("vote_count", "shuffle_key")
-            .annotate(filled=_filled_slots(now))[:SERVING_WINDOW]
-        )
+    pending = (
+        Comparison.objects.for_project(project)
+        .for_humans()
+        .filter(is_gold=False, vote_count__lt=F("votes_wanted"))
+        .unseen_by(annotator)
+    )
+    locked_out: list[int] = []
+    after: tuple[int, float, int] | None = None
+    for _ in range(SERVING_MAX_WINDOWS):
+        window_rows = pending
+        if after is not None:
+            count, key, pk = after
+            window_rows = window_rows.filter(
+                Q(vote_count__gt=count)
+                | Q(vote_count=count, shuffle_key__gt=key)
+                | Q(vote_count=count, shuffle_key=key, pk__gt=pk)
+            )
+        # Exactly the index's order, so the scan stops after the window.
+        ordered = window_rows.order_by("vote_count", "shuffle_key", "id")
+        window = list(ordered.annotate(filled=_filled_slots(now))[:SERVING_WINDOW])
         open_rows = sorted(
             (c for c in window if c.filled < c.votes_wanted),
             key=lambda c: (c.filled, c.vote_count, c.shuffle_key, c.pk),
         )
-        if not open_rows:
-            if len(window) < SERVING_WINDOW:
-                return None
-            tried.extend(c.pk for c in window)
-            continue
-        comparison = _lock_first(open_rows)
-        if comparison is None:
-            return None
-        # Recount in a new statement: its snapshot sees every assignment committed before we
-        # took the lock, which the window's older snapshot may have missed.
-        filled = (
-            Comparison.objects.filter(pk=comparison.pk)
-            .annotate(filled=_filled_slots(now))
-            .values_list("filled", flat=True)
-            .get()
-        )
-        if filled < comparison.votes_wanted:
+        for row in open_rows:
+            comparison = _try_lock(row.pk, wait=False)
+            if comparison is None:
+                locked_out.append(row.pk)
+            elif _has_room(comparison, now):
+                return comparison
+        if len(window) < SERVING_WINDOW:
+            break
+        after = (window[-1].vote_count, window[-1].shuffle_key, window[-1].pk)
+    # Every row with room was locked by concurrent servers for a moment: wait for one.
+    for pk in locked_out[:3]:
+        comparison = _try_lock(pk, wait=True)
+        if comparison is not None and _has_room(comparison, now):
             return comparison
-        tried.append(comparison.pk)
     return None
 
 
-def _lock_first(rows: list[Comparison]) -> Comparison | None:
-    """The first of ``rows`` that no one else holds, locked; else wait for the first."""
-    if connection.features.has_select_for_update_skip_locked:
-        for row in rows:
-            locked = (
-                Comparison.objects.select_for_update(skip_locked=True).filter(pk=row.pk).first()
-            )
-            if locked is not None:
-                return locked
-    return Comparison.objects.select_for_update().filter(pk=rows[0].pk).first()
+def _try_lock(pk: int, *, wait: bool) -> Comparison | None:
+    skip = not wait and connection.features.has_select_for_update_skip_locked
+    return Comparison.objects.select_for_update(skip_locked=skip).filter(pk=pk).first()
+
+
+def _has_room(comparison: Comparison, now: object) -> bool:
+    """Count under the lock, in a new statement: its snapshot sees every assignment committed
+    before the lock was taken, which the window's older snapshot may have missed."""
+    filled = (
+        Comparison.objects.filter(pk=comparison.pk)
+        .annotate(filled=_filled_slots(now))
+        .values_list("filled", flat=True)
+        .get()
+    )
+    return filled < comparison.votes_wanted
 
 
 # --- votes ------------------------------------------------------------------------------

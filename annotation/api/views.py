@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -222,7 +222,6 @@ class ComparisonList(generics.ListAPIView):
         comparisons = (
             Comparison.objects.filter(project=project, is_gold=False)
             .select_related("prompt", "candidate_a__model", "candidate_b__model")
-            .annotate(vote_count=Count("votes"))
             .order_by("id")
         )
         params = self.request.query_params

@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='comparison',
-            index=models.Index(fields=['project', 'vote_count', 'shuffle_key'], name='comparison_fill_order'),
+            index=models.Index(fields=['project', 'vote_count', 'shuffle_key', 'id'], name='comparison_fill_order'),
         ),
         migrations.RunSQL(COUNT_VOTES, migrations.RunSQL.noop),
     ]
