@@ -7,6 +7,8 @@ model's output never reach the browser as live code.
 
 from __future__ import annotations
 
+import functools
+
 import markdown
 import nh3
 
@@ -48,7 +50,10 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "code": {"class"}, "th": {"align"}
 URL_SCHEMES = {"http", "https", "mailto"}
 
 
+@functools.lru_cache(maxsize=2048)
 def render_markdown(text: str) -> str:
+    """Markdown to sanitized HTML. Pure, so cached: every annotator of a pair reads the same
+    answers, and rendering is a large part of serving a page."""
     html = markdown.markdown(
         text or "",
         extensions=["fenced_code", "tables", "sane_lists", "nl2br"],
