@@ -3,10 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from annotation.importers import ImportFailed, candidates_import
-from annotation.management.commands._project import project_or_fail
+from annotation.importers import candidates_import
+from annotation.management.commands._project import import_or_fail
 
 
 class Command(BaseCommand):
@@ -23,13 +23,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        project = project_or_fail(options["project"])
-        try:
-            report = candidates_import(
-                project=project,
-                path=options["file"],
-                create_comparisons=not options["no_comparisons"],
-            )
-        except ImportFailed as failed:
-            raise CommandError(str(failed)) from failed
+        report = import_or_fail(
+            candidates_import,
+            options["project"],
+            path=options["file"],
+            create_comparisons=not options["no_comparisons"],
+        )
         self.stdout.write(self.style.SUCCESS(f"Imported: {report.summary()}"))

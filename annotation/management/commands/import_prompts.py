@@ -3,10 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from annotation.importers import ImportFailed, prompts_import
-from annotation.management.commands._project import project_or_fail
+from annotation.importers import prompts_import
+from annotation.management.commands._project import import_or_fail
 
 
 class Command(BaseCommand):
@@ -20,9 +20,5 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="project slug")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        project = project_or_fail(options["project"])
-        try:
-            report = prompts_import(project=project, path=options["file"])
-        except ImportFailed as failed:
-            raise CommandError(str(failed)) from failed
+        report = import_or_fail(prompts_import, options["project"], path=options["file"])
         self.stdout.write(self.style.SUCCESS(f"Imported: {report.summary()}"))

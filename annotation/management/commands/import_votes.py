@@ -3,10 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from annotation.importers import ImportFailed
-from annotation.management.commands._project import project_or_fail
+from annotation.management.commands._project import import_or_fail
 from annotation.vote_import import votes_import
 
 
@@ -22,11 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, help="project slug")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        project = project_or_fail(options["project"])
-        try:
-            report = votes_import(project=project, path=options["file"])
-        except ImportFailed as failed:
-            raise CommandError(str(failed)) from failed
+        report = import_or_fail(votes_import, options["project"], path=options["file"])
         for note in report.notes[:20]:
             self.stdout.write(f"  {note}")
         if len(report.notes) > 20:
