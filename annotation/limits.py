@@ -25,14 +25,18 @@ class LimitHit:
 def _window_hit(
     annotator: Annotator, now: datetime, window: timedelta, limit: int
 ) -> datetime | None:
-    """When the oldest vote in the window leaves it, if the window is full; else None."""
+    """When the oldest vote in the window leaves it, if the window is full; else None.
+
+    One indexed query that returns at most one row: the limit-th newest vote in the window.
+    """
     if limit <= 0:
         return None
     recent = Vote.objects.filter(annotator=annotator, created_at__gt=now - window)
-    times = list(recent.order_by("-created_at").values_list("created_at", flat=True)[:limit])
-    if len(times) < limit:
-        return None
-    return times[-1] + window
+    oldest_counted = recent.order_by("-created_at").values_list("created_at", flat=True)[
+        limit - 1 : limit
+    ]
+    found = list(oldest_counted)
+    return found[0] + window if found else None
 
 
 def vote_limit_hit(*, annotator: Annotator, project: Project, now: datetime) -> LimitHit | None:

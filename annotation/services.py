@@ -20,6 +20,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
+from django.http import HttpRequest
 from django.utils import timezone
 
 from annotation import limits, ratings, selectors
@@ -95,6 +96,13 @@ class ClientFingerprint:
             salt + b"client:" + ip.encode() + b"\0" + user_agent.encode()
         ).hexdigest()
         return cls(client_hash=client_hash, ip_hash=ip_hash)
+
+    @classmethod
+    def from_request(cls, request: HttpRequest) -> ClientFingerprint:
+        return cls.from_values(
+            ip=request.META.get("REMOTE_ADDR", ""),
+            user_agent=request.headers.get("User-Agent", "")[:500],
+        )
 
 
 # --- annotators -------------------------------------------------------------------------

@@ -22,13 +22,6 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-def _client_fingerprint(request: HttpRequest) -> services.ClientFingerprint:
-    return services.ClientFingerprint.from_values(
-        ip=request.META.get("REMOTE_ADDR", ""),
-        user_agent=request.headers.get("User-Agent", "")[:500],
-    )
-
-
 def _annotator(request: HttpRequest, project: Project) -> Annotator | None:
     return services.annotator_get_or_create(
         user=request.user, session=request.session, project=project
@@ -91,7 +84,7 @@ def arena_vote(request: HtmxHttpRequest, slug: str) -> HttpResponse:
             annotator=annotator,
             token=request.POST.get("assignment"),
             choice=request.POST.get("choice"),
-            fingerprint=_client_fingerprint(request),
+            fingerprint=services.ClientFingerprint.from_request(request),
         )
     except services.VoteRejected as rejected:
         return _vote_rejected(request, project, rejected)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -12,7 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from annotation import selectors
 from annotation.exports.options import ExportRequestInvalid, parse_options
-from annotation.exports.service import export_job_create
+from annotation.exports.service import ExportFileMissing, export_job_create, export_job_file
 from annotation.forms import ExportForm
 from annotation.models import ExportJob, ModelEntry, Project
 
@@ -64,8 +61,8 @@ def export_file(request: HttpRequest, slug: str, pk: int, what: str) -> FileResp
     project = selectors.get_project_for_user(request.user, slug, staff=True)
     job = get_object_or_404(ExportJob, project=project, pk=pk, status=ExportJob.Status.DONE)
     relative = job.download_path if what == "download" else job.card_path
-    root = Path(settings.MEDIA_ROOT).resolve()
-    path = (root / relative).resolve()
-    if not relative or root not in path.parents or not path.is_file():
-        raise Http404("The export's file is gone; run the export again.")
+    try:
+        path = export_job_file(job, relative)
+    except ExportFileMissing as exc:
+        raise Http404(str(exc)) from exc
     return FileResponse(path.open("rb"), as_attachment=what == "download", filename=path.name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -24,7 +23,12 @@ from annotation.api.permissions import ADMIN, STAFF, VOTER, is_staff, project_fo
 from annotation.exports import writers
 from annotation.exports.card import ExportStats
 from annotation.exports.options import ExportRequestInvalid, parse_options
-from annotation.exports.service import export_job_create, export_records
+from annotation.exports.service import (
+    ExportFileMissing,
+    export_job_create,
+    export_job_file,
+    export_records,
+)
 from annotation.exports.source import count_comparisons
 from annotation.models import (
     Annotator,
@@ -318,10 +322,7 @@ class VoteListCreate(generics.ListCreateAPIView):
                 annotator=_annotator(request, project),
                 token=payload.validated_data["assignment"],
                 choice=payload.validated_data["choice"],
-                fingerprint=services.ClientFingerprint.from_values(
-                    ip=request.META.get("REMOTE_ADDR", ""),
-                    user_agent=request.headers.get("User-Agent", "")[:500],
-                ),
+                fingerprint=services.ClientFingerprint.from_request(request),
                 source=Vote.Source.API,
             )
         except services.VoteRejected as rejected:
@@ -433,12 +434,10 @@ class _ExportFile(APIView):
         job = ExportJob.objects.filter(project=project, pk=pk).first()
         if job is None:
             raise NotFound("No such export.")
-        relative = getattr(job, self.attribute)
-        if job.status != ExportJob.Status.DONE or not relative:
-            raise NotFound(f"This export is {job.status}; nothing to download yet.")
-        path = (Path(settings.MEDIA_ROOT) / relative).resolve()
-        if not path.is_file() or Path(settings.MEDIA_ROOT).resolve() not in path.parents:
-            raise NotFound("The export's file is gone; run the export again.")
+        try:
+            path = export_job_file(job, getattr(job, self.attribute))
+        except ExportFileMissing as exc:
+            raise NotFound(str(exc)) from exc
         return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
 
 

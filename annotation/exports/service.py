@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from annotation.exports import formats, writers
@@ -145,6 +146,24 @@ def job_directory(job: ExportJob) -> Path:
     return Path(settings.MEDIA_ROOT) / "exports" / str(job.pk)
 
 
+class ExportFileMissing(LookupError):
+    """No file to serve for this job; the message says why."""
+
+
+def export_job_file(job: ExportJob, relative: str) -> Path:
+    """The job's file at ``relative`` (its download_path or card_path) under MEDIA_ROOT.
+
+    Refuses a job that is not done, and any path that leaves MEDIA_ROOT or is gone.
+    """
+    if job.status != ExportJob.Status.DONE or not relative:
+        raise ExportFileMissing(f"This export is {job.status}; nothing to download yet.")
+    root = Path(settings.MEDIA_ROOT).resolve()
+    path = (root / relative).resolve()
+    if root not in path.parents or not path.is_file():
+        raise ExportFileMissing("The export's file is gone; run the export again.")
+    return path
+
+
 def _data_name(job: ExportJob) -> str:
     stem = f"{job.project.slug}-{job.options.get('format', 'export')}"
     return {"jsonl": f"{stem}.jsonl", "parquet": f"{stem}.parquet"}.get(job.file_type, stem)
@@ -191,14 +210,10 @@ def export_job_run(job: ExportJob) -> ExportJob:
     ExportJob.objects.filter(pk=job.pk).update(
         status=ExportJob.Status.DONE,
         rows=result.stats.rows,
-        completed=_total(job),
+        completed=F("total"),
         download_path=str(download.relative_to(settings.MEDIA_ROOT)),
         card_path=str(result.card.relative_to(settings.MEDIA_ROOT)),
         finished_at=timezone.now(),
     )
     job.refresh_from_db()
     return job
-
-
-def _total(job: ExportJob) -> int:
-    return ExportJob.objects.filter(pk=job.pk).values_list("total", flat=True).get()
