@@ -7,7 +7,12 @@ from annotation.selectors import SOURCES, LeaderboardFilters
 
 class LeaderboardFilterForm(forms.Form):
     source = forms.ChoiceField(
-        choices=[("human", "Human votes"), ("judge", "LLM judge"), ("all", "Both")],
+        choices=[
+            ("human", "Human votes"),
+            ("judge", "LLM judge"),
+            ("all", "Both"),
+            ("final", "Final labels (humans where they voted, else the judge)"),
+        ],
         required=False,
     )
     category = forms.CharField(required=False, max_length=100)

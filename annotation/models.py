@@ -203,6 +203,8 @@ class Comparison(models.Model):
         HUMAN = "human"
         JUDGE = "judge"
         BOTH = "both"
+        # Waiting for the router (a project with a routing policy): not served to humans.
+        PENDING = "pending"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")

@@ -108,7 +108,8 @@ def annotator_vote_count(*, annotator: Annotator, project: Project) -> int:
 
 # --- leaderboards -----------------------------------------------------------------------
 
-SOURCES = ("human", "judge", "all")
+# `final`: human votes where people voted, else the judge's verdicts (the router's final labels).
+SOURCES = ("human", "judge", "all", "final")
 # A weak Gaussian prior on strengths (sd about 3 logits, 550 rating points): invisible with
 # real vote counts, but keeps a model that never lost (or never won) at a finite rating.
 LEADERBOARD_RIDGE = 0.1
@@ -150,6 +151,10 @@ def _human_votes(project: Project, filters: LeaderboardFilters) -> QuerySet[Vote
 
 def _judgments(project: Project, filters: LeaderboardFilters) -> QuerySet[Judgment]:
     judgments = Judgment.objects.filter(comparison__project=project, comparison__is_gold=False)
+    if filters.source == "final":
+        # The judge speaks only where no counted human vote exists (in any date window).
+        humans = _human_votes(project, LeaderboardFilters(include_flagged=filters.include_flagged))
+        judgments = judgments.exclude(comparison_id__in=humans.values("comparison_id"))
     return _in_window(judgments, filters)
 
 
@@ -189,9 +194,9 @@ def _grouped(queryset: QuerySet, outcome: str, extra: tuple[str, ...] = ()) -> l
 def battle_counts(project: Project, filters: LeaderboardFilters) -> ratings.BattleCounts:
     """Aggregated (model a, model b, outcome) counts, computed by a GROUP BY in SQL."""
     rows: list[tuple] = []
-    if filters.source in ("human", "all"):
+    if filters.source in ("human", "all", "final"):
         rows += _grouped(_human_votes(project, filters), "winner")
-    if filters.source in ("judge", "all"):
+    if filters.source in ("judge", "all", "final"):
         rows += _grouped(_judgments(project, filters), "verdict")
     names = dict(ModelEntry.objects.filter(project=project).values_list("pk", "name"))
     return ratings.BattleCounts.from_rows(
@@ -216,10 +221,10 @@ def length_battle_counts(
     """Counts per (model a, model b, outcome, length-difference bin), for style control."""
     bins = ratings.LENGTH_BINS_PER_UNIT
     rows: list[tuple] = []
-    if filters.source in ("human", "all"):
+    if filters.source in ("human", "all", "final"):
         votes = _human_votes(project, filters).annotate(length_bin=_length_bin_expression(bins))
         rows += _grouped(votes, "winner", ("length_bin",))
-    if filters.source in ("judge", "all"):
+    if filters.source in ("judge", "all", "final"):
         judgments = _judgments(project, filters).annotate(length_bin=_length_bin_expression(bins))
         rows += _grouped(judgments, "verdict", ("length_bin",))
     names = dict(ModelEntry.objects.filter(project=project).values_list("pk", "name"))

@@ -385,6 +385,15 @@ def _ensure_slot_left(comparison: Comparison) -> None:
 # --- comparisons ------------------------------------------------------------------------
 
 
+def comparison_initial_route(project: Project) -> str:
+    """`pending` where an enabled routing policy decides who labels the project's pairs."""
+    # The reverse one-to-one raises an AttributeError subclass when the project has no policy.
+    policy = getattr(project, "routing_policy", None)
+    if policy is not None and policy.enabled:
+        return Comparison.Route.PENDING
+    return Comparison.Route.HUMAN
+
+
 def comparisons_create_for_prompts(
     *, project: Project, prompts: Iterable[Prompt], votes_wanted: int | None = None
 ) -> int:
@@ -406,6 +415,7 @@ def comparisons_create_for_prompts(
         )
     )
     rng = random.Random()  # noqa: S311 - shuffle order only
+    route = comparison_initial_route(project)
     new: list[Comparison] = []
     for _, group in itertools.groupby(candidates, key=lambda c: c.prompt_id):
         for first, second in itertools.combinations(list(group), 2):
@@ -420,6 +430,7 @@ def comparisons_create_for_prompts(
                     candidate_a=first,
                     candidate_b=second,
                     votes_wanted=wanted,
+                    route=route,
                     shuffle_key=rng.random(),
                 )
             )

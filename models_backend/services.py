@@ -174,12 +174,14 @@ def judge_job_create(
     dispatch: bool = True,
 ) -> JudgeJob:
     """Queue judging of `comparisons` (default: the project's routed to the judge or to both,
-    not yet judged by this judge)."""
+    or waiting for the router, which reads the verdict; not yet judged by this judge)."""
     if comparisons is None:
         judged = Judgment.objects.filter(judge=judge).values("comparison_id")
         comparisons = list(
             Comparison.objects.for_project(project)
-            .filter(route__in=[Comparison.Route.JUDGE, Comparison.Route.BOTH])
+            .filter(
+                route__in=[Comparison.Route.JUDGE, Comparison.Route.BOTH, Comparison.Route.PENDING]
+            )
             .exclude(pk__in=judged)
             .order_by("id")
         )

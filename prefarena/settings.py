@@ -178,8 +178,16 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "models_backend.tasks.*": {"queue": "gpu"},
 }
-# Retry delays stay far below this, so a redelivered task is never duplicated by Redis.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A task whose worker died (kill -9, OOM) is redelivered by Redis once it has been unacked for
+# the visibility timeout: it must exceed the longest task (exports: 1 h) and every retry delay,
+# or Redis runs a live task twice. Fault tests shorten it to see the redelivery in seconds.
+REDIS_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_BROKER_VISIBILITY_TIMEOUT", "3600"))
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": REDIS_VISIBILITY_TIMEOUT,
+    # Workers look for such messages every few seconds (kombu's default is every 100 s).
+    "unacked_restore_interval": min(10, max(1, REDIS_VISIBILITY_TIMEOUT // 4)),
+    "unacked_restore_throttle": 1,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     # Admins watch the leaderboard move: store a fresh snapshot for projects with new votes.
@@ -191,6 +199,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "fraud-detection": {
         "task": "annotation.tasks.fraud_detect_all_task",
         "schedule": float(os.environ.get("PREFARENA_FRAUD_SECONDS", "900")),
+    },
+    # Judged pending pairs are routed (and the disagreement model refitted when due).
+    "router": {
+        "task": "routing.tasks.router_run_all_task",
+        "schedule": float(os.environ.get("PREFARENA_ROUTER_SECONDS", "60")),
     },
 }
 

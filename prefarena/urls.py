@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("models_backend.urls")),
+    path("", include("routing.urls")),
     path("", include("annotation.urls")),
 ]
 

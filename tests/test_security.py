@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from annotation.importers import ImportFailed
 from annotation.models import Annotator, Assignment, Comparison, ExportJob, Project, Vote
 from annotation.vote_import import votes_import
+from routing.models import RouteDecision, RoutingPolicy
 from tests.factories import AnnotatorFactory, ComparisonFactory, PromptFactory
 
 pytestmark = pytest.mark.django_db
@@ -59,7 +60,18 @@ def world(project: Project, settings, tmp_path: Path) -> dict[str, object]:
         download_path="e/data.jsonl",
         card_path="e/data.jsonl",
     )
-    return {"job": job.pk, "voter": voter.pseudonym}
+    decided = ComparisonFactory(project=project, route="judge")
+    RouteDecision.objects.create(
+        comparison=decided,
+        route="judge",
+        reason="budget",
+        p_disagree=0.2,
+        priority=0.2,
+        judge="judge",
+        judge_verdict="model_a",
+        features={"margin": 0.8},
+    )
+    return {"job": job.pk, "voter": voter.pseudonym, "decided": decided.pk}
 
 
 def client_for(role: str, request: pytest.FixtureRequest) -> Client:
@@ -80,6 +92,8 @@ GET_PAGES = [
     ("models_backend:jobs", ("demo",), STAFF),
     ("annotation:review", ("demo",), ADMIN),
     ("annotation:review-annotator", ("demo", "voter"), ADMIN),
+    ("routing:router", ("demo",), ADMIN),
+    ("routing:router-decision", ("demo", "decided"), ADMIN),
 ]
 POST_FORMS = [
     ("annotation:leaderboard-refresh", ("demo",), {}, {**STAFF, "researcher": 302, "admin": 302}),
@@ -92,6 +106,21 @@ POST_FORMS = [
     ("models_backend:jobs-judge", ("demo",), {}, {**STAFF, "researcher": 302, "admin": 302}),
     ("annotation:review-run", ("demo",), {}, {**ADMIN, "admin": 302}),
     ("annotation:review-decide", ("demo", "voter"), {"action": "flag"}, {**ADMIN, "admin": 302}),
+    ("routing:router-run", ("demo",), {}, {**ADMIN, "admin": 302}),
+    (
+        "routing:router-policy",
+        ("demo",),
+        {
+            "enabled": "on",
+            "judge": "judge",
+            "budget_kind": "share",
+            "budget_share": "0.3",
+            "daily_human_votes": "0",
+            "audit_fraction": "0.1",
+            "retrain_every": "20",
+        },
+        {**ADMIN, "admin": 302},
+    ),
 ]
 
 
@@ -116,6 +145,7 @@ def test_every_page_answers_each_role_as_it_should(
     # Only admins' decisions land in the audit trail.
     flagged = Annotator.objects.get(pseudonym="voter-1").state == "flagged"
     assert flagged == (role == "admin")
+    assert RoutingPolicy.objects.exists() == (role == "admin")
 
 
 def test_the_django_admin_is_for_staff_users_only(client: Client, admin_user_of_project) -> None:

@@ -1,0 +1,132 @@
+"""The router's records: a project's policy (budget, audit share, judge), the fitted
+disagreement models, and one stored decision per routed comparison, features included, so
+every routing can be explained later."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from annotation.models import Comparison, Project
+
+
+class RoutingPolicy(models.Model):
+    """How a project's comparisons are split between humans and the LLM judge.
+
+    While a policy is enabled, new comparisons wait (route `pending`) until the judge has
+    given its verdict and the router has decided who labels them.
+    """
+
+    class BudgetKind(models.TextChoices):
+        SHARE = "share", "A share of the comparisons"
+        DAILY = "daily", "A number of human votes per day"
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="routing_policy")
+    enabled = models.BooleanField(default=True)
+    judge = models.CharField(
+        max_length=200,
+        default="gemma3-270m-judge",
+        help_text="The judge whose verdicts the router reads and the judge-only pairs get.",
+    )
+    budget_kind = models.CharField(
+        max_length=8, choices=BudgetKind.choices, default=BudgetKind.SHARE
+    )
+    budget_share = models.FloatField(
+        default=0.25, help_text="Share of the routed comparisons that humans label, 0 to 1."
+    )
+    daily_human_votes = models.PositiveIntegerField(
+        default=0, help_text="Human votes the project can pay for each day (daily budgets)."
+    )
+    audit_fraction = models.FloatField(
+        default=0.05,
+        help_text="Share of routed comparisons drawn at random for both a human and the judge "
+        "(paid from the human budget), to measure the judge without selection bias.",
+    )
+    retrain_every = models.PositiveIntegerField(
+        default=20, help_text="Refit the disagreement model after this many new labelled pairs."
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "routing policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(budget_share__gte=0.0, budget_share__lte=1.0),
+                name="routing_budget_share_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(audit_fraction__gte=0.0, audit_fraction__lte=1.0),
+                name="routing_audit_fraction_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"routing policy of {self.project}"
+
+
+class DisagreementFit(models.Model):
+    """A disagreement model fitted on a project's comparisons that have both labels.
+
+    `kind` is `cold_start` while too few labelled pairs exist (the rule needs no parameters).
+    """
+
+    class Kind(models.TextChoices):
+        COLD_START = "cold_start", "Cold-start rule"
+        LOGISTIC = "logistic", "Logistic regression"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="router_fits")
+    judge = models.CharField(max_length=200)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    params = models.JSONField(default=dict, blank=True)
+    labelled = models.PositiveIntegerField(help_text="Pairs with both labels it was fitted on.")
+    judge_wrong = models.PositiveIntegerField(help_text="Of those, pairs the judge got wrong.")
+    cv_auroc = models.FloatField(
+        null=True, blank=True, help_text="Cross-validated AUROC on the training pairs."
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} on {self.labelled} pairs ({self.project})"
+
+
+class RouteDecision(models.Model):
+    """Who labels one comparison, and why: the score, its rank and the features behind it."""
+
+    class Reason(models.TextChoices):
+        AUDIT = "audit", "Random audit sample: a human and the judge"
+        PRIORITY = "priority", "Among the most valuable pairs for a human within the budget"
+        BUDGET = "budget", "Below the budget's cut: the judge labels it"
+
+    comparison = models.OneToOneField(
+        Comparison, on_delete=models.CASCADE, related_name="route_decision"
+    )
+    route = models.CharField(max_length=8, choices=Comparison.Route.choices)
+    reason = models.CharField(max_length=8, choices=Reason.choices)
+    p_disagree = models.FloatField(help_text="Predicted P(judge differs from the human majority).")
+    priority = models.FloatField()
+    judge = models.CharField(max_length=200)
+    judge_verdict = models.CharField(max_length=20, help_text="As the router read it.")
+    features = models.JSONField(default=dict, blank=True)
+    fit = models.ForeignKey(
+        DisagreementFit, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-priority", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(route__in=["human", "judge", "both"]), name="route_decision_routed"
+            ),
+            models.CheckConstraint(
+                condition=Q(p_disagree__gte=0.0, p_disagree__lte=1.0),
+                name="route_decision_probability",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.comparison} to {self.route} ({self.get_reason_display()})"

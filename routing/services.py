@@ -1,0 +1,274 @@
+"""Writes of the router: the policy, fitting the disagreement model on pairs with both labels,
+and routing the comparisons that wait for it.
+
+The flow of a routed project: comparisons are created `pending`; the LLM judge labels them (a
+judge job, which reads pending pairs too); the router (a beat task, or "Route now") scores
+each judged pending pair with the newest disagreement model, draws the random audit stream,
+gives the highest-value pairs to humans within the budget and the rest to the judge, and
+stores every decision with its score and features. As humans finish audited and
+human-routed pairs, the model is refitted (every `retrain_every` new labelled pairs).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from annotation.models import Assignment, Comparison, Project, Vote
+from routing import selectors
+from routing.allocation import allocate
+from routing.disagreement import (
+    ColdStartRule,
+    DisagreementModel,
+    DisagreementScorer,
+    fit_disagreement_model,
+)
+from routing.evaluation import auroc, cross_fit, group_folds
+from routing.features import build_features
+from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
+
+CV_FOLDS = 5
+
+
+# --- policy -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def routing_policy_set(
+    *,
+    project: Project,
+    enabled: bool = True,
+    judge: str | None = None,
+    budget_kind: str = RoutingPolicy.BudgetKind.SHARE,
+    budget_share: float = 0.25,
+    daily_human_votes: int = 0,
+    audit_fraction: float = 0.05,
+    retrain_every: int = 20,
+) -> RoutingPolicy:
+    """Create or change a project's routing policy.
+
+    Enabling it puts the comparisons nobody has started on (no decision, no assignment) in
+    `pending` for the router; disabling it hands every pending comparison back to humans.
+    """
+    policy = RoutingPolicy.objects.select_for_update().filter(project=project).first()
+    policy = policy or RoutingPolicy(project=project)
+    policy.enabled = enabled
+    if judge:
+        policy.judge = judge
+    policy.budget_kind = budget_kind
+    policy.budget_share = budget_share
+    policy.daily_human_votes = daily_human_votes
+    policy.audit_fraction = audit_fraction
+    policy.retrain_every = retrain_every
+    policy.updated_at = timezone.now()
+    policy.full_clean()
+    policy.save()
+    comparisons = Comparison.objects.filter(project=project, is_gold=False)
+    if enabled:
+        started = Assignment.objects.filter(comparison=OuterRef("pk"))
+        comparisons.filter(
+            route=Comparison.Route.HUMAN, route_decision__isnull=True, vote_count=0
+        ).exclude(Exists(started)).update(route=Comparison.Route.PENDING)
+    else:
+        comparisons.filter(route=Comparison.Route.PENDING).update(route=Comparison.Route.HUMAN)
+    return policy
+
+
+# --- budget -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DailyBudget:
+    votes_today: int
+    open_slots: int
+    votes_left: int
+
+
+def _start_of_today() -> datetime:
+    return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def budget_left_today(project: Project, policy: RoutingPolicy) -> DailyBudget:
+    """Human votes a daily budget can still pay for today: votes cast today and the votes
+    already promised to open human pairs are spent."""
+    votes_today = Vote.objects.filter(
+        comparison__project=project, comparison__is_gold=False, created_at__gte=_start_of_today()
+    ).count()
+    open_slots = selectors.open_human_slots(project)
+    left = max(0, policy.daily_human_votes - votes_today - open_slots)
+    return DailyBudget(votes_today, open_slots, left)
+
+
+def human_budget_left(project: Project, policy: RoutingPolicy, batch: int) -> int:
+    """Comparisons this batch of `batch` may send to humans (audit stream included)."""
+    if policy.budget_kind == RoutingPolicy.BudgetKind.DAILY:
+        return budget_left_today(project, policy).votes_left // max(1, project.votes_per_comparison)
+    decided = RouteDecision.objects.filter(comparison__project=project)
+    already_human = decided.filter(route__in=["human", "both"]).count()
+    allowed = round(policy.budget_share * (decided.count() + batch))
+    return max(0, min(batch, allowed - already_human))
+
+
+# --- the disagreement model -------------------------------------------------------------
+
+
+def _params(model: DisagreementModel) -> dict:
+    return {
+        "names": list(model.names),
+        "mean": model.mean.tolist(),
+        "scale": model.scale.tolist(),
+        "coef": model.coef.tolist(),
+        "intercept": model.intercept,
+        "l2": model.l2,
+        "judge_penalty_share": model.judge_penalty_share,
+        "platt": list(model.platt) if model.platt else None,
+    }
+
+
+def scorer_for(fit: DisagreementFit | None) -> DisagreementScorer:
+    if fit is None or fit.kind == DisagreementFit.Kind.COLD_START:
+        return ColdStartRule()
+    params = fit.params
+    return DisagreementModel(
+        names=tuple(params["names"]),
+        mean=np.asarray(params["mean"]),
+        scale=np.asarray(params["scale"]),
+        coef=np.asarray(params["coef"]),
+        intercept=float(params["intercept"]),
+        l2=float(params["l2"]),
+        judge_penalty_share=float(params["judge_penalty_share"]),
+        platt=tuple(params["platt"]) if params.get("platt") else None,
+    )
+
+
+def router_retrain(*, project: Project, force: bool = False) -> DisagreementFit | None:
+    """Refit P(judge disagrees with the human majority) once `retrain_every` new pairs have
+    both labels (or on `force`); returns the new fit, or None when none was due."""
+    policy = selectors.policy_for(project)
+    if policy is None:
+        return None
+    labelled = selectors.labelled_comparisons(project, policy.judge)
+    n = len(labelled.comparisons)
+    last = selectors.current_fit(project, policy.judge)
+    trained_on = last.labelled if last is not None else 0
+    if not force and (n == 0 or n - trained_on < policy.retrain_every):
+        return None
+    pairs = [selectors.routing_pair(c, labelled.judgments[c.pk]) for c in labelled.comparisons]
+    features = build_features(pairs)
+    wrong = np.asarray(labelled.judge_wrong, dtype=float)
+    scorer = fit_disagreement_model(features, wrong)
+    fit = DisagreementFit(
+        project=project, judge=policy.judge, labelled=n, judge_wrong=int(wrong.sum())
+    )
+    if isinstance(scorer, DisagreementModel):
+        fit.kind = DisagreementFit.Kind.LOGISTIC
+        fit.params = _params(scorer)
+        prompts = [c.prompt_id for c in labelled.comparisons]
+        folds = min(CV_FOLDS, len(set(prompts)))
+        if folds >= 2:
+            oof, _ = cross_fit(
+                features, wrong, group_folds(prompts, folds, 0), fit_disagreement_model
+            )
+            fit.cv_auroc = auroc(oof, wrong)
+    else:
+        fit.kind = DisagreementFit.Kind.COLD_START
+    fit.full_clean()
+    fit.save()
+    return fit
+
+
+# --- routing ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingResult:
+    routed: int = 0
+    human: int = 0
+    judge: int = 0
+    both: int = 0
+    waiting_for_judge: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"routed {self.routed} (human {self.human}, judge {self.judge}, audit {self.both}); "
+            f"{self.waiting_for_judge} wait for a judge verdict"
+        )
+
+
+@transaction.atomic
+def comparisons_route(*, project: Project, rng: random.Random | None = None) -> RoutingResult:
+    """Route the project's judged pending comparisons. Safe to run concurrently and again:
+    rows another run holds are skipped, and a comparison is decided once (one-to-one)."""
+    policy = selectors.policy_for(project)
+    if policy is None or not policy.enabled:
+        return RoutingResult()
+    rng = rng or random.Random()  # noqa: S311 - the audit draw needs no secrecy
+    locked = set(
+        selectors.routable(project, policy.judge)
+        .select_for_update(skip_locked=True, of=("self",))
+        .values_list("pk", flat=True)
+    )
+    comparisons = list(selectors.with_texts(Comparison.objects.filter(pk__in=locked)))
+    waiting = Comparison.objects.filter(
+        project=project, route=Comparison.Route.PENDING
+    ).count() - len(comparisons)
+    if not comparisons:
+        return RoutingResult(waiting_for_judge=waiting)
+    judgments = selectors.judgments_by_comparison(locked, policy.judge)
+    pairs = [selectors.routing_pair(c, judgments[c.pk]) for c in comparisons]
+    features = build_features(pairs)
+    fit = selectors.current_fit(project, policy.judge)
+    p_disagree = np.clip(scorer_for(fit).predict_proba(features), 0.0, 1.0)
+
+    n = len(comparisons)
+    budget = human_budget_left(project, policy, n)
+    # The audit stream: each pair independently at `audit_fraction` (small batches get their
+    # share too), paid first from the budget.
+    audit = [i for i in range(n) if rng.random() < policy.audit_fraction][:budget]
+    rest = [i for i in range(n) if i not in set(audit)]
+    allocation = allocate(
+        p_disagree[rest], budget=budget - len(audit), audit_fraction=0.0, seed=rng.randrange(2**32)
+    )
+    routes: dict[int, str] = {i: "both" for i in audit}
+    priority = dict.fromkeys(audit, 1.0)
+    for j, i in enumerate(rest):
+        routes[i] = allocation.routes[j]
+        priority[i] = float(allocation.priority[j])
+
+    reasons = {"both": RouteDecision.Reason.AUDIT, "human": RouteDecision.Reason.PRIORITY}
+    RouteDecision.objects.bulk_create(
+        RouteDecision(
+            comparison=comparisons[i],
+            route=routes[i],
+            reason=reasons.get(routes[i], RouteDecision.Reason.BUDGET),
+            p_disagree=float(p_disagree[i]),
+            priority=priority[i],
+            judge=policy.judge,
+            judge_verdict=pairs[i].llm_label or "",
+            features={
+                name: round(float(value), 4)
+                for name, value in zip(features.names, features.matrix[i], strict=True)
+            },
+            fit=fit,
+        )
+        for i in range(n)
+    )
+    for route in ("human", "judge", "both"):
+        ids = [comparisons[i].pk for i in range(n) if routes[i] == route]
+        Comparison.objects.filter(pk__in=ids).update(route=route)
+    counts = {route: sum(r == route for r in routes.values()) for route in ("human", "judge")}
+    return RoutingResult(routed=n, both=len(audit), waiting_for_judge=waiting, **counts)
+
+
+def router_run(*, project: Project) -> str:
+    """What the beat task does per project: refit when due, then route what waits."""
+    fit = router_retrain(project=project)
+    result = comparisons_route(project=project)
+    refit = f"refitted on {fit.labelled} pairs; " if fit is not None else ""
+    return f"{refit}{result}"

@@ -1,0 +1,71 @@
+"""The router page of a project (admins): policy, figures, pairs waiting for humans, and why
+each comparison went where it did."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation.models import Project
+from annotation.selectors import get_project_for_user
+from routing import selectors, services
+from routing.forms import RoutingPolicyForm
+from routing.models import RouteDecision, RoutingPolicy
+from routing.tasks import router_run_task
+
+
+def _page(request: HttpRequest, project: Project, form: RoutingPolicyForm | None = None):
+    policy = selectors.policy_for(project)
+    context: dict[str, object] = {
+        "project": project,
+        "policy": policy,
+        "form": form or RoutingPolicyForm(instance=policy or RoutingPolicy(project=project)),
+    }
+    if policy is not None:
+        context["overview"] = selectors.router_overview(project, policy)
+        context["waiting"] = selectors.waiting_for_humans(project)
+    status = 400 if form is not None and form.errors else 200
+    template = "routing/router.html"
+    if getattr(request, "htmx", False) and policy is not None:
+        template += "#overview"
+    return render(request, template, context, status=status)
+
+
+@require_GET
+def router_page(request: HttpRequest, slug: str) -> HttpResponse:
+    project = get_project_for_user(request.user, slug, admin=True)
+    return _page(request, project)
+
+
+@require_POST
+def router_policy(request: HttpRequest, slug: str) -> HttpResponse:
+    project = get_project_for_user(request.user, slug, admin=True)
+    instance = selectors.policy_for(project) or RoutingPolicy(project=project)
+    form = RoutingPolicyForm(request.POST, instance=instance)
+    if not form.is_valid():
+        return _page(request, project, form)
+    services.routing_policy_set(project=project, **form.cleaned_data)
+    messages.success(request, "Routing policy saved.")
+    return HttpResponseRedirect(reverse("routing:router", args=[project.slug]))
+
+
+@require_POST
+def router_run(request: HttpRequest, slug: str) -> HttpResponse:
+    project = get_project_for_user(request.user, slug, admin=True)
+    router_run_task.delay_on_commit(project_pk=project.pk)
+    messages.success(request, "Routing queued: refresh in a moment.")
+    return HttpResponseRedirect(reverse("routing:router", args=[project.slug]))
+
+
+@require_GET
+def router_decision(request: HttpRequest, slug: str, comparison_pk: int) -> HttpResponse:
+    project = get_project_for_user(request.user, slug, admin=True)
+    decision = get_object_or_404(
+        RouteDecision.objects.select_related("comparison__prompt", "fit"),
+        comparison__project=project,
+        comparison_id=comparison_pk,
+    )
+    return render(request, "routing/decision.html", {"project": project, "decision": decision})

@@ -1,0 +1,192 @@
+"""The router in the database: policy, budgets, stored decisions, refits and final labels."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from annotation import services as annotation_services
+from annotation.models import Annotator, Assignment, Comparison, Project
+from annotation.selectors import LeaderboardFilters, battle_counts
+from routing import selectors, services
+from routing.models import DisagreementFit, RouteDecision
+from tests.factories import CandidateFactory, ComparisonFactory, PromptFactory
+from tests.routing.helpers import JUDGE, judged, vote
+
+pytestmark = pytest.mark.django_db
+
+
+def policy(project: Project, **fields) -> None:
+    services.routing_policy_set(project=project, judge=JUDGE, **fields)
+
+
+def routes(project: Project) -> dict[str, int]:
+    return {
+        route: Comparison.objects.filter(project=project, route=route).count()
+        for route in Comparison.Route.values
+    }
+
+
+def test_enabling_routing_holds_unstarted_pairs_back_from_humans(
+    project: Project, client: Client
+) -> None:
+    started = ComparisonFactory(project=project)
+    annotation_services.assignment_next(
+        project=project, annotator=Annotator.objects.create(pseudonym="early")
+    )
+    untouched = ComparisonFactory.create_batch(3, project=project)
+    policy(project)
+    assert Comparison.objects.get(pk=started.pk).route == "human"
+    assert {c.route for c in Comparison.objects.filter(pk__in=[c.pk for c in untouched])} == {
+        "pending"
+    }
+    # New comparisons of a routed project wait for the router as well ...
+    prompt = PromptFactory(project=project)
+    CandidateFactory.create_batch(2, prompt=prompt)
+    annotation_services.comparisons_create_for_prompts(project=project, prompts=[prompt])
+    assert Comparison.objects.get(prompt=prompt).route == "pending"
+    # ... and nobody is served a pending pair: only the one started before routing.
+    for _ in range(3):
+        client.get(reverse("annotation:arena", args=[project.slug]))
+        served = Assignment.objects.exclude(annotator__pseudonym="early")
+        assert {a.comparison_id for a in served} == {started.pk}
+        Assignment.objects.filter(pk__in=served).delete()
+    # Turning routing off hands them back to humans.
+    policy(project, enabled=False)
+    assert routes(project)["pending"] == 0
+
+
+def test_routing_spends_the_share_budget_and_explains_every_decision(project: Project) -> None:
+    policy(project, budget_share=0.25, audit_fraction=0.1)
+    confident = judged(project, 30, p_a=0.95)
+    flipped = judged(project, 10, verdict="tie", consistent=False, p_a=0.5)
+    waiting = ComparisonFactory.create_batch(2, project=project, route="pending")  # no verdict
+
+    result = services.comparisons_route(project=project, rng=random.Random(1))
+
+    assert result.routed == 40 and result.waiting_for_judge == 2
+    assert result.human + result.both == 10  # 25% of 40, audit stream included
+    assert routes(project) == {
+        "human": result.human,
+        "judge": 30,
+        "both": result.both,
+        "pending": 2,
+    }
+    decisions = {d.comparison_id: d for d in RouteDecision.objects.all()}
+    assert set(decisions) == {c.pk for c in confident + flipped}
+    assert not any(c.pk in decisions for c in waiting)
+    # Cold start: every flipped verdict outranks every confident one for the human share.
+    human = [d for d in decisions.values() if d.reason == RouteDecision.Reason.PRIORITY]
+    assert all(d.judge_verdict == "tie (inconsistent)" for d in human)
+    for decision in decisions.values():
+        assert decision.route == Comparison.objects.get(pk=decision.comparison_id).route
+        assert {"margin", "verdict_inconsistent", "answers_abs_log_ratio"} <= set(decision.features)
+        assert decision.fit is None and 0.0 <= decision.p_disagree <= 1.0
+
+
+def test_routing_again_decides_each_pair_once_and_keeps_the_running_share(
+    project: Project,
+) -> None:
+    policy(project, budget_share=0.25, audit_fraction=0.0)
+    judged(project, 20)
+    first = services.comparisons_route(project=project)
+    assert services.comparisons_route(project=project).routed == 0
+    judged(project, 20)
+    second = services.comparisons_route(project=project)
+    assert first.human == 5 and second.human == 5
+    assert RouteDecision.objects.filter(route="human").count() == 10
+
+
+def test_a_daily_budget_pays_for_votes_cast_and_promised_today(project: Project) -> None:
+    project.votes_per_comparison = 3
+    project.save()
+    policy(project, budget_kind="daily", daily_human_votes=10, audit_fraction=0.0)
+    judged(project, 12, verdict="tie", consistent=False)
+    result = services.comparisons_route(project=project)
+    assert result.human == 3  # 10 votes // 3 per pair
+    # Those 9 promised votes leave 1: not enough for another pair today.
+    judged(project, 5, verdict="tie", consistent=False)
+    assert services.comparisons_route(project=project).human == 0
+
+
+def _labelled_project(project: Project) -> None:
+    """60 finished human pairs: the judge is wrong on the flipped verdicts, right otherwise."""
+    policy(project, budget_share=1.0, audit_fraction=0.0, retrain_every=10)
+    right = judged(project, 40, p_a=0.9)
+    wrong = judged(project, 20, verdict="tie", consistent=False, p_a=0.5)
+    services.comparisons_route(project=project)
+    for comparison in right:
+        vote(comparison, ["model_a", "model_a", "model_b"])
+    for comparison in wrong:
+        vote(comparison, ["model_b", "model_b", "model_b"])
+
+
+def test_the_disagreement_model_is_refitted_on_pairs_with_both_labels(project: Project) -> None:
+    _labelled_project(project)
+    fit = services.router_retrain(project=project)
+    assert fit is not None and fit.kind == DisagreementFit.Kind.LOGISTIC
+    assert (fit.labelled, fit.judge_wrong) == (60, 20)
+    assert fit.cv_auroc is not None and fit.cv_auroc > 0.9
+    # Not due again until `retrain_every` more pairs have both labels.
+    assert services.router_retrain(project=project) is None
+    # New pairs are scored by the stored model, and it trusts the consistent verdict.
+    judged(project, 4, p_a=0.9)
+    judged(project, 4, verdict="tie", consistent=False, p_a=0.5)
+    services.comparisons_route(project=project)
+    new = RouteDecision.objects.filter(fit=fit)
+    assert new.count() == 8
+    trusted = new.filter(judge_verdict="model_a").values_list("p_disagree", flat=True)
+    doubted = new.filter(judge_verdict="tie (inconsistent)").values_list("p_disagree", flat=True)
+    assert max(trusted) < min(doubted)
+
+
+def test_too_few_labels_keep_the_cold_start_rule(project: Project) -> None:
+    policy(project, budget_share=1.0, audit_fraction=0.0, retrain_every=1)
+    comparisons = judged(project, 5)
+    services.comparisons_route(project=project)
+    for comparison in comparisons:
+        vote(comparison, ["model_a", "model_a", "model_a"])
+    fit = services.router_retrain(project=project)
+    assert fit is not None and fit.kind == DisagreementFit.Kind.COLD_START
+    assert isinstance(services.scorer_for(fit), type(services.scorer_for(None)))
+
+
+def test_final_labels_take_humans_where_they_voted_else_the_judge(project: Project) -> None:
+    policy(project, budget_share=0.5, audit_fraction=0.0)
+    judged(project, 4, verdict="model_b", consistent=False, p_a=0.4)
+    judged(project, 4, verdict="model_b", p_a=0.05)
+    services.comparisons_route(project=project)
+    for comparison in Comparison.objects.filter(project=project, route="human"):
+        vote(comparison, ["model_a", "model_a", "tie"])
+    labels = {label.comparison_id: label for label in selectors.final_labels(project, JUDGE)}
+    for comparison in Comparison.objects.filter(project=project):
+        label = labels[comparison.pk]
+        if comparison.route == "human":
+            assert (label.source, label.label) == ("human", "model_a")
+        else:
+            assert (label.source, label.label) == ("judge", "model_b")
+    # The leaderboard's `final` source counts the same labels: 4 x 3 human votes + 4 verdicts.
+    final = battle_counts(project, LeaderboardFilters(source="final"))
+    everything = battle_counts(project, LeaderboardFilters(source="all"))
+    assert final.total_votes == 16 and everything.total_votes == 20
+
+
+def test_the_overview_measures_agreement_on_the_audit_stream_only(project: Project) -> None:
+    policy(project, budget_share=1.0, audit_fraction=1.0)
+    comparisons = judged(project, 10, p_a=0.9)
+    services.comparisons_route(project=project)
+    assert RouteDecision.objects.filter(reason="audit").count() == 10
+    for comparison in comparisons[:8]:
+        vote(comparison, ["model_a"] * 3)
+    for comparison in comparisons[8:]:
+        vote(comparison, ["model_b"] * 3)
+    overview = selectors.router_overview(project, selectors.policy_for(project))
+    assert (overview.audit.pairs, overview.audit.agree) == (10, 8)
+    low, high = overview.audit.interval
+    assert low < 0.8 < high
+    assert overview.human_share == 1.0
+    assert overview.final_sources == {"human": 10}
+    assert overview.final_accuracy == 1.0

@@ -1,0 +1,85 @@
+"""The router page: the policy form, the figures, the waiting pairs and one decision's why."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from annotation.models import Comparison, Project
+from routing.models import RouteDecision, RoutingPolicy
+from tests.routing.helpers import JUDGE, judged
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client: Client, admin_user_of_project) -> Client:
+    client.force_login(admin_user_of_project)
+    return client
+
+
+POLICY = {
+    "enabled": "on",
+    "judge": JUDGE,
+    "budget_kind": "share",
+    "budget_share": "0.5",
+    "daily_human_votes": "0",
+    "audit_fraction": "0",
+    "retrain_every": "20",
+}
+
+
+def test_it_saves_a_policy_routes_and_shows_the_waiting_pairs(
+    admin_client: Client, project: Project, django_capture_on_commit_callbacks
+) -> None:
+    page = reverse("routing:router", args=[project.slug])
+    assert b"Routing is off" in admin_client.get(page).content
+    response = admin_client.post(reverse("routing:router-policy", args=[project.slug]), POLICY)
+    assert response.status_code == 302
+    judged(project, 2, p_a=0.95)
+    flipped = judged(project, 2, verdict="tie", consistent=False, p_a=0.5)
+    # "Route now" queues the task (eager in these tests; a real worker in the end-to-end one).
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(reverse("routing:router-run", args=[project.slug]))
+    assert set(
+        Comparison.objects.filter(project=project, route="human").values_list("pk", flat=True)
+    ) == {c.pk for c in flipped}
+    body = admin_client.get(page).content.decode()
+    assert "Human share of routed pairs</th><td>0.500" in body
+    for comparison in flipped:
+        assert reverse("routing:router-decision", args=[project.slug, comparison.pk]) in body
+    fragment = admin_client.get(page, HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.lstrip().startswith('<section id="overview"')
+
+
+def test_it_rejects_a_bad_policy_with_the_reason(admin_client: Client, project: Project) -> None:
+    response = admin_client.post(
+        reverse("routing:router-policy", args=[project.slug]), {**POLICY, "budget_share": "1.5"}
+    )
+    assert response.status_code == 400
+    assert b"budget_share" in response.content or b"1.5" in response.content
+    assert not RoutingPolicy.objects.exists()
+
+
+def test_a_decision_page_explains_the_route_and_escapes_the_prompt(
+    admin_client: Client, project: Project
+) -> None:
+    (comparison,) = judged(project, 1)
+    comparison.prompt.turns = ["<script>alert(1)</script> which is better?"]
+    comparison.prompt.save()
+    RouteDecision.objects.create(
+        comparison=comparison,
+        route="human",
+        reason="priority",
+        p_disagree=0.61,
+        priority=0.61,
+        judge=JUDGE,
+        judge_verdict="tie (inconsistent)",
+        features={"margin": 0.02, "verdict_inconsistent": 1.0},
+    )
+    body = admin_client.get(
+        reverse("routing:router-decision", args=[project.slug, comparison.pk])
+    ).content.decode()
+    assert "0.6100" in body and "verdict_inconsistent" in body and "tie (inconsistent)" in body
+    assert "<script>alert(1)" not in body and "&lt;script&gt;" in body
