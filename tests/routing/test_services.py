@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -190,3 +192,19 @@ def test_the_overview_measures_agreement_on_the_audit_stream_only(project: Proje
     assert overview.human_share == 1.0
     assert overview.final_sources == {"human": 10}
     assert overview.final_accuracy == 1.0
+
+
+def test_the_route_command_turns_routing_on_and_reports(project: Project) -> None:
+    with pytest.raises(CommandError, match="pass --enable"):
+        call_command("route", project=project.slug)
+    with pytest.raises(CommandError, match="budget-share"):
+        call_command("route", project=project.slug, enable=True, budget_share=2.0)
+    ComparisonFactory.create_batch(2, project=project)
+    out = StringIO()
+    call_command("route", project=project.slug, enable=True, judge=JUDGE, format="json", stdout=out)
+    assert '"waiting_for_judge": 2' in out.getvalue()
+    Comparison.objects.filter(project=project).update(route="human")  # as if started
+    judged(project, 4)
+    out = StringIO()
+    call_command("route", project=project.slug, budget_share=0.5, format="json", stdout=out)
+    assert '"routed": 4' in out.getvalue() and '"human": 2' in out.getvalue()

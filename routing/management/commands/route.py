@@ -1,0 +1,72 @@
+"""Route a project's judged pending comparisons now (what the beat task does), optionally
+turning routing on first and refitting the disagreement model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.management.commands._project import project_or_fail
+from routing import selectors, services
+
+
+class Command(BaseCommand):
+    help = "Route a project's judged pending comparisons between humans and the judge."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--project", required=True)
+        parser.add_argument(
+            "--enable",
+            action="store_true",
+            help="turn routing on (holds unstarted comparisons back for the router)",
+        )
+        parser.add_argument("--judge", default=None, help="judge whose verdicts to read")
+        parser.add_argument("--budget-share", type=float, default=None)
+        parser.add_argument("--audit-fraction", type=float, default=None)
+        parser.add_argument("--retrain", action="store_true", help="refit the model first")
+        parser.add_argument("--format", choices=["text", "json"], default="text")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        project = project_or_fail(options["project"])
+        policy = selectors.policy_for(project)
+        changes = any(
+            options[key] is not None for key in ("judge", "budget_share", "audit_fraction")
+        )
+        if options["enable"] or policy is None or changes:
+            if policy is None and not options["enable"]:
+                raise CommandError(f"routing is off for {project.slug}: pass --enable")
+            fields = {
+                "budget_kind": policy.budget_kind if policy else "share",
+                "budget_share": policy.budget_share if policy else 0.25,
+                "daily_human_votes": policy.daily_human_votes if policy else 0,
+                "audit_fraction": policy.audit_fraction if policy else 0.05,
+                "retrain_every": policy.retrain_every if policy else 20,
+            }
+            for key in ("budget_share", "audit_fraction"):
+                if options[key] is not None:
+                    if not 0.0 <= options[key] <= 1.0:
+                        raise CommandError(f"--{key.replace('_', '-')} must lie in [0, 1]")
+                    fields[key] = options[key]
+            policy = services.routing_policy_set(
+                project=project,
+                judge=options["judge"] or (policy.judge if policy else None),
+                **fields,
+            )
+        fit = services.router_retrain(project=project, force=options["retrain"])
+        result = services.comparisons_route(project=project)
+        if options["format"] == "json":
+            report = {
+                "project": project.slug,
+                "judge": policy.judge,
+                "refitted_on": fit.labelled if fit else None,
+                "routed": result.routed,
+                "human": result.human,
+                "judge_only": result.judge,
+                "audit": result.both,
+                "waiting_for_judge": result.waiting_for_judge,
+            }
+            self.stdout.write(json.dumps(report))
+        else:
+            self.stdout.write(str(result))
