@@ -18,6 +18,7 @@ from annotation.models import (
     Project,
     Prompt,
 )
+from routing.models import RouteDecision
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -102,3 +103,19 @@ class AssignmentFactory(factory.django.DjangoModelFactory):
     left_is_a = True
     served_at = factory.LazyFunction(timezone.now)
     expires_at = factory.LazyAttribute(lambda o: o.served_at + timedelta(minutes=15))
+
+
+class RouteDecisionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RouteDecision
+
+    comparison = factory.SubFactory(ComparisonFactory, route=factory.SelfAttribute("..route"))
+    route = "judge"
+    reason = factory.LazyAttribute(
+        lambda o: {"judge": "budget", "both": "audit"}.get(o.route, "priority")
+    )
+    p_disagree = 0.2
+    priority = factory.SelfAttribute("p_disagree")
+    judge = "judge"
+    judge_verdict = "model_a"
+    features = factory.LazyFunction(lambda: {"margin": 0.8})

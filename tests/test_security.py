@@ -16,8 +16,13 @@ from hypothesis import strategies as st
 from annotation.importers import ImportFailed
 from annotation.models import Annotator, Assignment, Comparison, ExportJob, Project, Vote
 from annotation.vote_import import votes_import
-from routing.models import RouteDecision, RoutingPolicy
-from tests.factories import AnnotatorFactory, ComparisonFactory, PromptFactory
+from routing.models import RoutingPolicy
+from tests.factories import (
+    AnnotatorFactory,
+    ComparisonFactory,
+    PromptFactory,
+    RouteDecisionFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -60,17 +65,7 @@ def world(project: Project, settings, tmp_path: Path) -> dict[str, object]:
         download_path="e/data.jsonl",
         card_path="e/data.jsonl",
     )
-    decided = ComparisonFactory(project=project, route="judge")
-    RouteDecision.objects.create(
-        comparison=decided,
-        route="judge",
-        reason="budget",
-        p_disagree=0.2,
-        priority=0.2,
-        judge="judge",
-        judge_verdict="model_a",
-        features={"margin": 0.8},
-    )
+    decided = RouteDecisionFactory(comparison__project=project).comparison
     return {"job": job.pk, "voter": voter.pseudonym, "decided": decided.pk}
 
 

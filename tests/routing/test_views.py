@@ -7,7 +7,8 @@ from django.test import Client
 from django.urls import reverse
 
 from annotation.models import Comparison, Project
-from routing.models import RouteDecision, RoutingPolicy
+from routing.models import RoutingPolicy
+from tests.factories import RouteDecisionFactory
 from tests.routing.helpers import JUDGE, judged
 
 pytestmark = pytest.mark.django_db
@@ -68,12 +69,10 @@ def test_a_decision_page_explains_the_route_and_escapes_the_prompt(
     (comparison,) = judged(project, 1)
     comparison.prompt.turns = ["<script>alert(1)</script> which is better?"]
     comparison.prompt.save()
-    RouteDecision.objects.create(
+    RouteDecisionFactory(
         comparison=comparison,
         route="human",
-        reason="priority",
         p_disagree=0.61,
-        priority=0.61,
         judge=JUDGE,
         judge_verdict="tie (inconsistent)",
         features={"margin": 0.02, "verdict_inconsistent": 1.0},
