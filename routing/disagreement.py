@@ -30,7 +30,7 @@ DEFAULT_L2_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 # The judge's own signals (verdict kind, margin) are the prior evidence of Trust or Escalate;
 # the text features are weaker and many. Inner CV may shrink the judge's columns less.
 DEFAULT_JUDGE_PENALTY_SHARES = (1.0, 0.1)
-JUDGE_COLUMN_PREFIXES = ("verdict_", "margin", "decisive_margin")
+JUDGE_COLUMN_PREFIXES = ("verdict_", "margin", "decisive_margin", "other_judges")
 MIN_LABELLED = 50
 
 # Cold-start priors per verdict kind, in the order the rule escalates them.
@@ -46,7 +46,8 @@ class DisagreementScorer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ColdStartRule:
-    """Escalation by the judge's own uncertainty: null > inconsistent > tie > low margin."""
+    """Escalation by the judge's own uncertainty: null > inconsistent or contradicted by
+    another judge > tie > low margin."""
 
     def predict_proba(self, features: PairFeatures) -> np.ndarray:
         score = np.full(len(features), _PRIOR_DECISIVE)
@@ -54,7 +55,11 @@ class ColdStartRule:
         margin = features.column("margin") * features.column("margin_known")
         score -= 0.2 * margin
         score = np.where(features.column("verdict_tie") > 0, _PRIOR_TIE, score)
-        score = np.where(features.column("verdict_inconsistent") > 0, _PRIOR_INCONSISTENT, score)
+        # Another judge saying otherwise is as strong a warning as a flipped verdict.
+        split = (
+            features.column("verdict_inconsistent") + features.column("other_judges_disagree")
+        ) > 0
+        score = np.where(split, _PRIOR_INCONSISTENT, score)
         return np.where(features.column("verdict_null") > 0, _PRIOR_NULL, score)
 
 

@@ -60,7 +60,8 @@ class RoutingPair:
 
     `llm_prob_a` is the judge's probability that answer A is better; `llm_prob_a_orders` the
     same probability from each presentation order (A first, then B first), when the judge ran
-    both. Either may be absent (GPT-4 verdicts carry neither).
+    both. Either may be absent (GPT-4 verdicts carry neither). `other_labels` are the
+    verdicts of further judges on the same pair, when a project runs several.
     """
 
     id: str
@@ -75,6 +76,7 @@ class RoutingPair:
     has_reference: bool = False
     model_a: str | None = None
     model_b: str | None = None
+    other_labels: tuple[str, ...] = ()
 
 
 def pair_from_record(record: Mapping[str, Any]) -> RoutingPair:
@@ -93,6 +95,9 @@ def pair_from_record(record: Mapping[str, Any]) -> RoutingPair:
         not isinstance(orders, list) or not all(isinstance(p, int | float) for p in orders)
     ):
         raise ValueError("field 'llm_prob_a_orders' must be a list of numbers or null")
+    others = record.get("other_llm_labels") or []
+    if not isinstance(others, list) or not all(o in VERDICTS for o in others):
+        raise ValueError(f"field 'other_llm_labels' must be a list of {VERDICTS}")
     turn = record.get("turn") or 1
     if not isinstance(turn, int):
         raise ValueError("field 'turn' must be an integer")
@@ -109,6 +114,7 @@ def pair_from_record(record: Mapping[str, Any]) -> RoutingPair:
         has_reference=bool(record.get("reference_answer")),
         model_a=record.get("model_a"),
         model_b=record.get("model_b"),
+        other_labels=tuple(others),
     )
 
 
@@ -191,6 +197,17 @@ def _margins(pairs: Sequence[RoutingPair]) -> tuple[np.ndarray, np.ndarray, np.n
     return margin, gap, known
 
 
+def _outcome(label: str | None) -> str | None:
+    return "tie" if label is not None and label.startswith("tie") else label
+
+
+def _disagreeing_share(label: str | None, others: tuple[str, ...]) -> float:
+    if not others:
+        return 0.0
+    mine = _outcome(label)
+    return sum(_outcome(other) != mine for other in others) / len(others)
+
+
 def _verdict_columns(pairs: Sequence[RoutingPair]) -> dict[str, np.ndarray]:
     n = len(pairs)
     labels = [p.llm_label for p in pairs]
@@ -201,6 +218,12 @@ def _verdict_columns(pairs: Sequence[RoutingPair]) -> dict[str, np.ndarray]:
     }
     columns["verdict_null"] = np.fromiter((lab is None for lab in labels), float, n)
     margin, gap, known = _margins(pairs)
+    # Other judges: whether any labelled the pair, and the share that disagree with this one
+    # (a flipped verdict counts as a tie on both sides).
+    columns["other_judges"] = np.fromiter((bool(p.other_labels) for p in pairs), float, n)
+    columns["other_judges_disagree"] = np.fromiter(
+        (_disagreeing_share(p.llm_label, p.other_labels) for p in pairs), float, n
+    )
     columns["margin_known"] = known
     columns["margin"] = margin
     columns["margin_order_gap"] = gap

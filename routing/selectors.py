@@ -43,8 +43,20 @@ def _prob_a(p_a: float, p_b: float) -> float | None:
     return p_a / total if total > 0 else None
 
 
-def routing_pair(comparison: Comparison, judgment: Judgment | None) -> RoutingPair:
-    """A comparison (with prompt and candidates loaded) and its judgment, for the router."""
+def other_labels(comparison_ids: Iterable[int], judge: str) -> dict[int, tuple[str, ...]]:
+    """The verdicts of every other judge, per comparison, as the router reads them."""
+    labels: defaultdict[int, list[str]] = defaultdict(list)
+    others = Judgment.objects.filter(comparison_id__in=list(comparison_ids)).exclude(judge=judge)
+    for judgment in others.order_by("judge"):
+        labels[judgment.comparison_id].append(router_label(judgment) or "")
+    return {pk: tuple(found) for pk, found in labels.items()}
+
+
+def routing_pair(
+    comparison: Comparison, judgment: Judgment | None, others: tuple[str, ...] = ()
+) -> RoutingPair:
+    """A comparison (with prompt and candidates loaded), its judgment and other judges'
+    verdicts, for the router."""
     prob_a = orders = None
     if judgment is not None:
         prob_a = _prob_a(judgment.p_a, judgment.p_b)
@@ -66,6 +78,7 @@ def routing_pair(comparison: Comparison, judgment: Judgment | None) -> RoutingPa
         category=prompt.category or None,
         turn=len(prompt.turns) or 1,
         has_reference=bool(prompt.reference_answer),
+        other_labels=others,
     )
 
 

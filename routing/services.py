@@ -159,7 +159,11 @@ def router_retrain(*, project: Project, force: bool = False) -> DisagreementFit 
     trained_on = last.labelled if last is not None else 0
     if not force and (n == 0 or n - trained_on < policy.retrain_every):
         return None
-    pairs = [selectors.routing_pair(c, labelled.judgments[c.pk]) for c in labelled.comparisons]
+    others = selectors.other_labels(labelled.judgments, policy.judge)
+    pairs = [
+        selectors.routing_pair(c, labelled.judgments[c.pk], others.get(c.pk, ()))
+        for c in labelled.comparisons
+    ]
     features = build_features(pairs)
     wrong = np.asarray(labelled.judge_wrong, dtype=float)
     scorer = fit_disagreement_model(features, wrong)
@@ -221,7 +225,8 @@ def comparisons_route(*, project: Project, rng: random.Random | None = None) -> 
     if not comparisons:
         return RoutingResult(waiting_for_judge=waiting)
     judgments = selectors.judgments_by_comparison(locked, policy.judge)
-    pairs = [selectors.routing_pair(c, judgments[c.pk]) for c in comparisons]
+    others = selectors.other_labels(locked, policy.judge)
+    pairs = [selectors.routing_pair(c, judgments[c.pk], others.get(c.pk, ())) for c in comparisons]
     features = build_features(pairs)
     fit = selectors.current_fit(project, policy.judge)
     p_disagree = np.clip(scorer_for(fit).predict_proba(features), 0.0, 1.0)

@@ -13,6 +13,7 @@ from django.urls import reverse
 from annotation import services as annotation_services
 from annotation.models import Annotator, Assignment, Comparison, Project
 from annotation.selectors import LeaderboardFilters, battle_counts
+from models_backend.models import Judgment
 from routing import selectors, services
 from routing.models import DisagreementFit, RouteDecision
 from tests.factories import CandidateFactory, ComparisonFactory, PromptFactory
@@ -208,3 +209,29 @@ def test_the_route_command_turns_routing_on_and_reports(project: Project) -> Non
     out = StringIO()
     call_command("route", project=project.slug, budget_share=0.5, format="json", stdout=out)
     assert '"routed": 4' in out.getvalue() and '"human": 2' in out.getvalue()
+
+
+def test_a_second_judge_that_disagrees_sends_the_pair_to_humans_first(project: Project) -> None:
+    policy(project, budget_share=0.125, audit_fraction=0.0)
+    comparisons = judged(project, 8, p_a=0.95)
+    contradicted = comparisons[3]
+    Judgment.objects.create(
+        comparison=contradicted,
+        judge="second-judge",
+        verdict="model_b",
+        p_a=0.1,
+        p_b=0.85,
+        p_tie=0.05,
+        consistent=True,
+    )
+    Judgment.objects.create(
+        comparison=comparisons[5], judge="second-judge", verdict="model_a", p_a=0.9, p_b=0.05,
+        p_tie=0.05, consistent=True,
+    )  # fmt: skip
+    services.comparisons_route(project=project)
+    human = RouteDecision.objects.get(route="human")
+    assert human.comparison_id == contradicted.pk  # the one pair of 8 the budget pays for
+    assert human.features["other_judges_disagree"] == 1.0
+    agreeing = RouteDecision.objects.get(comparison=comparisons[5])
+    assert (agreeing.route, agreeing.features["other_judges"]) == ("judge", 1.0)
+    assert agreeing.features["other_judges_disagree"] == 0.0
