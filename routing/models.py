@@ -112,7 +112,7 @@ class RouteDecision(models.Model):
     judge_verdict = models.CharField(max_length=20, help_text="As the router read it.")
     features = models.JSONField(default=dict, blank=True)
     fit = models.ForeignKey(
-        DisagreementFit, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        DisagreementFit, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     decided_at = models.DateTimeField(default=timezone.now, db_index=True)
 

@@ -236,7 +236,8 @@ def comparisons_route(*, project: Project, rng: random.Random | None = None) -> 
     # The audit stream: each pair independently at `audit_fraction` (small batches get their
     # share too), paid first from the budget.
     audit = [i for i in range(n) if rng.random() < policy.audit_fraction][:budget]
-    rest = [i for i in range(n) if i not in set(audit)]
+    audited = set(audit)
+    rest = [i for i in range(n) if i not in audited]
     allocation = allocate(
         p_disagree[rest], budget=budget - len(audit), audit_fraction=0.0, seed=rng.randrange(2**32)
     )
@@ -247,7 +248,7 @@ def comparisons_route(*, project: Project, rng: random.Random | None = None) -> 
         priority[i] = float(allocation.priority[j])
 
     reasons = {"both": RouteDecision.Reason.AUDIT, "human": RouteDecision.Reason.PRIORITY}
-    RouteDecision.objects.bulk_create(
+    decisions = [
         RouteDecision(
             comparison=comparisons[i],
             route=routes[i],
@@ -263,7 +264,8 @@ def comparisons_route(*, project: Project, rng: random.Random | None = None) -> 
             fit=fit,
         )
         for i in range(n)
-    )
+    ]
+    RouteDecision.objects.bulk_create(decisions, batch_size=500)
     for route in ("human", "judge", "both"):
         ids = [comparisons[i].pk for i in range(n) if routes[i] == route]
         Comparison.objects.filter(pk__in=ids).update(route=route)

@@ -235,3 +235,14 @@ def test_a_second_judge_that_disagrees_sends_the_pair_to_humans_first(project: P
     agreeing = RouteDecision.objects.get(comparison=comparisons[5])
     assert (agreeing.route, agreeing.features["other_judges"]) == ("judge", 1.0)
     assert agreeing.features["other_judges_disagree"] == 0.0
+
+
+def test_a_project_with_fits_and_decisions_can_be_deleted(project: Project) -> None:
+    # (Projects with votes cannot be deleted at all: votes are kept.)
+    policy(project)
+    services.router_retrain(project=project, force=True)
+    judged(project, 2)
+    services.comparisons_route(project=project)
+    assert RouteDecision.objects.filter(fit__isnull=False).exists()
+    project.delete()
+    assert not RouteDecision.objects.exists() and not DisagreementFit.objects.exists()
