@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import random
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -22,6 +24,7 @@ from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from annotation import limits, ratings, selectors
 from annotation.models import (
@@ -37,6 +40,8 @@ from annotation.models import (
     Vote,
 )
 from models_backend.models import Judgment
+
+logger = logging.getLogger(__name__)
 
 SESSION_ANNOTATOR_KEY = "prefarena_annotator_id"
 
@@ -447,15 +452,28 @@ def elo_schedule_refresh(*, project: Project) -> None:
     """After commit, recompute the project's Elo table in a task, at most every few seconds.
 
     The vote request itself never touches the rating rows, so voters are not serialized.
+    Redis being down (debounce cache or broker) never fails the vote: the refresh is skipped
+    with a logged warning, and the first vote after Redis is back rebuilds the whole table.
     """
     from annotation.tasks import elo_refresh_task  # noqa: PLC0415 - tasks import services
 
     if settings.CELERY_TASK_ALWAYS_EAGER:
         elo_refresh_task.delay_on_commit(project_pk=project.pk)
         return
-    if cache.add(f"elo-refresh:{project.pk}", 1, timeout=ELO_DEBOUNCE_SECONDS):
-        elo_refresh_task.apply_async_on_commit(
-            kwargs={"project_pk": project.pk}, countdown=ELO_DEBOUNCE_SECONDS
+    try:
+        due = cache.add(f"elo-refresh:{project.pk}", 1, timeout=ELO_DEBOUNCE_SECONDS)
+    except RedisError:
+        logger.warning("Redis is unavailable: live Elo refresh of project %s skipped", project.pk)
+        return
+    if due:
+        # robust: a broker that fails after the vote committed is logged, not raised as a 500.
+        transaction.on_commit(
+            partial(
+                elo_refresh_task.apply_async,
+                kwargs={"project_pk": project.pk},
+                countdown=ELO_DEBOUNCE_SECONDS,
+            ),
+            robust=True,
         )
 
 

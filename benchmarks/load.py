@@ -85,6 +85,20 @@ class Browser:
         return status, content, elapsed
 
 
+def vote_form(page: bytes, choice: str) -> tuple[str, bytes] | None:
+    """The served pair's assignment token and the urlencoded vote for ``choice``, read from
+    the arena page as a browser without JavaScript submits it; None when no pair is shown."""
+    token, csrf = TOKEN.search(page), CSRF.search(page)
+    if token is None or csrf is None:
+        return None
+    assignment = token.group(1).decode()
+    body = (
+        f"assignment={assignment}&choice={choice}"
+        f"&csrfmiddlewaretoken={quote(csrf.group(1).decode())}"
+    ).encode()
+    return assignment, body
+
+
 @dataclass
 class Tally:
     vote_ms: list[float] = field(default_factory=list)
@@ -106,27 +120,22 @@ async def annotator(host: str, port: int, deadline: float, think: bool, tally: T
         tally.error(f"first pair: HTTP {status}")
         return
     while time.monotonic() < deadline:
-        token, csrf = TOKEN.search(page), CSRF.search(page)
-        if status != 200 or token is None or csrf is None:
+        form = vote_form(page, rng.choice(["left", "right", "tie"]))
+        if status != 200 or form is None:
             tally.error(f"next pair: HTTP {status}" if status != 200 else "next pair: no pair")
             return
+        token, body = form
         if think:
             await asyncio.sleep(min(60.0, rng.lognormvariate(math.log(8.0), 0.5)))
             if time.monotonic() >= deadline:
                 return
-        body = (
-            f"assignment={token.group(1).decode()}&choice={rng.choice(['left', 'right', 'tie'])}"
-            f"&csrfmiddlewaretoken={quote(csrf.group(1).decode())}"
-        ).encode()
         status, _, elapsed = await browser.request("POST", f"{arena}vote/", body)
         if status != 302:
             tally.error(f"vote: HTTP {status}")
             return
         tally.vote_ms.append(elapsed * 1000)
         tally.acknowledged += 1
-        status, page, elapsed = await browser.request(
-            "GET", f"{arena}?after={token.group(1).decode()}"
-        )
+        status, page, elapsed = await browser.request("GET", f"{arena}?after={token}")
         tally.next_ms.append(elapsed * 1000)
 
 
@@ -207,8 +216,14 @@ def raw_insert_rate(url: str, seconds: float = 5.0) -> float:
         return done / (time.perf_counter() - started)
 
 
-def start(command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+def start(command: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
+    """Start a server in its own process group (stopped as a group), its output to ``log``."""
+    if log is None:
+        return subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            command, env=env, cwd=ROOT, start_new_session=True, stdout=out, stderr=out
+        )
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -1,0 +1,115 @@
+"""Issue 8, "Faults": a smaller run of benchmarks/faults.py, every property asserted.
+
+Under load from simulated annotators the run SIGKILLs the Celery worker in the middle of an
+export job, restarts Redis and crashes PostgreSQL, all on private servers it starts for itself
+(the shared PostgreSQL and Redis are never touched), with real gunicorn and Celery processes.
+"""
+
+from __future__ import annotations
+
+import glob
+import shutil
+
+import pytest
+
+from annotation import services
+from annotation.models import Project, Vote
+from benchmarks import faults
+from tests.factories import AnnotatorFactory, AssignmentFactory, ComparisonFactory
+
+SMALL = faults.Config(
+    annotators=12,
+    web_workers=3,
+    warmup=3.0,
+    settle=2.0,
+    redis_down=3.0,
+    postgres_down=4.0,
+    visibility_timeout=6,
+)
+
+
+def test_a_vote_is_saved_while_redis_is_down(project: Project, settings, caplog) -> None:
+    # The live-Elo debounce lives in the Redis cache; nothing listens on this port.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{faults.free_port()}/1",
+        }
+    }
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    annotator = AnnotatorFactory()
+    assignment = AssignmentFactory(
+        comparison=ComparisonFactory(project=project), annotator=annotator
+    )
+
+    vote = services.vote_submit(annotator=annotator, token=str(assignment.token), choice="left")
+
+    assert Vote.objects.filter(pk=vote.pk, assignment=assignment).exists()
+    assert "Redis is unavailable: live Elo refresh" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def report() -> faults.Report:
+    if not glob.glob("/usr/lib/postgresql/*/bin/initdb") and not shutil.which("initdb"):
+        pytest.skip("the fault run starts its own PostgreSQL: no initdb on this machine")
+    if not shutil.which("redis-server"):
+        pytest.skip("the fault run starts its own Redis: no redis-server on this machine")
+    result = faults.run(SMALL)
+    print(result.render())
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.worker
+def test_every_acknowledged_vote_is_stored_exactly_once(report: faults.Report) -> None:
+    assert report.acknowledged > 0
+    assert report.lost == 0
+    assert report.duplicated == 0
+    # No vote row appears that no client sent, and the per-comparison counters agree.
+    assert report.unsent_rows == 0
+    assert report.rows >= report.acknowledged
+    assert report.counter_mismatches == 0
+
+
+@pytest.mark.slow
+@pytest.mark.worker
+def test_database_outage_answers_a_clear_503_and_never_a_500(report: faults.Report) -> None:
+    assert report.unavailable_in_outage > 0
+    assert report.errors_500 == 0
+    assert report.unclear_503 == 0
+    assert report.stray_503 == 0
+    assert report.no_answer == 0
+    assert report.surprises == []
+
+
+@pytest.mark.slow
+@pytest.mark.worker
+def test_the_same_gunicorn_serves_votes_again_after_every_fault(report: faults.Report) -> None:
+    assert report.gunicorn_survived
+    assert [outage.name for outage in report.outages] == ["worker", "redis", "postgresql"]
+    for outage in report.outages:
+        assert outage.recovered_after is not None, outage.name
+    # Voting does not need Redis: votes went on while it was down.
+    redis = next(outage for outage in report.outages if outage.name == "redis")
+    assert redis.votes_during > 0
+
+
+@pytest.mark.slow
+@pytest.mark.worker
+def test_the_worker_gets_back_to_work_after_every_fault(report: faults.Report) -> None:
+    for outage in report.outages:
+        assert outage.worker_after is not None, outage.name
+
+
+@pytest.mark.slow
+@pytest.mark.worker
+def test_an_interrupted_export_is_redone_exactly_once(report: faults.Report) -> None:
+    export = report.export
+    assert export["status"] == "done"
+    assert export["jobs"] == 1
+    assert export["rows"] > 0
+    assert export["rows"] == export["expected_rows"] == export["file_lines"]
+    assert export["files"] == 2  # the data file and its dataset card
+    assert export["received"] == 2  # by the killed worker, then redelivered to the new one
+    assert export["succeeded"] == 1
+    assert report.problems() == []
