@@ -14,9 +14,11 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import (
     Count,
+    Exists,
     FloatField,
     Func,
     IntegerField,
+    OuterRef,
     QuerySet,
     TextField,
     Value,
@@ -152,9 +154,19 @@ def _human_votes(project: Project, filters: LeaderboardFilters) -> QuerySet[Vote
 def _judgments(project: Project, filters: LeaderboardFilters) -> QuerySet[Judgment]:
     judgments = Judgment.objects.filter(comparison__project=project, comparison__is_gold=False)
     if filters.source == "final":
-        # The judge speaks only where no counted human vote exists (in any date window).
+        # The judge speaks only where no counted human vote exists (in any date window), and
+        # only the judge the project's router reads when it has one: one verdict per pair.
         humans = _human_votes(project, LeaderboardFilters(include_flagged=filters.include_flagged))
-        judgments = judgments.exclude(comparison_id__in=humans.values("comparison_id"))
+        judgments = judgments.filter(
+            ~Exists(humans.filter(comparison_id=OuterRef("comparison_id")))
+        )
+        router_judge = (
+            Project.objects.filter(pk=project.pk)
+            .values_list("routing_policy__judge", flat=True)
+            .first()
+        )
+        if router_judge:
+            judgments = judgments.filter(judge=router_judge)
     return _in_window(judgments, filters)
 
 

@@ -288,7 +288,9 @@ def _lock_comparison_with_room(
 
 def _try_lock(pk: int, *, wait: bool) -> Comparison | None:
     skip = not wait and connection.features.has_select_for_update_skip_locked
-    return Comparison.objects.select_for_update(skip_locked=skip).filter(pk=pk).first()
+    # The route is checked again under the lock: routing may have just put the pair on hold.
+    rows = Comparison.objects.select_for_update(skip_locked=skip).for_humans()
+    return rows.filter(pk=pk).first()
 
 
 def _has_room(comparison: Comparison, now: object) -> bool:
@@ -392,9 +394,8 @@ def _ensure_slot_left(comparison: Comparison) -> None:
 
 def comparison_initial_route(project: Project) -> str:
     """`pending` where an enabled routing policy decides who labels the project's pairs."""
-    # The reverse one-to-one raises an AttributeError subclass when the project has no policy.
-    policy = getattr(project, "routing_policy", None)
-    if policy is not None and policy.enabled:
+    # Asked of the database, not of a cached relation: a policy may have been switched on since.
+    if Project.objects.filter(pk=project.pk, routing_policy__enabled=True).exists():
         return Comparison.Route.PENDING
     return Comparison.Route.HUMAN
 

@@ -16,6 +16,8 @@ class RoutingPolicyForm(forms.ModelForm):
             "daily_human_votes",
             "audit_fraction",
             "retrain_every",
+            "min_batch",
+            "max_wait_minutes",
         ]
         widgets = {
             "budget_share": forms.NumberInput(attrs={"step": "0.01", "min": 0, "max": 1}),

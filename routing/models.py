@@ -43,6 +43,14 @@ class RoutingPolicy(models.Model):
         help_text="Share of routed comparisons drawn at random for both a human and the judge "
         "(paid from the human budget), to measure the judge without selection bias.",
     )
+    min_batch = models.PositiveIntegerField(
+        default=50,
+        help_text="Route once this many judged pairs wait (the budget goes to the best of a "
+        "batch, not to whichever pair came first) ...",
+    )
+    max_wait_minutes = models.PositiveIntegerField(
+        default=30, help_text="... or once the oldest judged pair has waited this long."
+    )
     retrain_every = models.PositiveIntegerField(
         default=20, help_text="Refit the disagreement model after this many new labelled pairs."
     )

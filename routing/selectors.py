@@ -3,12 +3,14 @@ final label of each comparison, and the figures of a project's router page."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Count, F, Q, QuerySet
+import numpy as np
+from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet
 
 from annotation.models import Annotator, Comparison, Project, Vote
 from models_backend.models import Judgment
@@ -155,6 +157,18 @@ class Labelled:
         ]
 
 
+def finished_comparisons(project: Project, judge: str) -> QuerySet[Comparison]:
+    """Routed to people, all their votes in, and judged by `judge`."""
+    return Comparison.objects.filter(
+        project=project,
+        is_gold=False,
+        route_decision__isnull=False,
+        route__in=[Comparison.Route.HUMAN, Comparison.Route.BOTH],
+        vote_count__gte=F("votes_wanted"),
+        judgments__judge=judge,
+    )
+
+
 def labelled_comparisons(project: Project, judge: str) -> Labelled:
     """Routed comparisons with both labels and all the human votes they wanted.
 
@@ -162,18 +176,7 @@ def labelled_comparisons(project: Project, judge: str) -> Labelled:
     router chose them from their features alone, so P(judge wrong | features) is the same on
     them (the data are missing at random given the features).
     """
-    done = (
-        Comparison.objects.filter(
-            project=project,
-            is_gold=False,
-            route_decision__isnull=False,
-            route__in=[Comparison.Route.HUMAN, Comparison.Route.BOTH],
-            vote_count__gte=F("votes_wanted"),
-        )
-        .filter(judgments__judge=judge)
-        .order_by("id")
-    )
-    comparisons = list(with_texts(done))
+    comparisons = list(with_texts(finished_comparisons(project, judge).order_by("id")))
     truths = human_majorities(c.pk for c in comparisons)
     comparisons = [c for c in comparisons if c.pk in truths]
     judgments = judgments_by_comparison((c.pk for c in comparisons), judge)
@@ -202,6 +205,8 @@ class AuditAgreement:
     pairs: int
     agree: int
     interval: tuple[float, float] | None
+    # Per finished audited pair: the router's P(disagree) and whether the judge agreed.
+    scored: tuple[tuple[float, bool], ...] = ()
 
     @property
     def rate(self) -> float | None:
@@ -210,12 +215,12 @@ class AuditAgreement:
 
 def audit_agreement(project: Project, judge: str) -> AuditAgreement:
     """Judge-human agreement on the random audit stream only (route `both`): unbiased."""
-    audited = list(
+    audited = dict(
         Comparison.objects.filter(
             project=project,
             route_decision__reason=RouteDecision.Reason.AUDIT,
             vote_count__gte=F("votes_wanted"),
-        ).values_list("pk", flat=True)
+        ).values_list("pk", "route_decision__p_disagree")
     )
     truths = human_majorities(audited)
     verdicts = dict(
@@ -223,8 +228,81 @@ def audit_agreement(project: Project, judge: str) -> AuditAgreement:
             "comparison_id", "verdict"
         )
     )
-    agree = sum(judge_outcome(verdicts[pk]) == truths[pk] for pk in verdicts)
-    return AuditAgreement(len(verdicts), agree, wilson_interval(agree, len(verdicts)))
+    scored = tuple((audited[pk], judge_outcome(verdicts[pk]) == truths[pk]) for pk in verdicts)
+    agree = sum(ok for _, ok in scored)
+    return AuditAgreement(len(scored), agree, wilson_interval(agree, len(scored)), scored)
+
+
+def final_sources(project: Project, judge: str) -> dict[str, int]:
+    """How many comparisons' final label comes from people, the judge, or nobody yet (SQL)."""
+    counted = Vote.objects.filter(
+        comparison=OuterRef("pk"), annotator__state=Annotator.State.ACTIVE
+    )
+    verdict = Judgment.objects.filter(comparison=OuterRef("pk"), judge=judge)
+    rows = (
+        Comparison.objects.filter(project=project, is_gold=False)
+        .annotate(human=Exists(counted), judged=Exists(verdict))
+        .values_list("human", "judged")
+        .annotate(n=Count("*"))
+        .order_by()
+    )
+    sources: Counter[str] = Counter()
+    for human, judged, n in rows:
+        sources["human" if human else "judge" if judged else "none"] += n
+    return {source: sources[source] for source in ("human", "judge", "none") if sources[source]}
+
+
+# P(disagree) strata for the final-label accuracy estimate.
+ACCURACY_STRATA = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0 + 1e-9])
+MIN_STRATUM_AUDITS = 5
+
+
+def final_accuracy(
+    project: Project, judge: str, audit: AuditAgreement
+) -> tuple[float, tuple[float, float]] | None:
+    """Estimated share of right final labels, with a 95% interval, or None before audits.
+
+    Human labels count as right (they define the truth). The judge-labelled pairs are those
+    the router judged least likely wrong, so one overall audit rate would undersell them: they
+    are post-stratified by the router's P(disagree), each stratum taking the agreement of the
+    audited pairs in it (the overall rate where a stratum has under five).
+    """
+    if not audit.pairs or audit.interval is None:
+        return None
+    counted = Vote.objects.filter(
+        comparison=OuterRef("pk"), annotator__state=Annotator.State.ACTIVE
+    )
+    judge_only = np.array(
+        [
+            p if p is not None else np.nan
+            for p in Comparison.objects.filter(
+                project=project, is_gold=False, judgments__judge=judge
+            )
+            .exclude(Exists(counted))
+            .values_list("route_decision__p_disagree", flat=True)
+        ],
+        dtype=float,
+    )
+    humans = final_sources(project, judge).get("human", 0)
+    total = humans + len(judge_only)
+    if total == 0:
+        return None
+    audit_p = np.array([p for p, _ in audit.scored], dtype=float)
+    audit_ok = np.array([ok for _, ok in audit.scored], dtype=bool)
+    expected = np.zeros(3)  # estimate, low, high: judge-labelled pairs expected right
+    undecided = np.isnan(judge_only)
+    overall = np.array([audit.rate, *audit.interval])
+    expected += undecided.sum() * overall
+    for low, high in itertools.pairwise(ACCURACY_STRATA):
+        count = int(((judge_only >= low) & (judge_only < high)).sum())
+        if count == 0:
+            continue
+        inside = (audit_p >= low) & (audit_p < high)
+        n, ok = int(inside.sum()), int(audit_ok[inside].sum())
+        interval = wilson_interval(ok, n) if n >= MIN_STRATUM_AUDITS else None
+        expected += count * (np.array([ok / n, *interval]) if interval else overall)
+    estimate, low, high = (humans + expected) / total
+    return float(estimate), (float(low), float(high))
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +310,7 @@ class RouterOverview:
     policy: RoutingPolicy
     routes: dict[str, int]
     pending_unjudged: int
+    judges_seen: list[str]
     human_share: float | None
     budget_comparisons: int | None
     human_votes_today: int
@@ -260,24 +339,10 @@ def router_overview(project: Project, policy: RoutingPolicy) -> RouterOverview:
     n_human = decided.filter(route__in=["human", "both"]).count()
     pending = Comparison.objects.filter(project=project, route=Comparison.Route.PENDING)
     unjudged = pending.exclude(judgments__judge=policy.judge).count()
+    judges = Judgment.objects.filter(comparison__project=project).values_list("judge", flat=True)
     audit = audit_agreement(project, policy.judge)
-    finals = final_labels(project, policy.judge)
-    sources = Counter(label.source for label in finals)
-    labelled = sources["human"] + sources["judge"]
-    accuracy = interval = None
-    if labelled and audit.rate is not None and audit.interval is not None:
-        # Human-labelled pairs are the ground truth; judge-labelled ones are right as often as
-        # the judge agrees with humans on the unselected audit stream.
-        def blend(rate: float) -> float:
-            return (sources["human"] + sources["judge"] * rate) / labelled
-
-        accuracy = blend(audit.rate)
-        interval = (blend(audit.interval[0]), blend(audit.interval[1]))
-    judge_only = decided.filter(route="judge")
-    model_accuracy = None
-    if judge_only.exists():
-        total = sum(judge_only.values_list("p_disagree", flat=True))
-        model_accuracy = 1.0 - total / judge_only.count()
+    accuracy = final_accuracy(project, policy.judge, audit)
+    expected_wrong = decided.filter(route="judge").aggregate(mean=Avg("p_disagree"))["mean"]
     budget = None
     if policy.budget_kind == RoutingPolicy.BudgetKind.SHARE:
         budget = round(policy.budget_share * n_decided)
@@ -285,14 +350,15 @@ def router_overview(project: Project, policy: RoutingPolicy) -> RouterOverview:
         policy=policy,
         routes={route: routes.get(route, 0) for route in Comparison.Route.values},
         pending_unjudged=unjudged,
+        judges_seen=sorted(judges.order_by().distinct()),
         human_share=n_human / n_decided if n_decided else None,
         budget_comparisons=budget,
         human_votes_today=budget_left_today(project, policy).votes_today,
         audit=audit,
-        final_sources=dict(sources),
-        final_accuracy=accuracy,
-        final_accuracy_interval=interval,
-        model_accuracy_judge_only=model_accuracy,
+        final_sources=final_sources(project, policy.judge),
+        final_accuracy=accuracy[0] if accuracy else None,
+        final_accuracy_interval=accuracy[1] if accuracy else None,
+        model_accuracy_judge_only=1.0 - expected_wrong if expected_wrong is not None else None,
         fit=current_fit(project, policy.judge),
     )
 

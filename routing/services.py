@@ -11,16 +11,18 @@ human-routed pairs, the model is refitted (every `retrain_every` new labelled pa
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, Min, OuterRef
 from django.utils import timezone
 
 from annotation.models import Assignment, Comparison, Project, Vote
+from models_backend.models import Judgment
 from routing import selectors
 from routing.allocation import allocate
 from routing.disagreement import (
@@ -34,6 +36,10 @@ from routing.features import build_features
 from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
 
 CV_FOLDS = 5
+# Pairs routed per run at most: a large backlog is routed over several runs, each well inside
+# the task's time limit.
+MAX_BATCH = 5000
+logger = logging.getLogger(__name__)
 
 
 # --- policy -----------------------------------------------------------------------------
@@ -50,6 +56,8 @@ def routing_policy_set(
     daily_human_votes: int = 0,
     audit_fraction: float = 0.05,
     retrain_every: int = 20,
+    min_batch: int = 50,
+    max_wait_minutes: int = 30,
 ) -> RoutingPolicy:
     """Create or change a project's routing policy.
 
@@ -66,6 +74,8 @@ def routing_policy_set(
     policy.daily_human_votes = daily_human_votes
     policy.audit_fraction = audit_fraction
     policy.retrain_every = retrain_every
+    policy.min_batch = min_batch
+    policy.max_wait_minutes = max_wait_minutes
     policy.updated_at = timezone.now()
     policy.full_clean()
     policy.save()
@@ -153,11 +163,19 @@ def router_retrain(*, project: Project, force: bool = False) -> DisagreementFit 
     policy = selectors.policy_for(project)
     if policy is None:
         return None
-    labelled = selectors.labelled_comparisons(project, policy.judge)
-    n = len(labelled.comparisons)
     last = selectors.current_fit(project, policy.judge)
     trained_on = last.labelled if last is not None else 0
-    if not force and (n == 0 or n - trained_on < policy.retrain_every):
+
+    def due(n: int) -> bool:
+        return force or (n > 0 and n - trained_on >= policy.retrain_every)
+
+    # A COUNT first (an upper bound: it ignores who voted), so the beat loads texts and votes
+    # only when a refit may be due.
+    if not due(selectors.finished_comparisons(project, policy.judge).count()):
+        return None
+    labelled = selectors.labelled_comparisons(project, policy.judge)
+    n = len(labelled.comparisons)
+    if not due(n):
         return None
     others = selectors.other_labels(labelled.judgments, policy.judge)
     pairs = [
@@ -196,50 +214,90 @@ class RoutingResult:
     human: int = 0
     judge: int = 0
     both: int = 0
+    held: int = 0
     waiting_for_judge: int = 0
 
     def __str__(self) -> str:
+        held = f"; {self.held} judged pairs held for a fuller batch" if self.held else ""
         return (
-            f"routed {self.routed} (human {self.human}, judge {self.judge}, audit {self.both}); "
-            f"{self.waiting_for_judge} wait for a judge verdict"
+            f"routed {self.routed} (human {self.human}, judge {self.judge}, audit {self.both})"
+            f"{held}; {self.waiting_for_judge} wait for a judge verdict"
         )
 
 
+def _batch_is_due(policy: RoutingPolicy, judged: list[int]) -> bool:
+    """A batch is routed once it is full or its oldest verdict has waited long enough: the
+    budget then goes to the best pairs of a batch, not to whichever pair came first."""
+    if len(judged) >= policy.min_batch:
+        return True
+    oldest = Judgment.objects.filter(comparison_id__in=judged, judge=policy.judge).aggregate(
+        oldest=Min("created_at")
+    )["oldest"]
+    return oldest is not None and oldest <= timezone.now() - timedelta(
+        minutes=policy.max_wait_minutes
+    )
+
+
+def _scorer(
+    project: Project, judge: str, names: tuple[str, ...]
+) -> tuple[DisagreementScorer, DisagreementFit | None]:
+    """The newest fit, or the cold-start rule when none exists or it was fitted on other
+    features (an upgrade changed them): routing never stops on a stale model."""
+    fit = selectors.current_fit(project, judge)
+    stale = (
+        fit is not None
+        and fit.kind == DisagreementFit.Kind.LOGISTIC
+        and tuple(fit.params.get("names", ())) != names
+    )
+    if stale:
+        logger.warning("router fit %s has other features than this version: cold start", fit.pk)
+        return ColdStartRule(), None
+    return scorer_for(fit), fit
+
+
 @transaction.atomic
-def comparisons_route(*, project: Project, rng: random.Random | None = None) -> RoutingResult:
-    """Route the project's judged pending comparisons. Safe to run concurrently and again:
-    rows another run holds are skipped, and a comparison is decided once (one-to-one)."""
-    policy = selectors.policy_for(project)
+def comparisons_route(
+    *, project: Project, force: bool = False, rng: random.Random | None = None
+) -> RoutingResult:
+    """Route the project's judged pending comparisons, oldest first, at most `MAX_BATCH` a run.
+
+    One run per project at a time (the policy row is locked), so a budget is never spent
+    twice; a comparison is decided once (one-to-one). Without `force`, a batch smaller than
+    the policy's `min_batch` waits until its oldest verdict is `max_wait_minutes` old.
+    """
+    policy = RoutingPolicy.objects.select_for_update().filter(project=project).first()
     if policy is None or not policy.enabled:
         return RoutingResult()
     rng = rng or random.Random()  # noqa: S311 - the audit draw needs no secrecy
-    locked = set(
+    judged = list(
         selectors.routable(project, policy.judge)
-        .select_for_update(skip_locked=True, of=("self",))
-        .values_list("pk", flat=True)
+        .order_by("id")
+        .select_for_update(of=("self",))
+        .values_list("pk", flat=True)[:MAX_BATCH]
     )
-    comparisons = list(selectors.with_texts(Comparison.objects.filter(pk__in=locked)))
-    waiting = Comparison.objects.filter(
-        project=project, route=Comparison.Route.PENDING
-    ).count() - len(comparisons)
-    if not comparisons:
-        return RoutingResult(waiting_for_judge=waiting)
-    judgments = selectors.judgments_by_comparison(locked, policy.judge)
-    others = selectors.other_labels(locked, policy.judge)
+    pending = Comparison.objects.filter(project=project, route=Comparison.Route.PENDING).count()
+    if not judged or not (force or _batch_is_due(policy, judged)):
+        return RoutingResult(held=len(judged), waiting_for_judge=pending - len(judged))
+    comparisons = list(selectors.with_texts(Comparison.objects.filter(pk__in=judged)))
+    judgments = selectors.judgments_by_comparison(judged, policy.judge)
+    others = selectors.other_labels(judged, policy.judge)
     pairs = [selectors.routing_pair(c, judgments[c.pk], others.get(c.pk, ())) for c in comparisons]
     features = build_features(pairs)
-    fit = selectors.current_fit(project, policy.judge)
-    p_disagree = np.clip(scorer_for(fit).predict_proba(features), 0.0, 1.0)
+    scorer, fit = _scorer(project, policy.judge, features.names)
+    p_disagree = np.clip(scorer.predict_proba(features), 0.0, 1.0)
 
     n = len(comparisons)
     budget = human_budget_left(project, policy, n)
-    # The audit stream: each pair independently at `audit_fraction` (small batches get their
-    # share too), paid first from the budget.
-    audit = [i for i in range(n) if rng.random() < policy.audit_fraction][:budget]
+    # The audit stream: each pair independently at `audit_fraction`, always (it is what keeps
+    # the judge measured without selection bias), paid first from the budget.
+    audit = [i for i in range(n) if rng.random() < policy.audit_fraction]
     audited = set(audit)
     rest = [i for i in range(n) if i not in audited]
     allocation = allocate(
-        p_disagree[rest], budget=budget - len(audit), audit_fraction=0.0, seed=rng.randrange(2**32)
+        p_disagree[rest],
+        budget=max(0, budget - len(audit)),
+        audit_fraction=0.0,
+        seed=rng.randrange(2**32),
     )
     routes: dict[int, str] = {i: "both" for i in audit}
     priority = dict.fromkeys(audit, 1.0)
@@ -270,12 +328,13 @@ def comparisons_route(*, project: Project, rng: random.Random | None = None) -> 
         ids = [comparisons[i].pk for i in range(n) if routes[i] == route]
         Comparison.objects.filter(pk__in=ids).update(route=route)
     counts = {route: sum(r == route for r in routes.values()) for route in ("human", "judge")}
-    return RoutingResult(routed=n, both=len(audit), waiting_for_judge=waiting, **counts)
+    return RoutingResult(routed=n, both=len(audit), waiting_for_judge=pending - n, **counts)
 
 
-def router_run(*, project: Project) -> str:
-    """What the beat task does per project: refit when due, then route what waits."""
+def router_run(*, project: Project, force: bool = False) -> str:
+    """What the beat task does per project: refit when due, then route what waits (with
+    `force`, also a batch smaller than the policy's minimum)."""
     fit = router_retrain(project=project)
-    result = comparisons_route(project=project)
+    result = comparisons_route(project=project, force=force)
     refit = f"refitted on {fit.labelled} pairs; " if fit is not None else ""
     return f"{refit}{result}"

@@ -11,13 +11,14 @@ from routing.models import RoutingPolicy
 
 
 @shared_task(**RETRYING_DB_TASK, soft_time_limit=300, time_limit=330)
-def router_run_task(*, project_pk: int) -> str:
-    """Refit the project's disagreement model when due, then route its judged pending pairs.
-    Safe to run more than once: a comparison is routed once."""
+def router_run_task(*, project_pk: int, force: bool = False) -> str:
+    """Refit the project's disagreement model when due, then route its judged pending pairs
+    (`force`: even a batch below the policy's minimum). Safe to run more than once: a
+    comparison is routed once."""
     project = Project.objects.filter(pk=project_pk).first()
     if project is None:
         return "project gone"
-    return services.router_run(project=project)
+    return services.router_run(project=project, force=force)
 
 
 @shared_task(**RETRYING_DB_TASK, soft_time_limit=60, time_limit=90)

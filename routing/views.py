@@ -55,7 +55,7 @@ def router_policy(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def router_run(request: HttpRequest, slug: str) -> HttpResponse:
     project = get_project_for_user(request.user, slug, admin=True)
-    router_run_task.delay_on_commit(project_pk=project.pk)
+    router_run_task.delay_on_commit(project_pk=project.pk, force=True)
     messages.success(request, "Routing queued: refresh in a moment.")
     return HttpResponseRedirect(reverse("routing:router", args=[project.slug]))
 

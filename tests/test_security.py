@@ -113,6 +113,8 @@ POST_FORMS = [
             "daily_human_votes": "0",
             "audit_fraction": "0.1",
             "retrain_every": "20",
+            "min_batch": "50",
+            "max_wait_minutes": "30",
         },
         {**ADMIN, "admin": 302},
     ),

@@ -47,7 +47,7 @@ def test_a_routed_project_gets_judge_and_human_labels_from_the_right_sources(
             candidate_b__responses=[bad],
         )
     services.routing_policy_set(
-        project=project, judge=DEFAULT_JUDGE, budget_share=0.5, audit_fraction=0.2
+        project=project, judge=DEFAULT_JUDGE, budget_share=0.5, audit_fraction=0.2, min_batch=6
     )
     assert set(Comparison.objects.values_list("route", flat=True)) == {"pending"}
     voter = Client()
@@ -68,7 +68,9 @@ def test_a_routed_project_gets_judge_and_human_labels_from_the_right_sources(
         time.sleep(0.2)
     routes = dict(Comparison.objects.values_list("pk", "route"))
     to_humans = {pk for pk, route in routes.items() if route in ("human", "both")}
-    assert len(to_humans) == 3  # half of 6, the audit stream paid from it
+    audited = RouteDecision.objects.filter(reason="audit").count()
+    # Half of 6, the audit stream paid from it (a larger audit draw is always kept).
+    assert len(to_humans) == max(3, audited)
 
     # People vote on their share through the web, always for the left answer.
     while match := TOKEN.search(voter.get(arena).content.decode()):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from annotation import services as annotation_services
 from annotation.models import Annotator, Assignment, Comparison, Project
@@ -16,13 +18,19 @@ from annotation.selectors import LeaderboardFilters, battle_counts
 from models_backend.models import Judgment
 from routing import selectors, services
 from routing.models import DisagreementFit, RouteDecision
-from tests.factories import CandidateFactory, ComparisonFactory, PromptFactory
+from tests.factories import (
+    CandidateFactory,
+    ComparisonFactory,
+    PromptFactory,
+    RouteDecisionFactory,
+)
 from tests.routing.helpers import JUDGE, judged, vote
 
 pytestmark = pytest.mark.django_db
 
 
 def policy(project: Project, **fields) -> None:
+    fields.setdefault("min_batch", 1)  # route whatever is judged (batching has its own test)
     services.routing_policy_set(project=project, judge=JUDGE, **fields)
 
 
@@ -171,10 +179,16 @@ def test_final_labels_take_humans_where_they_voted_else_the_judge(project: Proje
             assert (label.source, label.label) == ("human", "model_a")
         else:
             assert (label.source, label.label) == ("judge", "model_b")
+    # A second judge's verdict does not count twice in the final labels.
+    judge_routed = Comparison.objects.filter(project=project, route="judge").first()
+    Judgment.objects.create(
+        comparison=judge_routed, judge="second-judge", verdict="tie", p_a=0.3, p_b=0.3,
+        p_tie=0.4, consistent=True,
+    )  # fmt: skip
     # The leaderboard's `final` source counts the same labels: 4 x 3 human votes + 4 verdicts.
     final = battle_counts(project, LeaderboardFilters(source="final"))
     everything = battle_counts(project, LeaderboardFilters(source="all"))
-    assert final.total_votes == 16 and everything.total_votes == 20
+    assert final.total_votes == 16 and everything.total_votes == 21
 
 
 def test_the_overview_measures_agreement_on_the_audit_stream_only(project: Project) -> None:
@@ -246,3 +260,78 @@ def test_a_project_with_fits_and_decisions_can_be_deleted(project: Project) -> N
     assert RouteDecision.objects.filter(fit__isnull=False).exists()
     project.delete()
     assert not RouteDecision.objects.exists() and not DisagreementFit.objects.exists()
+
+
+def test_small_batches_wait_for_more_pairs_or_for_time(project: Project) -> None:
+    policy(project, budget_share=0.25, audit_fraction=0.0, min_batch=10, max_wait_minutes=30)
+    judged(project, 4)
+    held = services.comparisons_route(project=project)
+    assert (held.routed, held.held) == (0, 4) and "held for a fuller batch" in str(held)
+    judged(project, 6)
+    assert services.comparisons_route(project=project).routed == 10
+    judged(project, 2)
+    Judgment.objects.filter(comparison__route="pending").update(
+        created_at=timezone.now() - timedelta(minutes=31)
+    )
+    assert services.comparisons_route(project=project).routed == 2  # waited long enough
+    judged(project, 1)
+    assert services.comparisons_route(project=project, force=True).routed == 1  # Route now
+
+
+def test_the_audit_stream_is_drawn_even_when_the_budget_is_spent(project: Project) -> None:
+    policy(project, budget_share=0.0, audit_fraction=0.5)
+    judged(project, 40)
+    result = services.comparisons_route(project=project, rng=random.Random(3))
+    assert 10 < result.both < 30 and result.human == 0
+
+
+def test_a_stale_fit_falls_back_to_the_cold_start_rule(project: Project) -> None:
+    policy(project, audit_fraction=0.0)
+    DisagreementFit.objects.create(
+        project=project,
+        judge=JUDGE,
+        kind=DisagreementFit.Kind.LOGISTIC,
+        params={"names": ["an_old_feature"], "mean": [0], "scale": [1], "coef": [1],
+                "intercept": 0, "l2": 1, "judge_penalty_share": 1, "platt": None},
+        labelled=100,
+        judge_wrong=30,
+    )  # fmt: skip
+    judged(project, 4)
+    assert services.comparisons_route(project=project).routed == 4
+    assert not RouteDecision.objects.filter(fit__isnull=False).exists()
+
+
+def test_the_route_command_keeps_a_disabled_policy_off(project: Project) -> None:
+    policy(project, enabled=False)
+    call_command("route", project=project.slug, audit_fraction=0.1, stdout=StringIO())
+    assert not selectors.policy_for(project).enabled
+
+
+def test_final_label_accuracy_is_post_stratified_by_predicted_risk(project: Project) -> None:
+    policy(project)
+    safe_audits, risky_audits, judge_only = (
+        judged(project, 10),
+        judged(project, 10),
+        judged(project, 20),
+    )
+    for comparisons, route, reason, p in (
+        (safe_audits, "both", "audit", 0.1),
+        (risky_audits, "both", "audit", 0.7),
+        (judge_only, "judge", "budget", 0.1),
+    ):
+        for comparison in comparisons:
+            RouteDecisionFactory(comparison=comparison, route=route, reason=reason, p_disagree=p)
+        Comparison.objects.filter(pk__in=[c.pk for c in comparisons]).update(route=route)
+    for comparison in safe_audits:
+        vote(comparison, ["model_a"] * 3)  # the judge said model_a: agrees
+    for comparison in risky_audits:
+        vote(comparison, ["model_b"] * 3)  # disagrees
+    overview = selectors.router_overview(project, selectors.policy_for(project))
+    assert overview.audit.rate == 0.5
+    assert overview.final_sources == {"human": 20, "judge": 20}
+    # One overall audit rate would say (20 + 20 x 0.5) / 40 = 0.75; the judge-only pairs are
+    # all low-risk, where the judge agreed on every audited pair.
+    assert overview.final_accuracy == 1.0
+    low, high = overview.final_accuracy_interval
+    assert 0.8 < low < 1.0 and high == 1.0
+    assert overview.model_accuracy_judge_only == pytest.approx(0.9)

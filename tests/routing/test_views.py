@@ -28,6 +28,8 @@ POLICY = {
     "daily_human_votes": "0",
     "audit_fraction": "0",
     "retrain_every": "20",
+    "min_batch": "1",
+    "max_wait_minutes": "30",
 }
 
 

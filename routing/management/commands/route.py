@@ -38,11 +38,14 @@ class Command(BaseCommand):
             if policy is None and not options["enable"]:
                 raise CommandError(f"routing is off for {project.slug}: pass --enable")
             fields = {
+                "enabled": options["enable"] or (policy.enabled if policy else True),
                 "budget_kind": policy.budget_kind if policy else "share",
                 "budget_share": policy.budget_share if policy else 0.25,
                 "daily_human_votes": policy.daily_human_votes if policy else 0,
                 "audit_fraction": policy.audit_fraction if policy else 0.05,
                 "retrain_every": policy.retrain_every if policy else 20,
+                "min_batch": policy.min_batch if policy else 50,
+                "max_wait_minutes": policy.max_wait_minutes if policy else 30,
             }
             for key in ("budget_share", "audit_fraction"):
                 if options[key] is not None:
@@ -55,7 +58,7 @@ class Command(BaseCommand):
                 **fields,
             )
         fit = services.router_retrain(project=project, force=options["retrain"])
-        result = services.comparisons_route(project=project)
+        result = services.comparisons_route(project=project, force=True)
         if options["format"] == "json":
             report = {
                 "project": project.slug,
