@@ -22,7 +22,8 @@ from django.db.models import Exists, Min, OuterRef
 from django.utils import timezone
 
 from annotation.models import Assignment, Comparison, Project, Vote
-from models_backend.models import Judgment
+from models_backend import services as backend_services
+from models_backend.models import JudgeJob, Judgment
 from routing import selectors
 from routing.allocation import allocate
 from routing.disagreement import (
@@ -331,10 +332,43 @@ def comparisons_route(
     return RoutingResult(routed=n, both=len(audit), waiting_for_judge=pending - n, **counts)
 
 
+def _judge_spec(project: Project, judge: str) -> dict | None:
+    """Where the router's judge comes from: the bundled default, or the spec of the newest
+    judge job run under that name in this project; None when unknown."""
+    if judge == backend_services.DEFAULT_JUDGE:
+        return {}
+    job = JudgeJob.objects.filter(project=project, judge=judge).order_by("-created_at").first()
+    return job.judge_spec if job is not None else None
+
+
+def pending_judge_job(*, project: Project) -> JudgeJob | None:
+    """Queue the router's judge on pending pairs it has not labelled, unless a job of that
+    judge is already queued or running, or nobody knows where the judge comes from."""
+    policy = selectors.policy_for(project)
+    if policy is None or not policy.enabled:
+        return None
+    unjudged = (
+        Comparison.objects.filter(project=project, route=Comparison.Route.PENDING, is_gold=False)
+        .exclude(judgments__judge=policy.judge)
+        .exists()
+    )
+    busy = JudgeJob.objects.filter(
+        project=project,
+        judge=policy.judge,
+        status__in=[JudgeJob.Status.QUEUED, JudgeJob.Status.RUNNING],
+    ).exists()
+    spec = _judge_spec(project, policy.judge)
+    if not unjudged or busy or spec is None:
+        return None
+    return backend_services.judge_job_create(project=project, judge=policy.judge, judge_spec=spec)
+
+
 def router_run(*, project: Project, force: bool = False) -> str:
-    """What the beat task does per project: refit when due, then route what waits (with
-    `force`, also a batch smaller than the policy's minimum)."""
+    """What the beat task does per project: queue the judge on unjudged pending pairs, refit
+    when due, then route what waits (with `force`, also a batch below the policy's minimum)."""
+    job = pending_judge_job(project=project)
     fit = router_retrain(project=project)
     result = comparisons_route(project=project, force=force)
+    queued = f"judge job {job.pk} queued; " if job is not None else ""
     refit = f"refitted on {fit.labelled} pairs; " if fit is not None else ""
-    return f"{refit}{result}"
+    return f"{queued}{refit}{result}"

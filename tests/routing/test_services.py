@@ -15,7 +15,8 @@ from django.utils import timezone
 from annotation import services as annotation_services
 from annotation.models import Annotator, Assignment, Comparison, Project
 from annotation.selectors import LeaderboardFilters, battle_counts
-from models_backend.models import Judgment
+from models_backend.models import JudgeJob, Judgment
+from models_backend.services import DEFAULT_JUDGE
 from routing import selectors, services
 from routing.models import DisagreementFit, RouteDecision
 from tests.factories import (
@@ -335,3 +336,21 @@ def test_final_label_accuracy_is_post_stratified_by_predicted_risk(project: Proj
     low, high = overview.final_accuracy_interval
     assert 0.8 < low < 1.0 and high == 1.0
     assert overview.model_accuracy_judge_only == pytest.approx(0.9)
+
+
+def test_the_router_queues_its_judge_on_pending_pairs_once(project: Project) -> None:
+    policy(project)
+    pending = ComparisonFactory.create_batch(2, project=project, route="pending")
+    judged(project, 1)
+    assert services.pending_judge_job(project=project) is None  # where the judge lives: unknown
+    JudgeJob.objects.create(
+        project=project, judge=JUDGE, judge_spec={"source": "/models/judge"}, status="done"
+    )
+    job = services.pending_judge_job(project=project)
+    assert job is not None and job.judge_spec == {"source": "/models/judge"}
+    assert sorted(job.comparison_ids) == sorted(c.pk for c in pending)
+    assert services.pending_judge_job(project=project) is None  # one job at a time
+    # The bundled default judge needs no earlier job.
+    JudgeJob.objects.all().delete()
+    services.routing_policy_set(project=project, judge=DEFAULT_JUDGE, min_batch=1)
+    assert services.pending_judge_job(project=project).judge_spec == {}
