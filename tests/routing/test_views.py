@@ -37,6 +37,8 @@ def test_it_saves_a_policy_routes_and_shows_the_waiting_pairs(
     admin_client: Client, project: Project, django_capture_on_commit_callbacks
 ) -> None:
     page = reverse("routing:router", args=[project.slug])
+    leaderboard = reverse("annotation:leaderboard", args=[project.slug])
+    assert page in admin_client.get(leaderboard).content.decode()  # admins find the page
     assert b"Routing is off" in admin_client.get(page).content
     response = admin_client.post(reverse("routing:router-policy", args=[project.slug]), POLICY)
     assert response.status_code == 302
