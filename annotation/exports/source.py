@@ -72,6 +72,8 @@ class PairLabels:
     context: PairContext
     votes: list[HumanLabel] = field(default_factory=list)
     judgments: list[JudgeLabel] = field(default_factory=list)
+    # The judge whose verdict is the final label when several judged (the router's judge).
+    preferred_judge: str = ""
 
     @property
     def counts(self) -> Counter[str]:
@@ -95,7 +97,9 @@ class PairLabels:
 
     @property
     def judgment(self) -> JudgeLabel | None:
-        return self.judgments[-1] if self.judgments else None
+        """The preferred judge's verdict if it gave one, else the newest verdict."""
+        preferred = [j for j in self.judgments if j.judge == self.preferred_judge]
+        return (preferred or self.judgments or [None])[-1]
 
     @property
     def final(self) -> tuple[str | None, str | None]:
@@ -151,6 +155,11 @@ def stream_pairs(
     """
     want_votes, want_judgments = _wants(options)
     comparisons = _comparisons(project, options)
+    router_judge = (
+        Project.objects.filter(pk=project.pk)
+        .values_list("routing_policy__judge", flat=True)
+        .first()
+    )
     last = 0
     while True:
         rows = list(
@@ -172,7 +181,10 @@ def stream_pairs(
         if not rows:
             return
         last = rows[-1][0]
-        pairs = {row[0]: PairLabels(PairContext(*row)) for row in rows}
+        pairs = {
+            row[0]: PairLabels(PairContext(*row), preferred_judge=router_judge or "")
+            for row in rows
+        }
         if want_votes:
             for label_row in _votes(pairs, options):
                 pairs[label_row[0]].votes.append(HumanLabel(*label_row[1:]))

@@ -13,12 +13,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotation import services as annotation_services
+from annotation.exports.options import ExportOptions
+from annotation.exports.source import stream_pairs
 from annotation.models import Annotator, Assignment, Comparison, Project
 from annotation.selectors import LeaderboardFilters, battle_counts
 from models_backend.models import JudgeJob, Judgment
 from models_backend.services import DEFAULT_JUDGE
 from routing import selectors, services
-from routing.models import DisagreementFit, RouteDecision
+from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
 from tests.factories import (
     CandidateFactory,
     ComparisonFactory,
@@ -354,3 +356,17 @@ def test_the_router_queues_its_judge_on_pending_pairs_once(project: Project) -> 
     JudgeJob.objects.all().delete()
     services.routing_policy_set(project=project, judge=DEFAULT_JUDGE, min_batch=1)
     assert services.pending_judge_job(project=project).judge_spec == {}
+
+
+def test_exports_take_the_routers_judge_for_the_final_label(project: Project) -> None:
+    policy(project)
+    (comparison,) = judged(project, 1, verdict="model_b", p_a=0.1)
+    Judgment.objects.create(
+        comparison=comparison, judge="newer-judge", verdict="model_a", p_a=0.9, p_b=0.05,
+        p_tie=0.05, consistent=True,
+    )  # fmt: skip
+    (pair,) = stream_pairs(project, ExportOptions(format="pairs", source="final"))
+    assert pair.final == ("model_b", "judge")
+    RoutingPolicy.objects.all().delete()  # without a router: the newest verdict
+    (pair,) = stream_pairs(project, ExportOptions(format="pairs", source="final"))
+    assert pair.final == ("model_a", "judge")
