@@ -22,8 +22,10 @@ from playwright.sync_api import (
     Page,
     sync_playwright,
 )
+from pytest_django.fixtures import Settings
 
 from annotation.models import Project
+from prefarena.celery import app as celery_app
 
 # Playwright's sync API keeps an asyncio loop running in this thread, and Django refuses ORM
 # calls while a loop runs; the tests query the database between browser steps, so allow it.
@@ -112,3 +114,14 @@ def demo_project(transactional_db: None) -> Project:
     """The bundled MT-Bench demo arena, with an `admin` superuser."""
     call_command("load_demo", admin_password=DEMO_ADMIN_PASSWORD, stdout=io.StringIO())
     return Project.objects.get(slug=DEMO_SLUG)
+
+
+@pytest.fixture
+def eager_tasks(settings: Settings) -> Iterator[None]:
+    """Run tasks inside the request (the Elo refresh, a routing run) even where a broker is
+    configured."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Dialog, Page, expect
-from pytest_django.fixtures import Settings
 
 from annotation.models import Annotator, Assignment, Project, Vote
 from annotation.rendering import render_markdown
-from prefarena.celery import app as celery_app
 from tests.browser.conftest import DEMO_ADMIN_PASSWORD, DEMO_SLUG
 from tests.factories import (
     CandidateFactory,
@@ -60,16 +58,6 @@ document.addEventListener("htmx:afterSettle", () => {
   }
 });
 """
-
-
-@pytest.fixture
-def eager_tasks(settings: Settings) -> Iterator[None]:
-    """Run the Elo refresh inside the vote request even where a broker is configured."""
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    previous = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = previous
 
 
 def wait_until_votable(page: Page) -> None:
