@@ -224,7 +224,14 @@ def test_the_route_command_turns_routing_on_and_reports(project: Project) -> Non
     Comparison.objects.filter(project=project).update(route="human")  # as if started
     judged(project, 4)
     out = StringIO()
-    call_command("route", project=project.slug, budget_share=0.5, format="json", stdout=out)
+    call_command(
+        "route",
+        project=project.slug,
+        budget_share=0.5,
+        audit_fraction=0.0,
+        format="json",
+        stdout=out,
+    )
     assert '"routed": 4' in out.getvalue() and '"human": 2' in out.getvalue()
 
 
