@@ -363,10 +363,11 @@ def pending_judge_job(*, project: Project) -> JudgeJob | None:
     return backend_services.judge_job_create(project=project, judge=policy.judge, judge_spec=spec)
 
 
-def router_run(*, project: Project, force: bool = False) -> str:
-    """What the beat task does per project: queue the judge on unjudged pending pairs, refit
-    when due, then route what waits (with `force`, also a batch below the policy's minimum)."""
-    job = pending_judge_job(project=project)
+def router_run(*, project: Project, force: bool = False, queue_judge: bool = False) -> str:
+    """Refit when due, then route what waits (with `force`, also a batch below the policy's
+    minimum). The beat also queues the judge on unjudged pending pairs (`queue_judge`); "Route
+    now" does not, since with in-process tasks (the demo) that would judge inside the click."""
+    job = pending_judge_job(project=project) if queue_judge else None
     fit = router_retrain(project=project)
     result = comparisons_route(project=project, force=force)
     queued = f"judge job {job.pk} queued; " if job is not None else ""

@@ -21,6 +21,7 @@ from models_backend.models import JudgeJob, Judgment
 from models_backend.services import DEFAULT_JUDGE
 from routing import selectors, services
 from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
+from routing.tasks import router_run_all_task
 from tests.factories import (
     CandidateFactory,
     ComparisonFactory,
@@ -377,3 +378,13 @@ def test_exports_take_the_routers_judge_for_the_final_label(project: Project) ->
     RoutingPolicy.objects.all().delete()  # without a router: the newest verdict
     (pair,) = stream_pairs(project, ExportOptions(format="pairs", source="final"))
     assert pair.final == ("model_a", "judge")
+
+
+def test_the_beat_queues_the_judge_and_route_now_does_not(project: Project) -> None:
+    policy(project)
+    ComparisonFactory.create_batch(2, project=project, route="pending")
+    JudgeJob.objects.create(project=project, judge=JUDGE, judge_spec={}, status="done")
+    services.router_run(project=project, force=True)  # "Route now"
+    assert JudgeJob.objects.count() == 1
+    router_run_all_task.delay()  # the beat entry (tasks run in-process in these tests)
+    assert JudgeJob.objects.filter(status="queued").count() == 1
