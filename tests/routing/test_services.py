@@ -388,3 +388,7 @@ def test_the_beat_queues_the_judge_and_route_now_does_not(project: Project) -> N
     assert JudgeJob.objects.count() == 1
     router_run_all_task.delay()  # the beat entry (tasks run in-process in these tests)
     assert JudgeJob.objects.filter(status="queued").count() == 1
+
+
+def test_a_new_policy_reads_the_bundled_judge_by_default() -> None:
+    assert RoutingPolicy._meta.get_field("judge").default == DEFAULT_JUDGE
