@@ -41,6 +41,7 @@ from routing.features import (
     PairFeatures,
     RoutingPair,
     build_features,
+    outcome,
     pair_from_record,
 )
 
@@ -82,9 +83,7 @@ def human_majority(votes: Iterable[Mapping[str, Any]]) -> tuple[Outcome | None, 
 
 
 def judge_outcome(label: str | None) -> Outcome | None:
-    if label is None:
-        return None
-    return "tie" if label.startswith("tie") else label  # type: ignore[return-value]
+    return outcome(label)  # type: ignore[return-value]
 
 
 def _labelled_from_record(

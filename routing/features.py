@@ -197,15 +197,17 @@ def _margins(pairs: Sequence[RoutingPair]) -> tuple[np.ndarray, np.ndarray, np.n
     return margin, gap, known
 
 
-def _outcome(label: str | None) -> str | None:
+def outcome(label: str | None) -> str | None:
+    """A verdict or vote as an outcome: every kind of tie ("tie (inconsistent)", "tie
+    (bothbad)") is a tie."""
     return "tie" if label is not None and label.startswith("tie") else label
 
 
 def _disagreeing_share(label: str | None, others: tuple[str, ...]) -> float:
     if not others:
         return 0.0
-    mine = _outcome(label)
-    return sum(_outcome(other) != mine for other in others) / len(others)
+    mine = outcome(label)
+    return sum(outcome(other) != mine for other in others) / len(others)
 
 
 def _verdict_columns(pairs: Sequence[RoutingPair]) -> dict[str, np.ndarray]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from annotation.models import Annotator, Comparison, Project, Vote
 from models_backend.models import Judgment
@@ -26,11 +27,20 @@ def policy_for(project: Project) -> RoutingPolicy | None:
     return RoutingPolicy.objects.filter(project=project).first()
 
 
-def judgments_by_comparison(comparison_ids: Iterable[int], judge: str) -> dict[int, Judgment]:
-    return {
-        j.comparison_id: j
-        for j in Judgment.objects.filter(judge=judge, comparison_id__in=list(comparison_ids))
-    }
+def judgments_by_comparison(
+    comparison_ids: Iterable[int], judge: str
+) -> tuple[dict[int, Judgment], dict[int, tuple[str, ...]]]:
+    """In one query: `judge`'s judgment per comparison, and every other judge's verdict as the
+    router reads it."""
+    mine: dict[int, Judgment] = {}
+    others: defaultdict[int, list[str]] = defaultdict(list)
+    rows = Judgment.objects.filter(comparison_id__in=list(comparison_ids)).order_by("judge")
+    for judgment in rows:
+        if judgment.judge == judge:
+            mine[judgment.comparison_id] = judgment
+        else:
+            others[judgment.comparison_id].append(router_label(judgment) or "")
+    return mine, {pk: tuple(found) for pk, found in others.items()}
 
 
 def router_label(judgment: Judgment | None) -> str | None:
@@ -43,15 +53,6 @@ def router_label(judgment: Judgment | None) -> str | None:
 def _prob_a(p_a: float, p_b: float) -> float | None:
     total = p_a + p_b
     return p_a / total if total > 0 else None
-
-
-def other_labels(comparison_ids: Iterable[int], judge: str) -> dict[int, tuple[str, ...]]:
-    """The verdicts of every other judge, per comparison, as the router reads them."""
-    labels: defaultdict[int, list[str]] = defaultdict(list)
-    others = Judgment.objects.filter(comparison_id__in=list(comparison_ids)).exclude(judge=judge)
-    for judgment in others.order_by("judge"):
-        labels[judgment.comparison_id].append(router_label(judgment) or "")
-    return {pk: tuple(found) for pk, found in labels.items()}
 
 
 def routing_pair(
@@ -101,8 +102,7 @@ def human_majorities(comparison_ids: Iterable[int]) -> dict[int, Outcome]:
     winners: defaultdict[int, list[dict[str, str]]] = defaultdict(list)
     rows = _counted_votes(comparison_ids).values_list("comparison_id", "winner")
     for comparison_id, winner in rows:
-        outcome = "tie" if winner.startswith("tie") else winner
-        winners[comparison_id].append({"winner": outcome})
+        winners[comparison_id].append({"winner": judge_outcome(winner)})
     majorities: dict[int, Outcome] = {}
     for comparison_id, votes in winners.items():
         majority, _split = human_majority(votes)
@@ -148,6 +148,7 @@ class Labelled:
     comparisons: list[Comparison]
     judgments: dict[int, Judgment]
     truths: list[Outcome]
+    others: dict[int, tuple[str, ...]]
 
     @property
     def judge_wrong(self) -> list[bool]:
@@ -179,8 +180,8 @@ def labelled_comparisons(project: Project, judge: str) -> Labelled:
     comparisons = list(with_texts(finished_comparisons(project, judge).order_by("id")))
     truths = human_majorities(c.pk for c in comparisons)
     comparisons = [c for c in comparisons if c.pk in truths]
-    judgments = judgments_by_comparison((c.pk for c in comparisons), judge)
-    return Labelled(comparisons, judgments, [truths[c.pk] for c in comparisons])
+    judgments, others = judgments_by_comparison((c.pk for c in comparisons), judge)
+    return Labelled(comparisons, judgments, [truths[c.pk] for c in comparisons], others)
 
 
 def current_fit(project: Project, judge: str) -> DisagreementFit | None:
@@ -324,8 +325,6 @@ class RouterOverview:
 
 def router_overview(project: Project, policy: RoutingPolicy) -> RouterOverview:
     """The figures admins watch: who labels what, budget used, how far the judge is trusted."""
-    from routing.services import budget_left_today  # noqa: PLC0415 - services read selectors
-
     routes = Counter(
         dict(
             Comparison.objects.filter(project=project, is_gold=False)
@@ -361,6 +360,25 @@ def router_overview(project: Project, policy: RoutingPolicy) -> RouterOverview:
         model_accuracy_judge_only=1.0 - expected_wrong if expected_wrong is not None else None,
         fit=current_fit(project, policy.judge),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DailyBudget:
+    votes_today: int
+    open_slots: int
+    votes_left: int
+
+
+def budget_left_today(project: Project, policy: RoutingPolicy) -> DailyBudget:
+    """Human votes a daily budget can still pay for today: votes cast today and the votes
+    already promised to open human pairs are spent."""
+    start_of_today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    votes_today = Vote.objects.filter(
+        comparison__project=project, comparison__is_gold=False, created_at__gte=start_of_today
+    ).count()
+    open_slots = open_human_slots(project)
+    left = max(0, policy.daily_human_votes - votes_today - open_slots)
+    return DailyBudget(votes_today, open_slots, left)
 
 
 def waiting_for_humans(project: Project, *, limit: int = 50) -> QuerySet[RouteDecision]:

@@ -14,14 +14,14 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 from django.db import transaction
 from django.db.models import Exists, Min, OuterRef
 from django.utils import timezone
 
-from annotation.models import Assignment, Comparison, Project, Vote
+from annotation.models import Assignment, Comparison, Project
 from models_backend import services as backend_services
 from models_backend.models import JudgeJob, Judgment
 from routing import selectors
@@ -94,32 +94,12 @@ def routing_policy_set(
 # --- budget -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class DailyBudget:
-    votes_today: int
-    open_slots: int
-    votes_left: int
-
-
-def _start_of_today() -> datetime:
-    return timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def budget_left_today(project: Project, policy: RoutingPolicy) -> DailyBudget:
-    """Human votes a daily budget can still pay for today: votes cast today and the votes
-    already promised to open human pairs are spent."""
-    votes_today = Vote.objects.filter(
-        comparison__project=project, comparison__is_gold=False, created_at__gte=_start_of_today()
-    ).count()
-    open_slots = selectors.open_human_slots(project)
-    left = max(0, policy.daily_human_votes - votes_today - open_slots)
-    return DailyBudget(votes_today, open_slots, left)
-
-
 def human_budget_left(project: Project, policy: RoutingPolicy, batch: int) -> int:
     """Comparisons this batch of `batch` may send to humans (audit stream included)."""
     if policy.budget_kind == RoutingPolicy.BudgetKind.DAILY:
-        return budget_left_today(project, policy).votes_left // max(1, project.votes_per_comparison)
+        return selectors.budget_left_today(project, policy).votes_left // max(
+            1, project.votes_per_comparison
+        )
     decided = RouteDecision.objects.filter(comparison__project=project)
     already_human = decided.filter(route__in=["human", "both"]).count()
     allowed = round(policy.budget_share * (decided.count() + batch))
@@ -178,9 +158,8 @@ def router_retrain(*, project: Project, force: bool = False) -> DisagreementFit 
     n = len(labelled.comparisons)
     if not due(n):
         return None
-    others = selectors.other_labels(labelled.judgments, policy.judge)
     pairs = [
-        selectors.routing_pair(c, labelled.judgments[c.pk], others.get(c.pk, ()))
+        selectors.routing_pair(c, labelled.judgments[c.pk], labelled.others.get(c.pk, ()))
         for c in labelled.comparisons
     ]
     features = build_features(pairs)
@@ -280,8 +259,7 @@ def comparisons_route(
     if not judged or not (force or _batch_is_due(policy, judged)):
         return RoutingResult(held=len(judged), waiting_for_judge=pending - len(judged))
     comparisons = list(selectors.with_texts(Comparison.objects.filter(pk__in=judged)))
-    judgments = selectors.judgments_by_comparison(judged, policy.judge)
-    others = selectors.other_labels(judged, policy.judge)
+    judgments, others = selectors.judgments_by_comparison(judged, policy.judge)
     pairs = [selectors.routing_pair(c, judgments[c.pk], others.get(c.pk, ())) for c in comparisons]
     features = build_features(pairs)
     scorer, fit = _scorer(project, policy.judge, features.names)
