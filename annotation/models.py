@@ -188,6 +188,10 @@ class ComparisonQuerySet(models.QuerySet["Comparison"]):
     def for_project(self, project: Project) -> ComparisonQuerySet:
         return self.filter(project=project)
 
+    def rated(self) -> ComparisonQuerySet:
+        """Comparisons whose labels count: gold pairs (attention checks) never do."""
+        return self.filter(is_gold=False)
+
     def for_humans(self) -> ComparisonQuerySet:
         return self.filter(route__in=[Comparison.Route.HUMAN, Comparison.Route.BOTH])
 
@@ -255,6 +259,13 @@ class Comparison(models.Model):
         return f"comparison {self.pk}"
 
 
+class AnnotatorQuerySet(models.QuerySet["Annotator"]):
+    def voted_in(self, project: Project) -> AnnotatorQuerySet:
+        """Annotators with at least one vote in the project."""
+        votes = Vote.objects.filter(annotator=OuterRef("pk"), comparison__project=project)
+        return self.filter(Exists(votes))
+
+
 class Annotator(models.Model):
     """Who votes: a Django user, or a pseudonymous anonymous browser session."""
 
@@ -279,6 +290,8 @@ class Annotator(models.Model):
     # unless they vote after it.
     reviewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AnnotatorQuerySet.as_manager()
 
     def __str__(self) -> str:
         return self.pseudonym

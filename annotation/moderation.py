@@ -111,9 +111,16 @@ def vote_records(project: Project) -> list[fraud.VoteRecord]:
 @dataclass(frozen=True)
 class DetectionReport:
     project: str
-    assessed: int
-    suspicious: int
+    assessments: list[fraud.AnnotatorAssessment]
     newly_flagged: list[str]
+
+    @property
+    def assessed(self) -> int:
+        return len(self.assessments)
+
+    @property
+    def suspicious(self) -> int:
+        return sum(verdict.flagged for verdict in self.assessments)
 
     def summary(self) -> str:
         flagged = ", ".join(self.newly_flagged) or "none"
@@ -139,7 +146,7 @@ def fraud_detect(
     Safe to run again: verdicts are replaced, and a flag is never raised twice.
     """
     assessments = fraud_assess(project, config=config)
-    voters = Annotator.objects.filter(votes__comparison__project=project).distinct()
+    voters = Annotator.objects.voted_in(project)
     annotators = {annotator.pseudonym: annotator for annotator in voters}
     newly_flagged = []
     now = timezone.now()
@@ -175,10 +182,7 @@ def fraud_detect(
                 _projects_voted_in(Annotator.objects.filter(pseudonym__in=newly_flagged))
             )
     return DetectionReport(
-        project=project.slug,
-        assessed=len(assessments),
-        suspicious=sum(v.flagged for v in assessments),
-        newly_flagged=newly_flagged,
+        project=project.slug, assessments=assessments, newly_flagged=newly_flagged
     )
 
 

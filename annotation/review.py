@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from annotation.models import (
     Annotator,
@@ -41,14 +41,13 @@ class ReviewQueue:
 
 def review_queue(project: Project) -> ReviewQueue:
     """Flagged annotators of the project (to approve or ban), then active ones to watch."""
-    voters = Annotator.objects.filter(votes__comparison__project=project).distinct()
-    assessments = {a.annotator_id: a for a in AnnotatorAssessment.objects.filter(project=project)}
-    counts = Counter(
-        Vote.objects.filter(comparison__project=project).values_list("annotator_id", flat=True)
+    voters = Annotator.objects.voted_in(project).annotate(
+        n_votes=Count("votes", filter=Q(votes__comparison__project=project))
     )
+    assessments = {a.annotator_id: a for a in AnnotatorAssessment.objects.filter(project=project)}
     queue = ReviewQueue()
     for annotator in voters.order_by("pseudonym"):
-        entry = QueueEntry(annotator, assessments.get(annotator.pk), counts[annotator.pk])
+        entry = QueueEntry(annotator, assessments.get(annotator.pk), annotator.n_votes)
         if annotator.state == Annotator.State.FLAGGED:
             queue.flagged.append(entry)
         elif annotator.state == Annotator.State.BANNED:
@@ -61,8 +60,7 @@ def review_queue(project: Project) -> ReviewQueue:
 
     queue.flagged.sort(key=by_trust)
     queue.watch.sort(key=by_trust)
-    latest = AnnotatorAssessment.objects.filter(project=project).order_by("-assessed_at").first()
-    queue.last_run = latest.assessed_at if latest else None
+    queue.last_run = max((a.assessed_at for a in assessments.values()), default=None)
     return queue
 
 

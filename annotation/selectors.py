@@ -98,13 +98,18 @@ def last_vote_for_reveal(*, annotator: Annotator, token: str | None) -> Vote | N
     )
     if vote is None:
         return None
-    comparison = vote.comparison
+    load_candidates(vote.comparison)
+    return vote
+
+
+def load_candidates(comparison: Comparison) -> Comparison:
+    """Attach both candidates and their models to the comparison, in one two-table query."""
     candidates = Candidate.objects.select_related("model").in_bulk(
         [comparison.candidate_a_id, comparison.candidate_b_id]
     )
     comparison.candidate_a = candidates[comparison.candidate_a_id]
     comparison.candidate_b = candidates[comparison.candidate_b_id]
-    return vote
+    return comparison
 
 
 def elo_table(project: Project) -> QuerySet[EloRating]:
@@ -147,7 +152,7 @@ def _human_votes(project: Project, filters: LeaderboardFilters) -> QuerySet[Vote
     # Semi-join on the project's comparisons and an id list of the (few) excluded annotators:
     # no join per vote row, which halves the aggregation time at a million votes.
     votes = Vote.objects.filter(
-        comparison_id__in=Comparison.objects.filter(project=project, is_gold=False).values("pk")
+        comparison_id__in=Comparison.objects.for_project(project).rated().values("pk")
     )
     if not filters.include_flagged:
         excluded = list(

@@ -162,12 +162,7 @@ def _with_texts(assignment: Assignment, comparison: Comparison | None = None) ->
     """
     comparison = comparison or Comparison.objects.get(pk=assignment.comparison_id)
     comparison.prompt = Prompt.objects.get(pk=comparison.prompt_id)
-    candidates = Candidate.objects.select_related("model").in_bulk(
-        [comparison.candidate_a_id, comparison.candidate_b_id]
-    )
-    comparison.candidate_a = candidates[comparison.candidate_a_id]
-    comparison.candidate_b = candidates[comparison.candidate_b_id]
-    assignment.comparison = comparison
+    assignment.comparison = selectors.load_candidates(comparison)
     return assignment
 
 

@@ -33,10 +33,7 @@ def review_queue(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def review_annotator(request: HttpRequest, slug: str, pseudonym: str) -> HttpResponse:
     project = selectors.get_project_for_user(request.user, slug, admin=True)
-    annotator = get_object_or_404(
-        Annotator.objects.filter(votes__comparison__project=project).distinct(),
-        pseudonym=pseudonym,
-    )
+    annotator = get_object_or_404(Annotator.objects.voted_in(project), pseudonym=pseudonym)
     evidence = review.annotator_evidence(project, annotator)
     return render(
         request,

@@ -71,11 +71,15 @@ class _Pairs:
     """Finds a project's comparison from a line, and whether the line lists it reversed."""
 
     def __init__(self, project: Project) -> None:
-        rows = Comparison.objects.filter(project=project, is_gold=False).values_list(
-            "pk",
-            "prompt__external_id",
-            "candidate_a__model__name",
-            "candidate_b__model__name",
+        rows = (
+            Comparison.objects.for_project(project)
+            .rated()
+            .values_list(
+                "pk",
+                "prompt__external_id",
+                "candidate_a__model__name",
+                "candidate_b__model__name",
+            )
         )
         self.by_id = {pk: (a, b) for pk, _, a, b in rows}
         self.by_models: dict[tuple[str, str, str], list[tuple[int, bool]]] = {}

@@ -120,9 +120,7 @@ class FinalLabel:
 def final_labels(project: Project, judge: str) -> list[FinalLabel]:
     """Per comparison: the human majority where humans voted, else the judge's verdict."""
     ids = list(
-        Comparison.objects.filter(project=project, is_gold=False)
-        .order_by("id")
-        .values_list("pk", flat=True)
+        Comparison.objects.for_project(project).rated().order_by("id").values_list("pk", flat=True)
     )
     humans = human_majorities(ids)
     verdicts = dict(
@@ -241,7 +239,8 @@ def final_sources(project: Project, judge: str) -> dict[str, int]:
     )
     verdict = Judgment.objects.filter(comparison=OuterRef("pk"), judge=judge)
     rows = (
-        Comparison.objects.filter(project=project, is_gold=False)
+        Comparison.objects.for_project(project)
+        .rated()
         .annotate(human=Exists(counted), judged=Exists(verdict))
         .values_list("human", "judged")
         .annotate(n=Count("*"))
@@ -327,7 +326,8 @@ def router_overview(project: Project, policy: RoutingPolicy) -> RouterOverview:
     """The figures admins watch: who labels what, budget used, how far the judge is trusted."""
     routes = Counter(
         dict(
-            Comparison.objects.filter(project=project, is_gold=False)
+            Comparison.objects.for_project(project)
+            .rated()
             .values_list("route")
             .annotate(n=Count("*"))
             .order_by()

@@ -80,7 +80,7 @@ def routing_policy_set(
     policy.updated_at = timezone.now()
     policy.full_clean()
     policy.save()
-    comparisons = Comparison.objects.filter(project=project, is_gold=False)
+    comparisons = Comparison.objects.for_project(project).rated()
     if enabled:
         started = Assignment.objects.filter(comparison=OuterRef("pk"))
         comparisons.filter(

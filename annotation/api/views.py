@@ -224,7 +224,8 @@ class ComparisonList(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[Comparison]:
         project = project_for(self.request, self.kwargs["slug"], STAFF)
         comparisons = (
-            Comparison.objects.filter(project=project, is_gold=False)
+            Comparison.objects.for_project(project)
+            .rated()
             .select_related("prompt", "candidate_a__model", "candidate_b__model")
             .order_by("id")
         )

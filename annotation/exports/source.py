@@ -112,7 +112,7 @@ class PairLabels:
 
 
 def _comparisons(project: Project, options: ExportOptions) -> QuerySet[Comparison]:
-    comparisons = Comparison.objects.filter(project=project, is_gold=False)
+    comparisons = Comparison.objects.for_project(project).rated()
     if options.categories:
         comparisons = comparisons.filter(prompt__category__in=options.categories)
     if options.models:

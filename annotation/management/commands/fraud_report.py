@@ -27,8 +27,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         project = project_or_fail(options["project"])
         if options["apply"]:
-            self.stderr.write(moderation.fraud_detect(project=project).summary())
-        verdicts = moderation.fraud_assess(project)
+            report = moderation.fraud_detect(project=project)
+            self.stderr.write(report.summary())
+            verdicts = report.assessments
+        else:
+            verdicts = moderation.fraud_assess(project)
         names = [verdict.annotator for verdict in verdicts]
         states = dict(
             Annotator.objects.filter(pseudonym__in=names).values_list("pseudonym", "state")
