@@ -50,7 +50,8 @@ def review_annotator(request: HttpRequest, slug: str, pseudonym: str) -> HttpRes
 @require_POST
 def review_decide(request: HttpRequest, slug: str, pseudonym: str) -> HttpResponse:
     project = selectors.get_project_for_user(request.user, slug, admin=True)
-    annotator = get_object_or_404(Annotator, pseudonym=pseudonym)
+    # Only annotators who voted in this arena: an admin of one arena reviews no one else.
+    annotator = get_object_or_404(Annotator.objects.voted_in(project), pseudonym=pseudonym)
     back = reverse("annotation:review-annotator", args=[project.slug, annotator.pseudonym])
     decision = DECISIONS.get(request.POST.get("action", ""))
     if decision is None:

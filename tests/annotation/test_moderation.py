@@ -392,6 +392,18 @@ def test_only_project_admins_may_review(
     assert Annotator.objects.get(pseudonym="bot-left").state == expected
 
 
+@pytest.mark.usefixtures("crowd")
+def test_an_admin_cannot_decide_on_an_annotator_of_another_arena(
+    client: Client, project: Project, admin_user_of_project
+) -> None:
+    stranger = AnnotatorFactory(pseudonym="voter-elsewhere")
+    client.force_login(admin_user_of_project)
+    decide = reverse("annotation:review-decide", args=[project.slug, stranger.pseudonym])
+    assert client.post(decide, {"action": "ban"}).status_code == 404
+    stranger.refresh_from_db()
+    assert stranger.state == Annotator.State.ACTIVE
+
+
 def test_review_queue_shows_the_evidence_and_records_decisions(
     client: Client, project: Project, crowd: dict[str, Annotator], admin_user_of_project
 ) -> None:
