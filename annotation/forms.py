@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from annotation.models import ExportJob
 from annotation.selectors import SOURCES, LeaderboardFilters
 
 
@@ -44,13 +45,7 @@ class ExportForm(forms.Form):
             ("votes", "Raw votes"),
         ]
     )
-    file_type = forms.ChoiceField(
-        choices=[
-            ("jsonl", "JSON Lines"),
-            ("parquet", "Parquet"),
-            ("hf", "Hugging Face datasets folder (zip)"),
-        ]
-    )
+    file_type = forms.ChoiceField(choices=ExportJob.FileType.choices)
     source = forms.ChoiceField(
         choices=[("human", "Human votes"), ("judge", "LLM judge"), ("final", "Final label")]
     )

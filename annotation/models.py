@@ -195,6 +195,13 @@ class ComparisonQuerySet(models.QuerySet["Comparison"]):
     def for_humans(self) -> ComparisonQuerySet:
         return self.filter(route__in=[Comparison.Route.HUMAN, Comparison.Route.BOTH])
 
+    def for_judge(self) -> ComparisonQuerySet:
+        """Comparisons the LLM judge labels: routed to it, to both, or waiting for the router
+        (which reads the verdict)."""
+        return self.filter(
+            route__in=[Comparison.Route.JUDGE, Comparison.Route.BOTH, Comparison.Route.PENDING]
+        )
+
     def unseen_by(self, annotator: Annotator) -> ComparisonQuerySet:
         seen = Assignment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)
         return self.filter(~Exists(seen))

@@ -172,14 +172,20 @@ def _judgments(project: Project, filters: LeaderboardFilters) -> QuerySet[Judgme
         judgments = judgments.filter(
             ~Exists(humans.filter(comparison_id=OuterRef("comparison_id")))
         )
-        router_judge = (
-            Project.objects.filter(pk=project.pk)
-            .values_list("routing_policy__judge", flat=True)
-            .first()
-        )
-        if router_judge:
-            judgments = judgments.filter(judge=router_judge)
+        judge = router_judge(project)
+        if judge:
+            judgments = judgments.filter(judge=judge)
     return _in_window(judgments, filters)
+
+
+def router_judge(project: Project) -> str | None:
+    """The judge the project's router reads, when it has a routing policy (no import of the
+    routing app: the reverse relation is enough)."""
+    return (
+        Project.objects.filter(pk=project.pk)
+        .values_list("routing_policy__judge", flat=True)
+        .first()
+    )
 
 
 def _in_window(labels: QuerySet, filters: LeaderboardFilters) -> QuerySet:

@@ -179,9 +179,7 @@ def judge_job_create(
         judged = Judgment.objects.filter(judge=judge).values("comparison_id")
         comparisons = list(
             Comparison.objects.for_project(project)
-            .filter(
-                route__in=[Comparison.Route.JUDGE, Comparison.Route.BOTH, Comparison.Route.PENDING]
-            )
+            .for_judge()
             .exclude(pk__in=judged)
             .order_by("id")
         )

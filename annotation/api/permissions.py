@@ -8,7 +8,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.request import Request
 
 from annotation import selectors
-from annotation.models import Membership, Project
+from annotation.models import Project
 
 STAFF = "staff"  # researchers and admins: identities, votes, judgments, leaderboards, exports
 ADMIN = "admin"  # admins: write prompts, candidates, models
@@ -30,7 +30,3 @@ def project_for(request: Request, slug: str, need: str = VOTER) -> Project:
 
 def is_staff(request: Request, project: Project) -> bool:
     return selectors.project_role(request.user, project) in selectors.STAFF_ROLES
-
-
-def role_of(request: Request, project: Project) -> str:
-    return selectors.project_role(request.user, project) or Membership.Role.ANNOTATOR

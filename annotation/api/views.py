@@ -22,7 +22,8 @@ from annotation.api import serializers as s
 from annotation.api.permissions import ADMIN, STAFF, VOTER, is_staff, project_for
 from annotation.exports import writers
 from annotation.exports.card import ExportStats
-from annotation.exports.options import ExportRequestInvalid, parse_options
+from annotation.exports.options import FORMATS, ExportRequestInvalid, parse_options
+from annotation.exports.options import SOURCES as EXPORT_SOURCES
 from annotation.exports.service import (
     ExportFileMissing,
     export_job_create,
@@ -455,8 +456,8 @@ class ExportStream(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("format", str, enum=["votes", "pairs", "dpo", "openai", "hh"]),
-            OpenApiParameter("source", str, enum=["human", "judge", "final"]),
+            OpenApiParameter("format", str, enum=list(FORMATS)),
+            OpenApiParameter("source", str, enum=list(EXPORT_SOURCES)),
             *DATE_PARAMS,
             OpenApiParameter("categories", str, description="comma-separated"),
             OpenApiParameter("models", str, description="comma-separated"),

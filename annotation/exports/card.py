@@ -114,10 +114,7 @@ def dataset_card(
         "",
         "## Filters",
         "",
-        *[
-            f"- {key}: {value if value not in (None, [], '') else 'any'}"
-            for key, value in filters.items()
-        ],
+        *[f"- {key}: {_shown(value)}" for key, value in filters.items()],
         "",
         "## Rules",
         "",

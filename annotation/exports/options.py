@@ -10,7 +10,6 @@ from typing import Any
 from annotation.moments import parse_moment
 
 FORMATS = ("votes", "pairs", "dpo", "openai", "hh")
-PAIRWISE = ("dpo", "openai", "hh")  # formats with a chosen and a rejected answer
 SOURCES = ("human", "judge", "final")
 FILE_TYPES = ("jsonl", "parquet", "hf")
 
@@ -67,10 +66,6 @@ class ExportOptions:
             raise ExportRequestInvalid("min_agreement must be between 0 and 1")
         if self.since and self.until and self.since >= self.until:
             raise ExportRequestInvalid("since must be before until")
-
-    @property
-    def pairwise(self) -> bool:
-        return self.format in PAIRWISE
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

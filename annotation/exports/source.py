@@ -14,6 +14,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
+from annotation import selectors
 from annotation.exports.options import ExportOptions
 from annotation.models import Annotator, Comparison, Project, Vote
 from models_backend.models import Judgment
@@ -155,11 +156,7 @@ def stream_pairs(
     """
     want_votes, want_judgments = _wants(options)
     comparisons = _comparisons(project, options)
-    router_judge = (
-        Project.objects.filter(pk=project.pk)
-        .values_list("routing_policy__judge", flat=True)
-        .first()
-    )
+    router_judge = selectors.router_judge(project)
     last = 0
     while True:
         rows = list(

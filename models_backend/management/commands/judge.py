@@ -30,7 +30,7 @@ class Command(BaseCommand):
         if options["all"] or options["limit"]:
             queryset = Comparison.objects.for_project(project).order_by("id")
             if not options["all"]:
-                queryset = queryset.filter(route__in=["judge", "both", "pending"])
+                queryset = queryset.for_judge()
             comparisons = list(queryset[: options["limit"]] if options["limit"] else queryset)
         job = services.judge_job_create(
             project=project,
