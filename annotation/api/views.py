@@ -142,7 +142,8 @@ class _ProjectListCreate(generics.ListCreateAPIView):
         serializer.is_valid(raise_exception=True)
         try:
             with transaction.atomic():
-                serializer.save(**self.save_kwargs(project))
+                saved = serializer.save(**self.save_kwargs(project))
+                self.after_save(project, saved if many else [saved])
         except IntegrityError as exc:
             raise ValidationError(
                 "conflicts with existing data (a duplicate id, name or candidate?)"
@@ -151,6 +152,9 @@ class _ProjectListCreate(generics.ListCreateAPIView):
 
     def save_kwargs(self, project: Project) -> dict[str, Any]:
         return {"project": project}
+
+    def after_save(self, project: Project, saved: list[Any]) -> None:
+        """Further writes of the same request, in its transaction."""
 
 
 class ModelList(_ProjectListCreate):
@@ -195,16 +199,12 @@ class CandidateList(_ProjectListCreate):
     def save_kwargs(self, project: Project) -> dict[str, Any]:
         return {}
 
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        response = super().create(request, *args, **kwargs)
-        prompt_ids = {
-            row["prompt"]
-            for row in (response.data if isinstance(response.data, list) else [response.data])
-        }
+    def after_save(self, project: Project, saved: list[Any]) -> None:
+        # New candidates are paired in the same transaction: all of it lands, or none.
+        prompt_ids = {candidate.prompt_id for candidate in saved}
         services.comparisons_create_for_prompts(
-            project=self.project(), prompts=Prompt.objects.filter(pk__in=prompt_ids)
+            project=project, prompts=Prompt.objects.filter(pk__in=prompt_ids)
         )
-        return response
 
 
 # --- comparisons and voting -----------------------------------------------------------------
