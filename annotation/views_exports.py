@@ -22,7 +22,7 @@ def _form(project: Project, data: object = None) -> ExportForm:
     )
 
 
-def _context(project: Project, form: ExportForm, error: str = "") -> dict[str, object]:
+def _context(project: Project, form: ExportForm | None, error: str = "") -> dict[str, object]:
     jobs = list(ExportJob.objects.filter(project=project)[:20])
     return {
         "project": project,
@@ -39,7 +39,8 @@ def exports(request: HttpRequest, slug: str) -> HttpResponse:
     template = "annotation/exports.html"
     if request.method == "GET":
         if getattr(request, "htmx", False):
-            template += "#jobs"
+            # The jobs poll (every second while one runs) renders no form: skip its queries.
+            return render(request, template + "#jobs", _context(project, None))
         return render(request, template, _context(project, _form(project)))
     form = _form(project, request.POST)
     if not form.is_valid():
