@@ -14,7 +14,13 @@ Django-free. The contract:
   per fold, so a prompt is never both trained on and routed) and each fold is scored by a model
   fitted on the other folds only. The budget is then allocated over all the out-of-fold scores.
 - Baselines from the same run: random routing (averaged over seeds) and routing by the judge's
-  confidence alone (`ColdStartRule`: null, then inconsistent, then tie, then margin).
+  confidence alone (`ColdStartRule`: null, then inconsistent, then tie, then margin). The
+  router is reported twice: with its random audit stream paid from the budget (as it runs in
+  an arena), and on its ranking alone (no audit, as the confidence baseline).
+- The consensus features (`routing.consensus`) are built from the judge labels of every pair
+  in the file: judge labels exist before routing, and no human vote enters them.
+- Cross-fitting makes the figures depend on the seed (which questions share a fold);
+  `summarise_seeds` gives their mean and range over several seeds.
 """
 
 from __future__ import annotations
@@ -253,9 +259,13 @@ def evaluate_routing(
     for budget in budgets:
         ours = allocate(p_wrong, budget=float(budget), audit_fraction=audit_fraction, seed=seed)
         k = int(ours.to_human.sum())
+        # The router's ranking alone, every human label spent by priority: what the judge-
+        # confidence baseline (which has no audit stream either) compares with.
+        ranked = allocate(p_wrong, budget=float(budget), audit_fraction=0.0, seed=seed)
         rule = allocate(rule_score, budget=float(budget), audit_fraction=0.0, seed=seed)
         random = _random_baseline(n, k, wrong, random_seeds, seed)
         ours_outcome = routing_outcome(ours.to_human, wrong)
+        ranked_outcome = routing_outcome(ranked.to_human, wrong)
         rule_outcome = routing_outcome(rule.to_human, wrong)
         per_budget.append(
             {
@@ -263,10 +273,14 @@ def evaluate_routing(
                 "human_labels": k,
                 "audit_pairs": ours.count("both"),
                 "router": _rounded(ours_outcome),
+                "router_without_audit": _rounded(ranked_outcome),
                 "judge_confidence": _rounded(rule_outcome),
                 "random": _rounded(random),
                 "error_capture_ratio_vs_random": {
                     "router": _ratio(ours_outcome["error_capture"], random["error_capture"]),
+                    "router_without_audit": _ratio(
+                        ranked_outcome["error_capture"], random["error_capture"]
+                    ),
                     "judge_confidence": _ratio(
                         rule_outcome["error_capture"], random["error_capture"]
                     ),
@@ -301,3 +315,27 @@ def evaluate_routing(
 
 def _round_or_none(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
+
+
+def summarise_seeds(reports: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per budget: mean, min and max over the reports (one per seed) of each error-capture
+    ratio vs random, and of the router's final-label accuracy."""
+    summary = []
+    for rows in zip(*(report["budgets"] for report in reports), strict=True):
+        entry: dict[str, Any] = {"budget": rows[0]["budget"], "seeds": len(rows)}
+        for name in rows[0]["error_capture_ratio_vs_random"]:
+            values = [row["error_capture_ratio_vs_random"][name] for row in rows]
+            entry[f"{name}_ratio"] = _spread([v for v in values if v is not None])
+        entry["router_accuracy"] = _spread([row["router"]["accuracy"] for row in rows])
+        summary.append(entry)
+    return summary
+
+
+def _spread(values: Sequence[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {
+        "mean": round(float(np.mean(values)), 4),
+        "min": round(float(np.min(values)), 4),
+        "max": round(float(np.max(values)), 4),
+    }

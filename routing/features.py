@@ -17,11 +17,13 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from routing.consensus import Verdict, consensus_columns
 
 VERDICTS = ("model_a", "model_b", "tie", "tie (inconsistent)")
 MTBENCH_CATEGORIES = (
@@ -77,6 +79,13 @@ class RoutingPair:
     model_a: str | None = None
     model_b: str | None = None
     other_labels: tuple[str, ...] = ()
+    prompt_key: str | None = None
+
+    def verdict(self) -> Verdict:
+        """The pair's verdict as the arena-wide consensus reads it."""
+        return Verdict(
+            self.id, self.prompt_key, self.category, self.model_a, self.model_b, self.llm_label
+        )
 
 
 def pair_from_record(record: Mapping[str, Any]) -> RoutingPair:
@@ -101,6 +110,9 @@ def pair_from_record(record: Mapping[str, Any]) -> RoutingPair:
     turn = record.get("turn") or 1
     if not isinstance(turn, int):
         raise ValueError("field 'turn' must be an integer")
+    # Pairs on the same prompt: the same question and turn, else the same prompt text.
+    question = record.get("question_id")
+    prompt_key = f"{question}/{turn}" if question is not None else record["prompt"]
     return RoutingPair(
         id=record["id"],
         prompt=record["prompt"],
@@ -115,6 +127,7 @@ def pair_from_record(record: Mapping[str, Any]) -> RoutingPair:
         model_a=record.get("model_a"),
         model_b=record.get("model_b"),
         other_labels=tuple(others),
+        prompt_key=prompt_key,
     )
 
 
@@ -126,6 +139,7 @@ class FeatureConfig:
     categories: tuple[str, ...] = MTBENCH_CATEGORIES
     include_models: bool = False
     models: tuple[str, ...] = ()
+    consensus: bool = True
 
     @classmethod
     def with_models_of(cls, pairs: Sequence[RoutingPair], **kwargs: Any) -> FeatureConfig:
@@ -310,9 +324,14 @@ def _bias_columns(
 
 
 def build_features(
-    pairs: Sequence[RoutingPair], config: FeatureConfig | None = None
+    pairs: Sequence[RoutingPair],
+    config: FeatureConfig | None = None,
+    context: Iterable[Verdict] = (),
 ) -> PairFeatures:
     """The routing feature matrix for `pairs`: linear in the number of characters.
+
+    `context` is every other verdict of the same judge in the arena: the consensus columns
+    (see `routing.consensus`) score each verdict against them and against the other `pairs`.
 
     The per-text scans (tokens, digits, lists) are Python string operations; everything
     after them is whole-column numpy arithmetic.
@@ -322,6 +341,8 @@ def build_features(
     answers = _answer_columns(pairs)
     columns = {**verdict, **_prompt_columns(pairs, config), **answers}
     columns.update(_bias_columns(verdict, answers))
+    if config.consensus:
+        columns.update(consensus_columns([p.verdict() for p in pairs], context))
     # The signed A - B differences only mean something relative to the verdict's direction
     # (A and B are in arbitrary order), so they enter through the bias interactions only.
     for signed in ("log_ratio", "structure_diff", "refusal_diff"):

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from annotation.models import Annotator, Comparison, Project, Vote
 from models_backend.models import Judgment
+from routing.consensus import Verdict
 from routing.evaluation import Outcome, human_majority, judge_outcome
 from routing.features import RoutingPair
 from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
@@ -81,8 +82,36 @@ def routing_pair(
         category=prompt.category or None,
         turn=len(prompt.turns) or 1,
         has_reference=bool(prompt.reference_answer),
+        model_a=str(comparison.candidate_a.model_id),
+        model_b=str(comparison.candidate_b.model_id),
         other_labels=others,
+        prompt_key=str(comparison.prompt_id),
     )
+
+
+def judge_verdicts(project: Project, judge: str) -> list[Verdict]:
+    """Every verdict of `judge` in the project, as the consensus features read them: which
+    models met on which prompt and who won (models and prompts by id), in one query."""
+    rows = Judgment.objects.filter(judge=judge, comparison__project=project).values_list(
+        "comparison_id",
+        "comparison__prompt_id",
+        "comparison__prompt__category",
+        "comparison__candidate_a__model_id",
+        "comparison__candidate_b__model_id",
+        "verdict",
+        "consistent",
+    )
+    return [
+        Verdict(
+            str(pk),
+            str(prompt),
+            category or None,
+            str(model_a),
+            str(model_b),
+            str(verdict) if consistent else INCONSISTENT,
+        )
+        for pk, prompt, category, model_a, model_b, verdict, consistent in rows
+    ]
 
 
 def with_texts(comparisons: QuerySet[Comparison]) -> QuerySet[Comparison]:

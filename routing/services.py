@@ -162,7 +162,7 @@ def router_retrain(*, project: Project, force: bool = False) -> DisagreementFit 
         selectors.routing_pair(c, labelled.judgments[c.pk], labelled.others.get(c.pk, ()))
         for c in labelled.comparisons
     ]
-    features = build_features(pairs)
+    features = build_features(pairs, context=selectors.judge_verdicts(project, policy.judge))
     wrong = np.asarray(labelled.judge_wrong, dtype=float)
     scorer = fit_disagreement_model(features, wrong)
     fit = DisagreementFit(
@@ -261,7 +261,7 @@ def comparisons_route(
     comparisons = list(selectors.with_texts(Comparison.objects.filter(pk__in=judged)))
     judgments, others = selectors.judgments_by_comparison(judged, policy.judge)
     pairs = [selectors.routing_pair(c, judgments[c.pk], others.get(c.pk, ())) for c in comparisons]
-    features = build_features(pairs)
+    features = build_features(pairs, context=selectors.judge_verdicts(project, policy.judge))
     scorer, fit = _scorer(project, policy.judge, features.names)
     p_disagree = np.clip(scorer.predict_proba(features), 0.0, 1.0)
 

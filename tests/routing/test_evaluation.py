@@ -22,7 +22,7 @@ from routing.evaluation import (
     load_labelled_pairs,
     routing_outcome,
 )
-from routing.features import PairFeatures, build_features
+from routing.features import FeatureConfig, PairFeatures, build_features
 from tests.paths import MTBENCH_DIR
 
 PAIRS_FILE = MTBENCH_DIR / "pairs_human_vs_gpt4.jsonl"
@@ -196,13 +196,72 @@ def test_router_eval_command_on_a_sample(tmp_path: Path) -> None:
     assert 0 <= model["auroc_judge_confidence"] <= 1
     for row in report["budgets"]:
         assert row["human_labels"] == round(row["budget"] * 300)
-        for routing in ("router", "judge_confidence", "random"):
+        for routing in ("router", "router_without_audit", "judge_confidence", "random"):
             assert set(row[routing]) == {"accuracy", "error_capture"}
             assert all(0 <= v <= 1 for v in row[routing].values())
     assert report["budgets"][-1]["router"]["accuracy"] == 1.0
     table = StringIO()
     call_command("router_eval", pairs=str(sample), folds=3, format="table", stdout=table)
     assert "AUROC" in table.getvalue()
+
+
+def _arena_records(prompts: int, flip_share: float, seed: int = 0) -> list[str]:
+    """Four models of fixed strength meet on every prompt; people always prefer the stronger
+    one; the judge does too, except on a random `flip_share` of pairs."""
+    rng = random.Random(seed)
+    models = ["m0", "m1", "m2", "m3"]  # strongest first
+    lines = []
+    for q in range(prompts):
+        for i, a in enumerate(models):
+            for b in models[i + 1 :]:
+                first, second = (a, b) if rng.random() < 0.5 else (b, a)
+                truth = "model_a" if models.index(first) < models.index(second) else "model_b"
+                flipped = {"model_a": "model_b", "model_b": "model_a"}[truth]
+                label = flipped if rng.random() < flip_share else truth
+                record = json.loads(_record(len(lines), label, [truth], question=q))
+                record.update(model_a=first, model_b=second, prompt=f"prompt {q}")
+                lines.append(json.dumps(record))
+    return lines
+
+
+def test_a_verdict_against_the_judges_other_verdicts_is_routed_to_humans() -> None:
+    # Every verdict looks alike but for how it fits the judge's other verdicts: the
+    # consensus features find the flipped ones, the text and verdict features cannot.
+    labelled = labelled_pairs_from_lines(_arena_records(80, 0.15)).pairs
+    with_consensus = evaluate_routing(labelled, budgets=[0.25], audit_fraction=0.0)
+    without = evaluate_routing(
+        labelled, budgets=[0.25], audit_fraction=0.0, config=FeatureConfig(consensus=False)
+    )
+    assert with_consensus["disagreement_model"]["auroc"] > 0.85
+    assert without["disagreement_model"]["auroc"] < 0.65
+    ratio = with_consensus["budgets"][0]["error_capture_ratio_vs_random"]
+    assert ratio["router"] == ratio["router_without_audit"]  # no audit asked for
+    assert ratio["router"] > 2.5
+    assert with_consensus["features"] == without["features"] + 11
+
+
+def test_router_eval_repeats_over_seeds_and_ablates_the_consensus(tmp_path: Path) -> None:
+    pairs = tmp_path / "arena.jsonl"
+    pairs.write_text("\n".join(_arena_records(40, 0.15)) + "\n", encoding="utf-8")
+    reports = {}
+    for consensus in (True, False):
+        out = StringIO()
+        call_command(
+            "router_eval", pairs=str(pairs), budgets="0.25", repeat=3, folds=4,
+            no_consensus=not consensus, stdout=out,
+        )  # fmt: skip
+        reports[consensus] = json.loads(out.getvalue())
+    summary = reports[True]["over_seeds"][0]
+    assert summary["seeds"] == 3
+    ratios = summary["router_without_audit_ratio"]
+    assert ratios["min"] <= ratios["mean"] <= ratios["max"]
+    assert reports[False]["consensus_features"] is False
+    assert summary["router_ratio"]["mean"] > reports[False]["over_seeds"][0]["router_ratio"]["mean"]
+    table = StringIO()
+    call_command("router_eval", pairs=str(pairs), repeat=2, folds=4, format="table", stdout=table)
+    assert "over 2 seeds" in table.getvalue()
+    with pytest.raises(CommandError, match="--repeat"):
+        call_command("router_eval", pairs=str(pairs), repeat=0, stdout=StringIO())
 
 
 def test_router_eval_names_the_malformed_line(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from annotation import services as annotation_services
 from annotation.exports.options import ExportOptions
 from annotation.exports.source import stream_pairs
-from annotation.models import Annotator, Assignment, Comparison, Project
+from annotation.models import Annotator, Assignment, Comparison, ModelEntry, Project
 from annotation.selectors import LeaderboardFilters, battle_counts
 from models_backend.models import JudgeJob, Judgment
 from models_backend.services import DEFAULT_JUDGE
@@ -25,6 +25,7 @@ from routing.tasks import router_run_all_task
 from tests.factories import (
     CandidateFactory,
     ComparisonFactory,
+    ModelEntryFactory,
     PromptFactory,
     RouteDecisionFactory,
 )
@@ -392,3 +393,52 @@ def test_the_beat_queues_the_judge_and_route_now_does_not(project: Project) -> N
 
 def test_a_new_policy_reads_the_bundled_judge_by_default() -> None:
     assert RoutingPolicy._meta.get_field("judge").default == DEFAULT_JUDGE
+
+
+def _duel(project: Project, strong: ModelEntry, weak: ModelEntry, i: int, judge_right: bool):
+    """A pending comparison of `strong` and `weak` (sides alternating), judged decisively:
+    for the stronger model when `judge_right`, else for the weaker one."""
+    prompt = PromptFactory(project=project)
+    first, second = (strong, weak) if i % 2 == 0 else (weak, strong)
+    comparison = ComparisonFactory(
+        project=project,
+        prompt=prompt,
+        candidate_a=CandidateFactory(prompt=prompt, model=first),
+        candidate_b=CandidateFactory(prompt=prompt, model=second),
+        route="pending",
+    )
+    strong_side = "model_a" if first == strong else "model_b"
+    weak_side = {"model_a": "model_b", "model_b": "model_a"}[strong_side]
+    verdict = strong_side if judge_right else weak_side
+    Judgment.objects.create(
+        comparison=comparison, judge=JUDGE, verdict=verdict, p_a=0.5, p_b=0.4, p_tie=0.1,
+        consistent=True,
+    )  # fmt: skip
+    return comparison, strong_side
+
+
+def test_the_router_learns_to_doubt_verdicts_against_the_judges_own_ranking(
+    project: Project,
+) -> None:
+    # People always prefer the strong model; the judge does too, except on every fifth pair.
+    policy(project, budget_share=1.0, audit_fraction=0.0, retrain_every=10)
+    strong, weak = ModelEntryFactory(project=project), ModelEntryFactory(project=project)
+    duels = [_duel(project, strong, weak, i, judge_right=i % 5 != 0) for i in range(80)]
+    services.comparisons_route(project=project)
+    for comparison, strong_side in duels:
+        vote(comparison, [strong_side] * 3)
+    decisions = RouteDecision.objects.in_bulk(field_name="comparison_id")
+    consensus = [decisions[c.pk].features["global_consensus"] for c, _ in duels]
+    # Stored with each decision: against the judge's other verdicts, the flipped ones stand out.
+    assert max(consensus[0::5]) < 0 < min(v for i, v in enumerate(consensus) if i % 5)
+    fit = services.router_retrain(project=project)
+    assert fit is not None and fit.kind == DisagreementFit.Kind.LOGISTIC
+    assert fit.cv_auroc is not None and fit.cv_auroc > 0.9
+    # New pairs: the stored model doubts the verdict for the weaker model.
+    Comparison.objects.filter(pk__in=[c.pk for c, _ in duels]).update(route="human")
+    services.routing_policy_set(project=project, judge=JUDGE, budget_share=0.5, min_batch=1)
+    doubtful, _ = _duel(project, strong, weak, 0, judge_right=False)
+    plain, _ = _duel(project, strong, weak, 1, judge_right=True)
+    services.comparisons_route(project=project)
+    new = {d.comparison_id: d for d in RouteDecision.objects.filter(fit=fit)}
+    assert new[doubtful.pk].p_disagree > new[plain.pk].p_disagree

@@ -55,10 +55,27 @@ class Command(BaseCommand):
             action="store_true",
             help="add which models wrote the answers as features (off: often unknown when routing)",
         )
+        parser.add_argument(
+            "--no-consensus",
+            action="store_true",
+            help="leave out the features from the judge's other verdicts (an ablation)",
+        )
+        parser.add_argument(
+            "--repeat",
+            type=int,
+            default=1,
+            help="run seeds SEED..SEED+N-1 and add their mean and range (cross-fitting varies "
+            "with the seed; default: 1)",
+        )
         parser.add_argument("--format", choices=["json", "table"], default="json")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from routing.evaluation import PairsFileError, evaluate_routing, load_labelled_pairs
+        from routing.evaluation import (
+            PairsFileError,
+            evaluate_routing,
+            load_labelled_pairs,
+            summarise_seeds,
+        )
         from routing.features import FeatureConfig
 
         budgets = _budgets(options["budgets"])
@@ -66,6 +83,8 @@ class Command(BaseCommand):
             raise CommandError("--audit-fraction must lie in [0, 1]")
         if options["random_seeds"] < 1:
             raise CommandError("--random-seeds must be at least 1")
+        if options["repeat"] < 1:
+            raise CommandError("--repeat must be at least 1")
         path = Path(options["pairs"])  # call_command passes keyword options unconverted
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
@@ -73,23 +92,31 @@ class Command(BaseCommand):
             loaded = load_labelled_pairs(path, split_rule=options["split_rule"])
         except PairsFileError as exc:
             raise CommandError(f"{path}: {exc}") from exc
+        consensus = not options["no_consensus"]
         config = (
-            FeatureConfig.with_models_of([lp.pair for lp in loaded.pairs])
+            FeatureConfig.with_models_of([lp.pair for lp in loaded.pairs], consensus=consensus)
             if options["include_models"]
-            else FeatureConfig()
+            else FeatureConfig(consensus=consensus)
         )
+        seeds = range(options["seed"], options["seed"] + options["repeat"])
         try:
-            report = evaluate_routing(
-                loaded.pairs,
-                budgets=budgets,
-                folds=options["folds"],
-                seed=options["seed"],
-                audit_fraction=options["audit_fraction"],
-                random_seeds=options["random_seeds"],
-                config=config,
-            )
+            reports = [
+                evaluate_routing(
+                    loaded.pairs,
+                    budgets=budgets,
+                    folds=options["folds"],
+                    seed=seed,
+                    audit_fraction=options["audit_fraction"],
+                    random_seeds=options["random_seeds"],
+                    config=config,
+                )
+                for seed in seeds
+            ]
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        report = reports[0]
+        if len(reports) > 1:
+            report = {**report, "over_seeds": summarise_seeds(reports)}
         report = {
             "pairs_file": str(path),
             "records": loaded.records,
@@ -98,6 +125,7 @@ class Command(BaseCommand):
             "split_rule": options["split_rule"],
             "skipped_splits": loaded.skipped_splits,
             "include_models": options["include_models"],
+            "consensus_features": consensus,
             **report,
         }
         if options["format"] == "json":
@@ -118,7 +146,8 @@ class Command(BaseCommand):
             f"(base rate {model['brier_base_rate']})"
         )
         header = (
-            f"{'budget':>6} {'humans':>6} | {'router acc':>10} {'capture':>7} {'x rand':>6} | "
+            f"{'budget':>6} {'humans':>6} | {'router acc':>10} {'capture':>7} {'x rand':>6} "
+            f"{'no audit':>8} | "
             f"{'conf acc':>8} {'capture':>7} {'x rand':>6} | {'rand acc':>8} {'capture':>7}"
         )
         self.stdout.write(header)
@@ -128,11 +157,20 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{row['budget']:>6.2f} {row['human_labels']:>6} | "
                 f"{row['router']['accuracy']:>10.4f} {row['router']['error_capture']:>7.4f} "
-                f"{_ratio(ratio['router']):>6} | "
+                f"{_ratio(ratio['router']):>6} {_ratio(ratio['router_without_audit']):>8} | "
                 f"{row['judge_confidence']['accuracy']:>8.4f} "
                 f"{row['judge_confidence']['error_capture']:>7.4f} "
                 f"{_ratio(ratio['judge_confidence']):>6} | "
                 f"{row['random']['accuracy']:>8.4f} {row['random']['error_capture']:>7.4f}"
+            )
+        for row in report.get("over_seeds", ()):
+            spread = row["router_ratio"], row["router_without_audit_ratio"]
+            self.stdout.write(
+                f"budget {row['budget']:.2f} over {row['seeds']} seeds: router x rand "
+                + ", without audit x rand ".join(
+                    "-" if s is None else f"{s['mean']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
+                    for s in spread
+                )
             )
 
 

@@ -1,0 +1,79 @@
+"""The consensus features: how a verdict fits the judge's other verdicts in the arena."""
+
+from __future__ import annotations
+
+import pytest
+
+from routing.consensus import Verdict, consensus_columns
+
+
+def verdict(pk: str, a: str, b: str, label: str | None, *, prompt: str = "p", cat: str = "c"):
+    return Verdict(pk, prompt, cat, a, b, label)
+
+
+# The judge ranks strong above weak on four other prompts of the category.
+CONTEXT = [verdict(f"ctx{i}", "strong", "weak", "model_a", prompt=f"q{i}") for i in range(4)]
+
+
+def test_a_verdict_against_the_judges_own_ranking_scores_below_one_that_agrees() -> None:
+    targets = [
+        verdict("with", "strong", "weak", "model_a", prompt="new"),
+        verdict("against", "weak", "strong", "model_a", prompt="new2"),
+        verdict("tie", "strong", "weak", "tie", prompt="new3"),
+    ]
+    columns = consensus_columns(targets, CONTEXT)
+    agrees, contradicts, tie = columns["global_consensus"]
+    assert agrees > 0 > contradicts
+    assert columns["category_consensus"][1] < 0
+    # A tie between models ranked far apart is marked as such, and has no direction.
+    assert tie == 0.0
+    assert columns["tie_global_gap"][2] > 0
+    assert columns["tie_global_gap"][0] == 0.0
+
+
+def test_a_verdict_never_vouches_for_itself() -> None:
+    alone = consensus_columns([verdict("only", "x", "y", "model_a")])
+    assert all(values[0] == 0.0 for values in alone.values())
+    # Listing the pair in the context as well does not count it twice (or at all).
+    target = verdict("ctx0", "strong", "weak", "model_a", prompt="q0")
+    columns = consensus_columns([target], CONTEXT)
+    # Three other verdicts, not four: strong scores 1, weak -1.
+    assert columns["global_consensus"][0] == pytest.approx(2.0)
+    assert columns["prompt_consensus"][0] == 0.0  # nothing else on its prompt
+
+
+def test_the_prompt_scope_reads_the_other_answers_to_the_same_prompt() -> None:
+    # On one prompt x beat z and w, and both beat y: "y beat x" breaks transitivity most.
+    same = [
+        verdict("xz", "x", "z", "model_a"),
+        verdict("xw", "x", "w", "model_a"),
+        verdict("zy", "z", "y", "model_a"),
+        verdict("wy", "w", "y", "model_a"),
+        verdict("yx", "y", "x", "model_a"),
+        verdict("zw", "z", "w", "tie (inconsistent)"),
+    ]
+    columns = consensus_columns(same)
+    consensus = list(columns["prompt_consensus"])
+    assert consensus[4] == min(consensus) == pytest.approx(-2.0)
+    # The share of the *other* verdicts on the prompt that are ties or flipped.
+    assert columns["prompt_judge_flips"][0] == pytest.approx(1 / 5)
+    assert columns["prompt_judge_flips"][5] == 0.0
+    assert columns["prompt_judge_ties"][5] == 0.0
+    # Another category's verdicts do not enter the category scope, but enter the global one.
+    other = [verdict(f"o{i}", "y", "x", "model_a", prompt=f"o{i}", cat="maths") for i in range(3)]
+    with_other = consensus_columns(same, other)
+    assert with_other["category_consensus"][4] == columns["category_consensus"][4]
+    assert with_other["global_consensus"][4] > columns["global_consensus"][4]
+    assert with_other["prompt_consensus"][4] == columns["prompt_consensus"][4]
+
+
+def test_pairs_without_models_or_verdict_are_neutral() -> None:
+    targets = [
+        Verdict("anon", "p", "c", None, None, "model_a"),
+        verdict("unjudged", "strong", "weak", None, prompt="q9"),
+    ]
+    columns = consensus_columns(targets, CONTEXT)
+    assert all(values[0] == 0.0 for values in columns.values())
+    # An unjudged pair has no direction, but how far apart its models rank is known.
+    assert columns["global_consensus"][1] == 0.0
+    assert columns["global_abs_gap"][1] == pytest.approx(2.0)
