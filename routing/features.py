@@ -2,9 +2,11 @@
 
 Django-free. A pair is described by the judge's verdict (and its probability margin when the
 judge reports one), the prompt's category and cheap HyPER-style tags (code, maths, question
-words), and the two answers' lengths, similarity and formatting. The model pair is left out by
-default: a router deciding where to send a new comparison often must not (or cannot) use who
-wrote the answers, and with it the router would learn per-model judge biases of one dataset.
+words), the two answers' lengths, similarity and formatting, and how the verdict fits the
+judge's other verdicts in the arena (`routing.consensus`: the models' standing by the judge's
+own verdicts on the same prompt, category and arena). The model pair as one-hot columns is
+left out by default: with it the router would learn per-model judge biases of one dataset,
+and the consensus columns carry the models' standing without naming them.
 
 Because the disagreement model is linear, the known judge biases enter as explicit
 interactions with the verdict's direction: "the judge picked the longer answer" (verbosity

@@ -26,6 +26,8 @@ from routing.features import FeatureConfig, PairFeatures, build_features
 from tests.paths import MTBENCH_DIR
 
 PAIRS_FILE = MTBENCH_DIR / "pairs_human_vs_gpt4.jsonl"
+# A second public dataset in the same schema (another judge, other models and prompts).
+PANDALM_FILE = Path(__file__).resolve().parents[2] / "benchmarks/data/pandalm_subset/pairs.jsonl"
 needs_pairs = pytest.mark.skipif(not PAIRS_FILE.is_file(), reason=f"no {PAIRS_FILE}")
 
 
@@ -262,6 +264,21 @@ def test_router_eval_repeats_over_seeds_and_ablates_the_consensus(tmp_path: Path
     assert "over 2 seeds" in table.getvalue()
     with pytest.raises(CommandError, match="--repeat"):
         call_command("router_eval", pairs=str(pairs), repeat=0, stdout=StringIO())
+
+
+@needs_pairs
+@pytest.mark.parametrize("path", [PAIRS_FILE, PANDALM_FILE], ids=["mtbench", "pandalm"])
+def test_the_judges_other_verdicts_help_on_two_public_datasets(path: Path) -> None:
+    # Not tuned to one dataset: on GPT-4 over MT-Bench and GPT-3.5 over PandaLM alike, the
+    # consensus features raise the disagreement model's AUROC, and the router's ranking
+    # beats routing by the judge's confidence.
+    labelled = load_labelled_pairs(path).pairs
+    with_consensus = evaluate_routing(labelled, budgets=[0.25])
+    without = evaluate_routing(labelled, budgets=[0.25], config=FeatureConfig(consensus=False))
+    auroc_with = with_consensus["disagreement_model"]["auroc"]
+    assert auroc_with > without["disagreement_model"]["auroc"] + 0.04
+    ratio = with_consensus["budgets"][0]["error_capture_ratio_vs_random"]
+    assert ratio["router_without_audit"] > max(ratio["judge_confidence"], 1.45)
 
 
 def test_router_eval_names_the_malformed_line(tmp_path: Path) -> None:
