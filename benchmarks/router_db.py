@@ -103,7 +103,7 @@ def main() -> None:
         project=project,
         judge=JUDGE,
         kind=DisagreementFit.Kind.LOGISTIC,
-        params=services._params(model),
+        params=model.to_params(),
         labelled=len(labelled),
         judge_wrong=int(judge_wrong(labelled).sum()),
     )

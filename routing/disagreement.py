@@ -16,10 +16,10 @@ Two scorers share one interface, `predict_proba(features) -> ndarray`:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from scipy.special import expit
@@ -85,6 +85,41 @@ class DisagreementModel:
             slope, offset = self.platt
             logit = slope * logit + offset
         return expit(logit)
+
+    def contributions(self, values: Mapping[str, float]) -> dict[str, float]:
+        """Each feature's share of the logit for one pair, relative to the average training
+        pair: coef x standardised value. Positive pushes towards a human label."""
+        return {
+            name: float(self.coef[i] * (values.get(name, 0.0) - self.mean[i]) / self.scale[i])
+            for i, name in enumerate(self.names)
+        }
+
+    def to_params(self) -> dict[str, Any]:
+        """The model as JSON-ready numbers (what a `DisagreementFit` stores)."""
+        return {
+            "names": list(self.names),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept,
+            "l2": self.l2,
+            "judge_penalty_share": self.judge_penalty_share,
+            "platt": list(self.platt) if self.platt else None,
+        }
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> DisagreementModel:
+        platt = params.get("platt")
+        return cls(
+            names=tuple(params["names"]),
+            mean=np.asarray(params["mean"], dtype=float),
+            scale=np.asarray(params["scale"], dtype=float),
+            coef=np.asarray(params["coef"], dtype=float),
+            intercept=float(params["intercept"]),
+            l2=float(params["l2"]),
+            judge_penalty_share=float(params["judge_penalty_share"]),
+            platt=(float(platt[0]), float(platt[1])) if platt else None,
+        )
 
     def weights(self) -> dict[str, float]:
         """Standardised coefficients by feature name, largest magnitude first."""

@@ -365,3 +365,72 @@ def verdict_features(pairs: Sequence[RoutingPair]) -> PairFeatures:
     names = tuple(columns)
     matrix = np.column_stack([columns[name] for name in names])
     return PairFeatures(matrix=matrix, names=names, ids=tuple(p.id for p in pairs))
+
+
+# What each column means, for the page that explains a routing decision.
+_SCOPE_WORDS = {
+    "prompt": "the judge's other verdicts on this prompt",
+    "category": "the judge's verdicts in this category",
+    "global": "the judge's verdicts in the whole arena",
+}
+FEATURE_MEANINGS: dict[str, str] = {
+    "verdict_a": "the judge preferred answer A",
+    "verdict_b": "the judge preferred answer B",
+    "verdict_tie": "the judge called a tie",
+    "verdict_inconsistent": "the judge's verdict flipped when the answers were swapped",
+    "verdict_null": "the judge gave no verdict",
+    "other_judges": "another judge labelled the pair",
+    "other_judges_disagree": "share of the other judges that disagree with this one",
+    "margin_known": "the judge reported probabilities",
+    "margin": "the judge's confidence |2 P(A) - 1|",
+    "margin_order_gap": "how much P(A) moved between the two orders",
+    "category_other": "a category the router has no column for",
+    "prompt_log_chars": "prompt length (log characters)",
+    "prompt_digit_ratio": "share of digits in the prompt",
+    "prompt_code": "the prompt is about code",
+    "prompt_math": "the prompt is about maths",
+    "prompt_question_words": "question words in the prompt (log count)",
+    "prompt_question_mark": "the prompt asks a question",
+    "follow_up_turn": "a follow-up turn of a conversation",
+    "has_reference": "the prompt has a reference answer",
+    "answers_log_chars": "answer length (mean log characters)",
+    "answers_abs_log_ratio": "how different the two answers' lengths are",
+    "answer_empty": "an answer is empty",
+    "answers_jaccard": "word overlap of the two answers",
+    "answers_cosine": "word-count similarity of the two answers",
+    "answers_digit_ratio": "share of digits in the answers",
+    "answers_code_block": "an answer holds a code block",
+    "answers_abs_structure_diff": "how different the answers' lists and headings are",
+    "answers_one_refuses": "one answer refuses",
+    "picked_longer": "the judge picked the longer answer (verbosity bias)",
+    "picked_more_structured": "the judge picked the answer with more lists and headings",
+    "picked_the_refusal": "the judge picked the answer that refuses",
+    "decisive_on_similar": "a decisive verdict on two similar answers",
+    "tie_on_dissimilar": "a tie between two dissimilar answers",
+    "decisive_margin": "the confidence of a decisive verdict",
+    "prompt_judge_ties": "share of the judge's other verdicts on this prompt that are ties",
+    "prompt_judge_flips": "share of the judge's other verdicts on this prompt that flipped",
+    **{
+        f"{scope}_consensus": f"the verdict agrees (+) or conflicts (-) with {words}"
+        for scope, words in _SCOPE_WORDS.items()
+    },
+    **{
+        f"{scope}_abs_gap": f"how far apart the two models rank by {words}"
+        for scope, words in _SCOPE_WORDS.items()
+    },
+    **{
+        f"tie_{scope}_gap": f"a tie between models ranked far apart by {words}"
+        for scope, words in _SCOPE_WORDS.items()
+    },
+}
+
+
+def feature_meaning(name: str) -> str:
+    """A short description of a feature column ("" for one this version does not know)."""
+    if name in FEATURE_MEANINGS:
+        return FEATURE_MEANINGS[name]
+    if name.startswith("category_"):
+        return f"the prompt's category is {name.removeprefix('category_')}"
+    if name.startswith("model_"):
+        return f"{name.removeprefix('model_')} wrote one of the answers"
+    return ""

@@ -16,8 +16,9 @@ from django.utils import timezone
 from annotation.models import Annotator, Comparison, Project, Vote
 from models_backend.models import Judgment
 from routing.consensus import Verdict
+from routing.disagreement import DisagreementModel
 from routing.evaluation import Outcome, human_majority, judge_outcome
-from routing.features import RoutingPair
+from routing.features import RoutingPair, feature_meaning
 from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
 
 # How the router writes a verdict that flipped when the answers were swapped (MT-Bench's name).
@@ -213,6 +214,34 @@ def labelled_comparisons(project: Project, judge: str) -> Labelled:
 
 def current_fit(project: Project, judge: str) -> DisagreementFit | None:
     return DisagreementFit.objects.filter(project=project, judge=judge).first()
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRow:
+    name: str
+    value: float
+    meaning: str
+    # Share of the logit (+ towards a human label), when a fitted model made the decision.
+    contribution: float | None = None
+
+
+def decision_explanation(decision: RouteDecision) -> list[FeatureRow]:
+    """The decision's features with what each means and, when the fitted model decided, how
+    much each pushed the pair towards people (+) or the judge (-), largest first."""
+    fit = decision.fit
+    model = None
+    if fit is not None and fit.kind == DisagreementFit.Kind.LOGISTIC:
+        model = DisagreementModel.from_params(fit.params)
+        if set(model.names) != set(decision.features):
+            model = None  # the fit is from another version of the features
+    shares = model.contributions(decision.features) if model is not None else {}
+    rows = [
+        FeatureRow(name, float(value), feature_meaning(name), shares.get(name))
+        for name, value in decision.features.items()
+    ]
+    if shares:
+        rows.sort(key=lambda row: -abs(row.contribution or 0.0))
+    return rows
 
 
 # --- the router page --------------------------------------------------------------------

@@ -109,33 +109,10 @@ def human_budget_left(project: Project, policy: RoutingPolicy, batch: int) -> in
 # --- the disagreement model -------------------------------------------------------------
 
 
-def _params(model: DisagreementModel) -> dict:
-    return {
-        "names": list(model.names),
-        "mean": model.mean.tolist(),
-        "scale": model.scale.tolist(),
-        "coef": model.coef.tolist(),
-        "intercept": model.intercept,
-        "l2": model.l2,
-        "judge_penalty_share": model.judge_penalty_share,
-        "platt": list(model.platt) if model.platt else None,
-    }
-
-
 def scorer_for(fit: DisagreementFit | None) -> DisagreementScorer:
     if fit is None or fit.kind == DisagreementFit.Kind.COLD_START:
         return ColdStartRule()
-    params = fit.params
-    return DisagreementModel(
-        names=tuple(params["names"]),
-        mean=np.asarray(params["mean"]),
-        scale=np.asarray(params["scale"]),
-        coef=np.asarray(params["coef"]),
-        intercept=float(params["intercept"]),
-        l2=float(params["l2"]),
-        judge_penalty_share=float(params["judge_penalty_share"]),
-        platt=tuple(params["platt"]) if params.get("platt") else None,
-    )
+    return DisagreementModel.from_params(fit.params)
 
 
 def router_retrain(*, project: Project, force: bool = False) -> DisagreementFit | None:
@@ -170,7 +147,7 @@ def router_retrain(*, project: Project, force: bool = False) -> DisagreementFit 
     )
     if isinstance(scorer, DisagreementModel):
         fit.kind = DisagreementFit.Kind.LOGISTIC
-        fit.params = _params(scorer)
+        fit.params = scorer.to_params()
         prompts = [c.prompt_id for c in labelled.comparisons]
         folds = min(CV_FOLDS, len(set(prompts)))
         if folds >= 2:

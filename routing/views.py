@@ -68,4 +68,9 @@ def router_decision(request: HttpRequest, slug: str, comparison_pk: int) -> Http
         comparison__project=project,
         comparison_id=comparison_pk,
     )
-    return render(request, "routing/decision.html", {"project": project, "decision": decision})
+    context = {
+        "project": project,
+        "decision": decision,
+        "features": selectors.decision_explanation(decision),
+    }
+    return render(request, "routing/decision.html", context)

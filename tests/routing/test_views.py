@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from django.test import Client
 from django.urls import reverse
 
 from annotation.models import Comparison, Project
-from routing.models import RoutingPolicy
+from routing.disagreement import DisagreementModel
+from routing.models import DisagreementFit, RoutingPolicy
 from tests.factories import RouteDecisionFactory
 from tests.routing.helpers import JUDGE, judged
 
@@ -86,3 +88,36 @@ def test_a_decision_page_explains_the_route_and_escapes_the_prompt(
     ).content.decode()
     assert "0.6100" in body and "verdict_inconsistent" in body and "tie (inconsistent)" in body
     assert "<script>alert(1)" not in body and "&lt;script&gt;" in body
+
+
+def test_a_decision_page_shows_what_pushed_the_pair_to_people(
+    admin_client: Client, project: Project
+) -> None:
+    (comparison,) = judged(project, 1)
+    model = DisagreementModel(
+        names=("margin", "verdict_inconsistent"),
+        mean=np.array([0.5, 0.2]),
+        scale=np.array([0.25, 0.4]),
+        coef=np.array([-0.5, 1.2]),
+        intercept=-1.0,
+        l2=1.0,
+    )
+    fit = DisagreementFit.objects.create(
+        project=project, judge=JUDGE, kind=DisagreementFit.Kind.LOGISTIC,
+        params=model.to_params(), labelled=80, judge_wrong=20,
+    )  # fmt: skip
+    decision = RouteDecisionFactory(
+        comparison=comparison, route="human", judge=JUDGE, fit=fit,
+        features={"margin": 0.02, "verdict_inconsistent": 1.0},
+    )  # fmt: skip
+    url = reverse("routing:router-decision", args=[project.slug, comparison.pk])
+    body = admin_client.get(url).content.decode()
+    # 1.2 x (1.0 - 0.2) / 0.4 = 2.4 for the flip, then -0.5 x (0.02 - 0.5) / 0.25 = 0.96.
+    flip, margin = body.index("people +2.400"), body.index("people +0.960")
+    assert body.index("verdict_inconsistent") < flip < body.index("margin") < margin
+    assert "flipped when the answers were swapped" in body
+    # A fit of other features explains nothing rather than something wrong.
+    decision.features = {"margin": 0.02, "answers_cosine": 0.4}
+    decision.save()
+    body = admin_client.get(url).content.decode()
+    assert "people +" not in body and "word-count similarity" in body
