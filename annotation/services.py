@@ -76,6 +76,9 @@ class AnnotatorBanned(VoteRejected):
     status = 403
 
 
+BANNED_MESSAGE = "This account may no longer vote."
+
+
 class RateLimited(VoteRejected):
     """Too many votes too fast; `retry_after` is in seconds (the Retry-After header)."""
 
@@ -189,12 +192,16 @@ def _filled_slots(now: object) -> Coalesce:
 def assignment_next(*, project: Project, annotator: Annotator) -> Assignment | None:
     """Serve the annotator a comparison still needing human votes that they have not seen.
 
-    Returns their open assignment if they have one (a reload shows the same pair). Otherwise
+    A banned annotator is served nothing (AnnotatorBanned). Returns their open assignment if
+    they have one (a reload shows the same pair). Otherwise
     the least-filled comparison is locked with SKIP LOCKED, so concurrent annotators each take
     a different row instead of queueing, and its slots (votes + live assignments) are counted
     under that lock: no comparison is handed out beyond its wanted votes. Abandoned
     assignments expire and free their slot. Returns None when nothing is left.
     """
+    if annotator.state == Annotator.State.BANNED:
+        # A banned account's votes would be refused; it must not hold a pair's slot either.
+        raise AnnotatorBanned(BANNED_MESSAGE)
     existing = _open_assignment(project=project, annotator=annotator)
     if existing is not None:
         return existing
@@ -355,7 +362,7 @@ def vote_submit(
     # both slip under a limit.
     annotator = Annotator.objects.select_for_update().get(pk=annotator.pk)
     if annotator.state == Annotator.State.BANNED:
-        raise AnnotatorBanned("This account may no longer vote.")
+        raise AnnotatorBanned(BANNED_MESSAGE)
     now = timezone.now()
     hit = limits.vote_limit_hit(annotator=annotator, project=project, now=now)
     if hit is not None:

@@ -38,10 +38,16 @@ def _token_or_none(value: str | None) -> str | None:
 def _arena_context(
     request: HttpRequest, project: Project, annotator: Annotator, last_vote: Vote | None
 ) -> dict[str, object]:
+    try:
+        assignment = services.assignment_next(project=project, annotator=annotator)
+        refused = ""
+    except services.AnnotatorBanned as banned:
+        assignment, refused = None, str(banned)
     return {
         "project": project,
         "annotator": annotator,
-        "assignment": services.assignment_next(project=project, annotator=annotator),
+        "assignment": assignment,
+        "refused": refused,
         "last_vote": last_vote,
         "votes_cast": selectors.annotator_vote_count(annotator=annotator, project=project),
         "can_see_leaderboard": selectors.project_role(request.user, project)

@@ -261,13 +261,17 @@ class NextPair(APIView):
         responses={
             200: s.ServedPairSerializer,
             204: OpenApiResponse(description="Nothing left for you to vote on."),
+            403: OpenApiResponse(description="This account may no longer vote."),
         },
     )
     def post(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug, VOTER)
-        assignment = services.assignment_next(
-            project=project, annotator=_annotator(request, project)
-        )
+        try:
+            assignment = services.assignment_next(
+                project=project, annotator=_annotator(request, project)
+            )
+        except services.AnnotatorBanned as banned:
+            return Response({"detail": str(banned)}, status=banned.status)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(s.ServedPairSerializer(assignment).data)
