@@ -241,7 +241,22 @@ def decision_explanation(decision: RouteDecision) -> list[FeatureRow]:
     ]
     if shares:
         rows.sort(key=lambda row: -abs(row.contribution or 0.0))
+    else:  # the cold-start rule: what it reads first, then the rest by name
+        rows.sort(key=lambda row: (row.name not in COLD_START_READS, row.name))
     return rows
+
+
+# The columns the cold-start rule ranks by (`routing.disagreement.ColdStartRule`).
+COLD_START_READS = frozenset(
+    {
+        "verdict_null",
+        "verdict_inconsistent",
+        "other_judges_disagree",
+        "verdict_tie",
+        "margin",
+        "margin_known",
+    }
+)
 
 
 # --- the router page --------------------------------------------------------------------

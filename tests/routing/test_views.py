@@ -81,12 +81,15 @@ def test_a_decision_page_explains_the_route_and_escapes_the_prompt(
         p_disagree=0.61,
         judge=JUDGE,
         judge_verdict="tie (inconsistent)",
-        features={"margin": 0.02, "verdict_inconsistent": 1.0},
+        features={"answers_cosine": 0.3, "margin": 0.02, "verdict_inconsistent": 1.0},
     )
     body = admin_client.get(
         reverse("routing:router-decision", args=[project.slug, comparison.pk])
     ).content.decode()
     assert "0.6100" in body and "verdict_inconsistent" in body and "tie (inconsistent)" in body
+    # The cold-start rule decided: what it reads comes first, and there is no breakdown.
+    assert "cold-start rule decided" in body and "Pushed towards" not in body
+    assert body.index("verdict_inconsistent") < body.index("answers_cosine")
     assert "<script>alert(1)" not in body and "&lt;script&gt;" in body
 
 
@@ -121,3 +124,4 @@ def test_a_decision_page_shows_what_pushed_the_pair_to_people(
     decision.save()
     body = admin_client.get(url).content.decode()
     assert "people +" not in body and "word-count similarity" in body
+    assert "fitted on other features" in body
