@@ -25,6 +25,7 @@ from annotation.models import (
     Annotator,
     AnnotatorAssessment,
     AnnotatorStateChange,
+    Assignment,
     Comparison,
     Project,
     Vote,
@@ -232,6 +233,11 @@ def annotator_set_state(
     annotator.state_reason = reason
     annotator.state_changed_at = now
     annotator.save(update_fields=["state", "state_reason", "state_changed_at", "reviewed_at"])
+    if state == Annotator.State.BANNED:
+        # The pairs a banned account holds are freed now, not when its holds expire.
+        Assignment.objects.filter(
+            annotator=annotator, vote__isnull=True, expires_at__gt=now
+        ).update(expires_at=now)
     change = AnnotatorStateChange.objects.create(
         annotator=annotator,
         project=project,

@@ -12,8 +12,9 @@ pair that its own texts cannot:
   a tie, or split, and where a decisive verdict is a coin toss.
 
 Three scopes: the same prompt (the other answers to it), the same category, and the whole
-arena. Every score leaves the pair itself out, so a verdict never vouches for itself, and it
-uses verdicts only, never human votes: the features exist before anyone has voted, and the
+arena. Every score leaves out the pair itself and any other verdict on the same two answers
+(the same models on the same prompt, in either order), so a verdict never vouches for itself,
+and it uses verdicts only, never human votes: the features exist before anyone has voted, and the
 evaluation may build them from every pair without leaking the held-out humans.
 """
 
@@ -46,11 +47,16 @@ def direction(label: str | None) -> float:
 
 
 def _scope_key(verdict: Verdict, scope: str) -> Hashable | None:
+    """The verdict's group in a scope; None (no group) for the prompt scope without a key."""
     if scope == "prompt":
         return verdict.prompt_key
     if scope == "category":
         return verdict.category or ""
     return ""
+
+
+def _is_tie(label: str | None) -> bool:
+    return bool(label) and label.startswith("tie")  # type: ignore[union-attr]
 
 
 class _Tally:
@@ -60,11 +66,11 @@ class _Tally:
         self.total: defaultdict[tuple[Hashable, str], float] = defaultdict(float)
         self.count: defaultdict[tuple[Hashable, str], int] = defaultdict(int)
 
-    def add(self, key: Hashable, verdict: Verdict, sign: float = 1.0) -> None:
+    def add(self, key: Hashable, verdict: Verdict, sign: int = 1) -> None:
         d = direction(verdict.label)
         for model, result in ((verdict.model_a, d), (verdict.model_b, -d)):
             self.total[key, model] += sign * result  # type: ignore[index]
-            self.count[key, model] += int(sign)  # type: ignore[index]
+            self.count[key, model] += sign  # type: ignore[index]
 
     def score(self, key: Hashable, model: str) -> float:
         """The model's mean result in the scope; 0 (neutral) when nothing is known."""
@@ -73,42 +79,63 @@ class _Tally:
 
 
 def _usable(verdict: Verdict) -> bool:
-    return bool(verdict.model_a and verdict.model_b and verdict.label is not None)
+    return bool(verdict.model_a and verdict.model_b and verdict.label)
 
 
-def _prompt_ties(verdicts: Iterable[Verdict]) -> tuple[dict, dict, dict]:
+def _matchup(verdict: Verdict) -> Hashable:
+    """What a verdict must not be scored against: itself, and any other verdict on the same two
+    answers (the same models on the same prompt, in either order: the judge's same opinion)."""
+    if verdict.prompt_key is None or not (verdict.model_a and verdict.model_b):
+        return ("pair", verdict.pair_id)
+    return ("matchup", verdict.prompt_key, frozenset((verdict.model_a, verdict.model_b)))
+
+
+class _PromptTies:
     """Per prompt: how many verdicts, how many ties of any kind, how many flipped ones."""
-    total: defaultdict[Hashable, int] = defaultdict(int)
-    ties: defaultdict[Hashable, int] = defaultdict(int)
-    flips: defaultdict[Hashable, int] = defaultdict(int)
-    for verdict in verdicts:
-        if verdict.prompt_key is None or verdict.label is None:
-            continue
-        total[verdict.prompt_key] += 1
-        ties[verdict.prompt_key] += verdict.label.startswith("tie")
-        flips[verdict.prompt_key] += verdict.label == "tie (inconsistent)"
-    return total, ties, flips
+
+    def __init__(self) -> None:
+        self.total: defaultdict[Hashable, int] = defaultdict(int)
+        self.ties: defaultdict[Hashable, int] = defaultdict(int)
+        self.flips: defaultdict[Hashable, int] = defaultdict(int)
+
+    def add(self, verdict: Verdict, sign: int = 1) -> None:
+        if verdict.prompt_key is None or not verdict.label:
+            return
+        self.total[verdict.prompt_key] += sign
+        self.ties[verdict.prompt_key] += sign * _is_tie(verdict.label)
+        self.flips[verdict.prompt_key] += sign * (verdict.label == "tie (inconsistent)")
+
+    def shares(self, key: Hashable) -> tuple[float, float]:
+        total = self.total.get(key, 0)
+        if total <= 0:
+            return 0.0, 0.0
+        return self.ties[key] / total, self.flips[key] / total
 
 
 def consensus_columns(
     targets: Sequence[Verdict], context: Iterable[Verdict] = ()
 ) -> dict[str, np.ndarray]:
     """Consensus features for each target verdict, from the targets and the `context` (every
-    other verdict of the same judge in the arena; a pair in both is counted once).
+    other verdict of the same judge in the arena; a pair in both is counted once, the
+    context's copy winning).
 
     Per scope: `{scope}_consensus` (+ when the verdict picked the answer the other verdicts
     rank higher, - when it picked the lower one), `{scope}_abs_gap` (how far apart the two
     models rank) and `tie_{scope}_gap` (a tie between models ranked far apart). Per prompt also
-    the share of the other verdicts on it that are ties and that flipped.
+    the share of the other verdicts on it that are ties and that flipped. A pair without a
+    prompt key has no prompt scope (zeros).
     """
     pool = {v.pair_id: v for v in targets}
     pool.update((v.pair_id, v) for v in context)
-    usable = [v for v in pool.values() if _usable(v)]
     tallies = {scope: _Tally() for scope in SCOPES}
-    for verdict in usable:
-        for scope, tally in tallies.items():
-            tally.add(_scope_key(verdict, scope), verdict)
-    prompt_total, prompt_ties, prompt_flips = _prompt_ties(pool.values())
+    prompt_ties = _PromptTies()
+    matchups: defaultdict[Hashable, list[Verdict]] = defaultdict(list)
+    for verdict in pool.values():
+        matchups[_matchup(verdict)].append(verdict)
+        prompt_ties.add(verdict)
+        if _usable(verdict):
+            for scope, tally in tallies.items():
+                tally.add(_scope_key(verdict, scope), verdict)
 
     n = len(targets)
     columns = {
@@ -119,28 +146,32 @@ def consensus_columns(
     columns["prompt_judge_ties"] = np.zeros(n)
     columns["prompt_judge_flips"] = np.zeros(n)
     for i, target in enumerate(targets):
-        # The pair's own verdict as pooled (the context's copy wins), left out of its scores.
-        own = pool[target.pair_id]
-        counted = _usable(own)
-        d = direction(target.label)
+        own = pool[target.pair_id]  # the copy that was pooled
+        left_out = matchups[_matchup(own)]
+        _leave_out(left_out, tallies, prompt_ties, sign=-1)
+        d = direction(own.label)
         for scope, tally in tallies.items():
             key = _scope_key(own, scope)
-            if counted:
-                tally.add(key, own, sign=-1.0)
-            if target.model_a and target.model_b:
-                gap = tally.score(key, target.model_a) - tally.score(key, target.model_b)
-                columns[f"{scope}_consensus"][i] = d * gap
-                columns[f"{scope}_abs_gap"][i] = abs(gap)
-                columns[f"tie_{scope}_gap"][i] = (1.0 - abs(d)) * abs(gap)
-            if counted:
-                tally.add(key, own)
-        key = own.prompt_key
-        if key is not None:
-            mine = own.label is not None
-            others = prompt_total.get(key, 0) - mine
-            if others > 0:
-                own_tie = mine and own.label.startswith("tie")  # type: ignore[union-attr]
-                own_flip = own.label == "tie (inconsistent)"
-                columns["prompt_judge_ties"][i] = (prompt_ties[key] - own_tie) / others
-                columns["prompt_judge_flips"][i] = (prompt_flips[key] - own_flip) / others
+            if key is None or not (own.model_a and own.model_b):
+                continue
+            gap = tally.score(key, own.model_a) - tally.score(key, own.model_b)
+            columns[f"{scope}_consensus"][i] = d * gap
+            columns[f"{scope}_abs_gap"][i] = abs(gap)
+            columns[f"tie_{scope}_gap"][i] = _is_tie(own.label) * abs(gap)
+        if own.prompt_key is not None:
+            ties, flips = prompt_ties.shares(own.prompt_key)
+            columns["prompt_judge_ties"][i] = ties
+            columns["prompt_judge_flips"][i] = flips
+        _leave_out(left_out, tallies, prompt_ties, sign=1)
     return columns
+
+
+def _leave_out(
+    verdicts: list[Verdict], tallies: dict[str, _Tally], prompt_ties: _PromptTies, sign: int
+) -> None:
+    """Take `verdicts` out of every count (sign -1), or put them back (+1)."""
+    for verdict in verdicts:
+        prompt_ties.add(verdict, sign)
+        if _usable(verdict):
+            for scope, tally in tallies.items():
+                tally.add(_scope_key(verdict, scope), verdict, sign)

@@ -88,9 +88,12 @@ class DisagreementModel:
 
     def contributions(self, values: Mapping[str, float]) -> dict[str, float]:
         """Each feature's share of the logit for one pair, relative to the average training
-        pair: coef x standardised value. Positive pushes towards a human label."""
+        pair: coef x standardised value (x the Platt slope when calibrated). Positive pushes
+        towards a human label."""
+        slope = self.platt[0] if self.platt is not None else 1.0
         return {
-            name: float(self.coef[i] * (values.get(name, 0.0) - self.mean[i]) / self.scale[i])
+            name: float(slope * self.coef[i] * (values.get(name, 0.0) - self.mean[i]))
+            / float(self.scale[i])
             for i, name in enumerate(self.names)
         }
 

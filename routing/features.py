@@ -375,6 +375,11 @@ def build_features(
     return PairFeatures(matrix=matrix, names=names, ids=tuple(p.id for p in pairs))
 
 
+def feature_names(config: FeatureConfig | None = None) -> tuple[str, ...]:
+    """The columns `build_features` makes with `config`, in order."""
+    return build_features([], config).names
+
+
 def verdict_features(pairs: Sequence[RoutingPair]) -> PairFeatures:
     """Only the verdict and margin columns: all the `ColdStartRule` reads, without a text scan."""
     columns = _verdict_columns(pairs)

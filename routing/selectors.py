@@ -93,7 +93,9 @@ def routing_pair(
 def judge_verdicts(project: Project, judge: str) -> list[Verdict]:
     """Every verdict of `judge` in the project, as the consensus features read them: which
     models met on which prompt and who won (models and prompts by id), in one query."""
-    rows = Judgment.objects.filter(judge=judge, comparison__project=project).values_list(
+    rows = Judgment.objects.filter(
+        judge=judge, comparison__project=project, comparison__is_gold=False
+    ).values_list(
         "comparison_id",
         "comparison__prompt_id",
         "comparison__prompt__category",

@@ -34,7 +34,13 @@ from routing.disagreement import (
     fit_disagreement_model,
 )
 from routing.evaluation import auroc, cross_fit, group_folds
-from routing.features import FeatureConfig, PairFeatures, RoutingPair, build_features
+from routing.features import (
+    FeatureConfig,
+    PairFeatures,
+    RoutingPair,
+    build_features,
+    feature_names,
+)
 from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
 
 CV_FOLDS = 5
@@ -110,11 +116,26 @@ def human_budget_left(project: Project, policy: RoutingPolicy, batch: int) -> in
 # --- the disagreement model -------------------------------------------------------------
 
 
+def feature_config() -> FeatureConfig:
+    """The routing features this deployment builds: with sentence embeddings when turned on."""
+    return FeatureConfig(embeddings=settings.PREFARENA_ROUTER_EMBEDDINGS)
+
+
 def _features(project: Project, policy: RoutingPolicy, pairs: list[RoutingPair]) -> PairFeatures:
     """The routing features of `pairs`, scored against every verdict of the policy's judge in
-    the project; with sentence embeddings when the deployment turns them on."""
-    config = FeatureConfig(embeddings=settings.PREFARENA_ROUTER_EMBEDDINGS)
-    return build_features(pairs, config, context=selectors.judge_verdicts(project, policy.judge))
+    the project."""
+    return build_features(
+        pairs, feature_config(), context=selectors.judge_verdicts(project, policy.judge)
+    )
+
+
+def _is_stale(fit: DisagreementFit | None, names: tuple[str, ...]) -> bool:
+    """Whether a fitted model reads other columns than `names`."""
+    return (
+        fit is not None
+        and fit.kind == DisagreementFit.Kind.LOGISTIC
+        and tuple(fit.params.get("names", ())) != names
+    )
 
 
 def scorer_for(fit: DisagreementFit | None) -> DisagreementScorer:
@@ -131,9 +152,12 @@ def router_retrain(*, project: Project, force: bool = False) -> DisagreementFit 
         return None
     last = selectors.current_fit(project, policy.judge)
     trained_on = last.labelled if last is not None else 0
+    # A fit of other features than this version builds (an upgrade, embeddings switched) no
+    # longer scores anything: refit at once rather than wait for `retrain_every` new pairs.
+    stale = _is_stale(last, feature_names(feature_config()))
 
     def due(n: int) -> bool:
-        return force or (n > 0 and n - trained_on >= policy.retrain_every)
+        return force or (n > 0 and (stale or n - trained_on >= policy.retrain_every))
 
     # A COUNT first (an upper bound: it ignores who voted), so the beat loads texts and votes
     # only when a refit may be due.
@@ -209,12 +233,7 @@ def _scorer(
     """The newest fit, or the cold-start rule when none exists or it was fitted on other
     features (an upgrade changed them): routing never stops on a stale model."""
     fit = selectors.current_fit(project, judge)
-    stale = (
-        fit is not None
-        and fit.kind == DisagreementFit.Kind.LOGISTIC
-        and tuple(fit.params.get("names", ())) != names
-    )
-    if stale:
+    if _is_stale(fit, names):
         logger.warning("router fit %s has other features than this version: cold start", fit.pk)
         return ColdStartRule(), None
     return scorer_for(fit), fit

@@ -68,9 +68,11 @@ def router_decision(request: HttpRequest, slug: str, comparison_pk: int) -> Http
         comparison__project=project,
         comparison_id=comparison_pk,
     )
+    features = selectors.decision_explanation(decision)
     context = {
         "project": project,
         "decision": decision,
-        "features": selectors.decision_explanation(decision),
+        "features": features,
+        "explained": any(row.contribution is not None for row in features),
     }
     return render(request, "routing/decision.html", context)

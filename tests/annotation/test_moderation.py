@@ -311,20 +311,24 @@ def test_a_banned_annotator_cannot_vote(project: Project, admin_user_of_project)
 def test_the_arena_and_the_api_tell_a_banned_account_it_may_not_vote(
     client: Client, project: Project, django_user_model
 ) -> None:
-    ComparisonFactory(project=project)
+    ComparisonFactory(project=project, votes_wanted=1)
     user = django_user_model.objects.create_user("mallory", password="pw-123456789")
     client.force_login(user)
     arena_url = reverse("annotation:arena", args=[project.slug])
     assert 'name="choice"' in client.get(arena_url).content.decode()  # served a pair
     annotator = Annotator.objects.get(user=user)
-    Annotator.objects.filter(pk=annotator.pk).update(state=Annotator.State.BANNED)
+    other = AnnotatorFactory()
+    assert services.assignment_next(project=project, annotator=other) is None  # the slot is held
+    moderation.annotator_set_state(annotator=annotator, state="banned", actor=None, reason="Bot.")
     body = client.get(arena_url).content.decode()
     assert "This account may no longer vote." in body and 'name="choice"' not in body
     response = client.post(reverse("api:next-pair", args=[project.slug]))
     assert response.status_code == 403
     assert response.json()["detail"] == "This account may no longer vote."
-    # The pair the account held before the ban stays held until it expires; no new one is.
-    assert annotator.assignments.count() == 1
+    # The pair the account held is freed by the ban, and no new one is served.
+    (held,) = annotator.assignments.all()
+    assert held.expires_at <= timezone.now()
+    assert services.assignment_next(project=project, annotator=other).comparison == held.comparison
 
 
 # --- gold pairs ----------------------------------------------------------------------------

@@ -77,3 +77,42 @@ def test_pairs_without_models_or_verdict_are_neutral() -> None:
     # An unjudged pair has no direction, but how far apart its models rank is known.
     assert columns["global_consensus"][1] == 0.0
     assert columns["global_abs_gap"][1] == pytest.approx(2.0)
+
+
+def test_the_same_matchup_in_the_other_order_does_not_vouch_for_the_verdict() -> None:
+    # MT-Bench lists a comparison in both orders, with one verdict behind both records: the
+    # mirror must be left out with the pair, or the verdict would confirm itself.
+    mirrored = [
+        verdict("ab", "a", "b", "model_a", prompt="q"),
+        verdict("ba", "b", "a", "model_b", prompt="q"),
+    ]
+    columns = consensus_columns(mirrored)
+    assert all(values.tolist() == [0.0, 0.0] for values in columns.values())
+    # A flip and its mirror: the prompt's other verdicts show no flip.
+    flips = [
+        verdict("ab", "a", "b", "tie (inconsistent)", prompt="q"),
+        verdict("ba", "b", "a", "tie (inconsistent)", prompt="q"),
+        verdict("ac", "a", "c", "model_a", prompt="q"),
+    ]
+    assert consensus_columns(flips)["prompt_judge_flips"].tolist() == [0.0, 0.0, 1.0]
+
+
+def test_a_missing_verdict_is_not_a_tie() -> None:
+    targets = [
+        verdict("none", "strong", "weak", None, prompt="n1"),
+        verdict("tie", "strong", "weak", "tie", prompt="n2"),
+    ]
+    columns = consensus_columns(targets, CONTEXT)
+    assert columns["tie_global_gap"][0] == 0.0 < columns["tie_global_gap"][1]
+
+
+def test_pairs_without_a_prompt_key_have_no_prompt_scope() -> None:
+    loose = [
+        Verdict("p1", None, "c", "x", "y", "model_a"),
+        Verdict("p2", None, "c", "x", "y", "model_a"),
+    ]
+    columns = consensus_columns(loose)
+    assert columns["prompt_consensus"].tolist() == [0.0, 0.0]
+    assert columns["prompt_abs_gap"].tolist() == [0.0, 0.0]
+    # The other scopes still read each other's verdicts.
+    assert columns["global_consensus"].tolist() == [2.0, 2.0]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy.special import expit
@@ -92,3 +94,25 @@ def test_per_column_penalties_shrink_only_their_columns() -> None:
     penalty = np.array([0.0, 1e6, 0.0])
     coef, _ = fit_logistic(x, y, l2=penalty)
     assert abs(coef[1]) < 1e-3 < abs(coef[0])
+
+
+def test_contributions_explain_the_logit_and_survive_storage() -> None:
+    model = DisagreementModel(
+        names=("a", "b"),
+        mean=np.array([1.0, 0.0]),
+        scale=np.array([2.0, 0.5]),
+        coef=np.array([0.5, -1.0]),
+        intercept=0.25,
+        l2=1.0,
+        platt=(2.0, -0.1),
+    )
+    values = {"a": 3.0, "b": 1.0}
+    shares = model.contributions(values)
+    # Platt slope x coef x standardised value: 2 x 0.5 x 1.0 and 2 x -1 x 2.0.
+    assert shares == pytest.approx({"a": 1.0, "b": -4.0})
+    features = PairFeatures(np.array([[3.0, 1.0]]), ("a", "b"))
+    logit = 2.0 * model.decision_function(features)[0] - 0.1
+    assert sum(shares.values()) == pytest.approx(logit - (2.0 * 0.25 - 0.1))
+    stored = DisagreementModel.from_params(json.loads(json.dumps(model.to_params())))
+    assert stored.predict_proba(features) == pytest.approx(model.predict_proba(features))
+    assert stored.platt == (2.0, -0.1)

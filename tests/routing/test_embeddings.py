@@ -1,13 +1,18 @@
-"""Sentence-embedding similarity as a routing feature, with the lexical cosine as fallback."""
+"""Sentence-embedding similarity as an optional routing feature."""
 
 from __future__ import annotations
 
+import json
+from io import StringIO
+from pathlib import Path
+
 import numpy as np
 import pytest
+from django.core.management import CommandError, call_command
 
 from annotation.models import Project
-from routing import embeddings, services
-from routing.embeddings import SentenceEmbedder
+from routing import checks, embeddings, services
+from routing.embeddings import EmbedderUnavailable, SentenceEmbedder
 from routing.features import FeatureConfig, RoutingPair, build_features
 from routing.models import RouteDecision
 from tests.routing.helpers import JUDGE, judged
@@ -40,19 +45,28 @@ def test_the_packaged_embedder_tells_paraphrases_from_unrelated_answers() -> Non
     assert decisive[0] == pytest.approx(meaning[0]) and decisive[1] == 0.0
 
 
-def test_the_lexical_cosine_stands_in_without_an_embedder(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_embeddings_without_an_embedder_are_refused_loudly(
+    monkeypatch: pytest.MonkeyPatch, settings, tmp_path: Path
 ) -> None:
+    # Another similarity under the same column names would feed a model fitted on embeddings
+    # other numbers without a word: every way in refuses instead.
     monkeypatch.setattr(embeddings, "packaged_embedder", lambda: None)
-    features = build_features(PAIRS, FeatureConfig(embeddings=True))
-    assert np.array_equal(
-        features.column("answers_embed_cosine"), features.column("answers_cosine")
-    )
-    assert "lexical cosine stands in" in caplog.text
-    # Same columns either way, so a model fitted with the embedder keeps scoring without it.
-    embedder = SentenceEmbedder(CountingModel)
-    with_embedder = build_features(PAIRS, FeatureConfig(embeddings=True), embedder=embedder)
-    assert with_embedder.names == features.names
+    with pytest.raises(EmbedderUnavailable, match=r"requirements-embeddings\.txt"):
+        build_features(PAIRS, FeatureConfig(embeddings=True))
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        json.dumps({"id": "x", "prompt": "p", "response_a": "a", "response_b": "b",
+                    "llm_label": "tie", "human_votes": [{"winner": "tie"}]}) + "\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    with pytest.raises(CommandError, match="not installed"):
+        call_command("router_eval", pairs=str(pairs), embeddings=True, stdout=StringIO())
+    settings.PREFARENA_ROUTER_EMBEDDINGS = True
+    assert [error.id for error in checks.embedder_installed()] == ["routing.E001"]
+    settings.PREFARENA_ROUTER_EMBEDDINGS = False
+    assert checks.embedder_installed() == []
+    # Without embeddings asked for, the lexical similarity is there as always.
+    assert "answers_cosine" in build_features(PAIRS).names
 
 
 class CountingModel:

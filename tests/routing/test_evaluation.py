@@ -258,6 +258,8 @@ def test_router_eval_repeats_over_seeds_and_ablates_the_consensus(tmp_path: Path
     ratios = summary["router_without_audit_ratio"]
     assert ratios["min"] <= ratios["mean"] <= ratios["max"]
     assert reports[False]["consensus_features"] is False
+    aurocs = reports[True]["auroc_over_seeds"]
+    assert aurocs["min"] <= aurocs["mean"] <= aurocs["max"]
     assert summary["router_ratio"]["mean"] > reports[False]["over_seeds"][0]["router_ratio"]["mean"]
     table = StringIO()
     call_command("router_eval", pairs=str(pairs), repeat=2, folds=4, format="table", stdout=table)
@@ -276,7 +278,7 @@ def test_the_judges_other_verdicts_help_on_two_public_datasets(path: Path) -> No
     with_consensus = evaluate_routing(labelled, budgets=[0.25])
     without = evaluate_routing(labelled, budgets=[0.25], config=FeatureConfig(consensus=False))
     auroc_with = with_consensus["disagreement_model"]["auroc"]
-    assert auroc_with > without["disagreement_model"]["auroc"] + 0.04
+    assert auroc_with > without["disagreement_model"]["auroc"] + 0.025
     ratio = with_consensus["budgets"][0]["error_capture_ratio_vs_random"]
     assert ratio["router_without_audit"] > max(ratio["judge_confidence"], 1.45)
 

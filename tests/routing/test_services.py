@@ -308,9 +308,16 @@ def test_a_stale_fit_falls_back_to_the_cold_start_rule(project: Project) -> None
         labelled=100,
         judge_wrong=30,
     )  # fmt: skip
-    judged(project, 4)
+    comparisons = judged(project, 4)
     assert services.comparisons_route(project=project).routed == 4
     assert not RouteDecision.objects.filter(fit__isnull=False).exists()
+    # A stale fit is due for a refit at once, not after `retrain_every` (20) new pairs.
+    Comparison.objects.filter(pk__in=[c.pk for c in comparisons]).update(route="human")
+    for comparison in comparisons:
+        vote(comparison, ["model_a", "model_a", "model_b"])
+    refit = services.router_retrain(project=project)
+    assert refit is not None and refit.labelled == 4
+    assert services.router_retrain(project=project) is None  # and then it is current
 
 
 def test_the_route_command_keeps_a_disabled_policy_off(project: Project) -> None:

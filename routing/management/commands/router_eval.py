@@ -76,8 +76,10 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=["json", "table"], default="json")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from routing.embeddings import EmbedderUnavailable
         from routing.evaluation import (
             PairsFileError,
+            auroc_over_seeds,
             evaluate_routing,
             load_labelled_pairs,
             summarise_seeds,
@@ -115,14 +117,19 @@ class Command(BaseCommand):
                     audit_fraction=options["audit_fraction"],
                     random_seeds=options["random_seeds"],
                     config=config,
+                    context=loaded.context,
                 )
                 for seed in seeds
             ]
-        except ValueError as exc:
+        except (ValueError, EmbedderUnavailable) as exc:
             raise CommandError(str(exc)) from exc
         report = reports[0]
         if len(reports) > 1:
-            report = {**report, "over_seeds": summarise_seeds(reports)}
+            report = {
+                **report,
+                "over_seeds": summarise_seeds(reports),
+                "auroc_over_seeds": auroc_over_seeds(reports),
+            }
         report = {
             "pairs_file": str(path),
             "records": loaded.records,
