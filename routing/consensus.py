@@ -66,16 +66,26 @@ class _Tally:
         self.total: defaultdict[tuple[Hashable, str], float] = defaultdict(float)
         self.count: defaultdict[tuple[Hashable, str], int] = defaultdict(int)
 
-    def add(self, key: Hashable, verdict: Verdict, sign: int = 1) -> None:
+    def add(self, key: Hashable, verdict: Verdict) -> None:
         d = direction(verdict.label)
         for model, result in ((verdict.model_a, d), (verdict.model_b, -d)):
-            self.total[key, model] += sign * result  # type: ignore[index]
-            self.count[key, model] += sign  # type: ignore[index]
+            self.total[key, model] += result  # type: ignore[index]
+            self.count[key, model] += 1  # type: ignore[index]
 
-    def score(self, key: Hashable, model: str) -> float:
-        """The model's mean result in the scope; 0 (neutral) when nothing is known."""
+    def score_without(self, key: Hashable, model: str, left_out: list[Verdict]) -> float:
+        """The model's mean result in the scope without the `left_out` verdicts; 0 (neutral)
+        when nothing else is known. Reads only: one tally serves every pair."""
+        total = self.total.get((key, model), 0.0)
         count = self.count.get((key, model), 0)
-        return self.total.get((key, model), 0.0) / count if count > 0 else 0.0
+        for verdict in left_out:
+            if model == verdict.model_a:
+                total -= direction(verdict.label)
+            elif model == verdict.model_b:
+                total += direction(verdict.label)
+            else:
+                continue
+            count -= 1
+        return total / count if count > 0 else 0.0
 
 
 def _usable(verdict: Verdict) -> bool:
@@ -98,18 +108,22 @@ class _PromptTies:
         self.ties: defaultdict[Hashable, int] = defaultdict(int)
         self.flips: defaultdict[Hashable, int] = defaultdict(int)
 
-    def add(self, verdict: Verdict, sign: int = 1) -> None:
+    def add(self, verdict: Verdict) -> None:
         if verdict.prompt_key is None or not verdict.label:
             return
-        self.total[verdict.prompt_key] += sign
-        self.ties[verdict.prompt_key] += sign * _is_tie(verdict.label)
-        self.flips[verdict.prompt_key] += sign * (verdict.label == "tie (inconsistent)")
+        self.total[verdict.prompt_key] += 1
+        self.ties[verdict.prompt_key] += _is_tie(verdict.label)
+        self.flips[verdict.prompt_key] += verdict.label == "tie (inconsistent)"
 
-    def shares(self, key: Hashable) -> tuple[float, float]:
-        total = self.total.get(key, 0)
+    def shares_without(self, key: Hashable, left_out: list[Verdict]) -> tuple[float, float]:
+        """The shares of ties and of flips among the prompt's verdicts but `left_out`."""
+        counted = [v for v in left_out if v.prompt_key == key and v.label]
+        total = self.total.get(key, 0) - len(counted)
         if total <= 0:
             return 0.0, 0.0
-        return self.ties[key] / total, self.flips[key] / total
+        ties = self.ties[key] - sum(_is_tie(v.label) for v in counted)
+        flips = self.flips[key] - sum(v.label == "tie (inconsistent)" for v in counted)
+        return ties / total, flips / total
 
 
 def consensus_columns(
@@ -148,30 +162,21 @@ def consensus_columns(
     for i, target in enumerate(targets):
         own = pool[target.pair_id]  # the copy that was pooled
         left_out = matchups[_matchup(own)]
-        _leave_out(left_out, tallies, prompt_ties, sign=-1)
+        usable_left_out = [v for v in left_out if _usable(v)]
         d = direction(own.label)
         for scope, tally in tallies.items():
             key = _scope_key(own, scope)
             if key is None or not (own.model_a and own.model_b):
                 continue
-            gap = tally.score(key, own.model_a) - tally.score(key, own.model_b)
+            same_scope = [v for v in usable_left_out if _scope_key(v, scope) == key]
+            gap = tally.score_without(key, own.model_a, same_scope) - tally.score_without(
+                key, own.model_b, same_scope
+            )
             columns[f"{scope}_consensus"][i] = d * gap
             columns[f"{scope}_abs_gap"][i] = abs(gap)
             columns[f"tie_{scope}_gap"][i] = _is_tie(own.label) * abs(gap)
         if own.prompt_key is not None:
-            ties, flips = prompt_ties.shares(own.prompt_key)
+            ties, flips = prompt_ties.shares_without(own.prompt_key, left_out)
             columns["prompt_judge_ties"][i] = ties
             columns["prompt_judge_flips"][i] = flips
-        _leave_out(left_out, tallies, prompt_ties, sign=1)
     return columns
-
-
-def _leave_out(
-    verdicts: list[Verdict], tallies: dict[str, _Tally], prompt_ties: _PromptTies, sign: int
-) -> None:
-    """Take `verdicts` out of every count (sign -1), or put them back (+1)."""
-    for verdict in verdicts:
-        prompt_ties.add(verdict, sign)
-        if _usable(verdict):
-            for scope, tally in tallies.items():
-                tally.add(_scope_key(verdict, scope), verdict, sign)

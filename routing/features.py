@@ -51,6 +51,21 @@ _MATH_HINT = re.compile(
     r"\d\s*[-+*/^=]\s*\d|\bsolve\b|\bcalculate\b|\bequation\b|\bprobability\b|\bintegral\b"
     r"|\bderivative\b|\bprove\b"
 )
+# Every alternative of the patterns above and below holds one of these substrings (or, for the
+# arithmetic one, a digit): a plain `in` scan rules most texts out several times faster than the
+# regex engine trying each alternative at each position, with the same answers.
+_CODE_WORDS = (
+    "`", "def ", "class ", "import ", "function", "code", "program", "python", "c++", "java",
+    "sql", "regex", "algorithm",
+)  # fmt: skip
+_MATH_WORDS = ("solve", "calculate", "equation", "probability", "integral", "derivative", "prove")
+_REFUSAL_WORDS = ("sorry", "unable", "as an ai", "cannot", "can't", "not have", "n't have")
+
+
+def _matches(pattern: re.Pattern[str], text: str, words: tuple[str, ...]) -> bool:
+    return any(word in text for word in words) and pattern.search(text) is not None
+
+
 _QUESTION_WORD = re.compile(r"\b(?:what|why|how|which|who|whom|whose|when|where)\b")
 _STRUCTURE = re.compile(r"^\s*(?:[-*•]|\d+[.)]|#+)\s", re.MULTILINE)
 _REFUSAL = re.compile(
@@ -184,7 +199,7 @@ def _text_stats(text: str) -> tuple[Counter[str], int, int, int, int]:
         len(text),
         _digit_count(text),
         len(_STRUCTURE.findall(text)),
-        1 if _REFUSAL.search(lowered) else 0,
+        1 if _matches(_REFUSAL, lowered, _REFUSAL_WORDS) else 0,
     )
 
 
@@ -264,8 +279,17 @@ def _prompt_columns(pairs: Sequence[RoutingPair], config: FeatureConfig) -> dict
     digits = np.fromiter((_digit_count(t) for t in prompts), float, n)
     columns["prompt_log_chars"] = np.log1p(chars)
     columns["prompt_digit_ratio"] = digits / np.maximum(chars, 1.0)
-    columns["prompt_code"] = np.fromiter((bool(_CODE_HINT.search(t)) for t in prompts), float, n)
-    columns["prompt_math"] = np.fromiter((bool(_MATH_HINT.search(t)) for t in prompts), float, n)
+    columns["prompt_code"] = np.fromiter(
+        (_matches(_CODE_HINT, t, _CODE_WORDS) for t in prompts), float, n
+    )
+    columns["prompt_math"] = np.fromiter(
+        (
+            (d > 0 and _MATH_HINT.search(t) is not None) or _matches(_MATH_HINT, t, _MATH_WORDS)
+            for t, d in zip(prompts, digits, strict=True)
+        ),
+        float,
+        n,
+    )
     columns["prompt_question_words"] = np.log1p(
         np.fromiter((len(_QUESTION_WORD.findall(t)) for t in prompts), float, n)
     )

@@ -289,6 +289,7 @@ def comparisons_route(
         priority[i] = float(allocation.priority[j])
 
     reasons = {"both": RouteDecision.Reason.AUDIT, "human": RouteDecision.Reason.PRIORITY}
+    stored = np.round(features.matrix, 4).tolist()  # every feature, kept with its decision
     decisions = [
         RouteDecision(
             comparison=comparisons[i],
@@ -298,10 +299,7 @@ def comparisons_route(
             priority=priority[i],
             judge=policy.judge,
             judge_verdict=pairs[i].llm_label or "",
-            features={
-                name: round(float(value), 4)
-                for name, value in zip(features.names, features.matrix[i], strict=True)
-            },
+            features=dict(zip(features.names, stored[i], strict=True)),
             fit=fit,
         )
         for i in range(n)
