@@ -289,7 +289,8 @@ def comparisons_route(
         priority[i] = float(allocation.priority[j])
 
     reasons = {"both": RouteDecision.Reason.AUDIT, "human": RouteDecision.Reason.PRIORITY}
-    stored = np.round(features.matrix, 4).tolist()  # every feature, kept with its decision
+    # Every feature, kept with its decision (+ 0.0 turns a -0.0 into 0.0 for the page).
+    stored = (np.round(features.matrix, 4) + 0.0).tolist()
     decisions = [
         RouteDecision(
             comparison=comparisons[i],
