@@ -396,6 +396,21 @@ class RouterOverview:
     model_accuracy_judge_only: float | None
     fit: DisagreementFit | None
 
+    @property
+    def weighs_most(self) -> list[FeatureRow]:
+        """The current fit's heaviest standardised weights (+ towards people), with what each
+        feature means; empty under the cold-start rule."""
+        if self.fit is None or self.fit.kind != DisagreementFit.Kind.LOGISTIC:
+            return []
+        weights = DisagreementModel.from_params(self.fit.params).weights()
+        return [
+            FeatureRow(name, 0.0, feature_meaning(name), weight)
+            for name, weight in list(weights.items())[:WEIGHTS_SHOWN]
+        ]
+
+
+WEIGHTS_SHOWN = 8
+
 
 def router_overview(project: Project, policy: RoutingPolicy) -> RouterOverview:
     """The figures admins watch: who labels what, budget used, how far the judge is trusted."""

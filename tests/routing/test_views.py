@@ -8,6 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from annotation.models import Comparison, Project
+from routing import services
 from routing.disagreement import DisagreementModel
 from routing.models import DisagreementFit, RoutingPolicy
 from tests.factories import RouteDecisionFactory
@@ -119,6 +120,11 @@ def test_a_decision_page_shows_what_pushed_the_pair_to_people(
     flip, margin = body.index("people +2.400"), body.index("people +0.960")
     assert body.index("verdict_inconsistent") < flip < body.index("margin") < margin
     assert "flipped when the answers were swapped" in body
+    # The router page says what the current fit weighs most, heaviest first.
+    services.routing_policy_set(project=project, judge=JUDGE)
+    page = admin_client.get(reverse("routing:router", args=[project.slug])).content.decode()
+    weights = page[page.index('id="weights"') :]
+    assert weights.index("people +1.200") < weights.index("judge -0.500")
     # A fit of other features explains nothing rather than something wrong.
     decision.features = {"margin": 0.02, "answers_cosine": 0.4}
     decision.save()
