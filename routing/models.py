@@ -108,6 +108,13 @@ class RouteDecision(models.Model):
         AUDIT = "audit", "Random audit sample: a human and the judge"
         PRIORITY = "priority", "Among the most valuable pairs for a human within the budget"
         BUDGET = "budget", "Below the budget's cut: the judge labels it"
+        ESCALATE = (
+            "escalate",
+            (
+                "Escalated later: a day's human votes that no new pair needed went to the "
+                "judge-labelled pairs the newest model found riskiest"
+            ),
+        )
 
     comparison = models.OneToOneField(
         Comparison, on_delete=models.CASCADE, related_name="route_decision"

@@ -344,6 +344,64 @@ def pending_judge_job(*, project: Project) -> JudgeJob | None:
     return backend_services.judge_job_create(project=project, judge=policy.judge, judge_spec=spec)
 
 
+# At most this many judge-labelled pairs are scored again in one escalation pass.
+MAX_ESCALATION_CANDIDATES = 20_000
+
+
+@transaction.atomic
+def judge_pairs_escalate(*, project: Project) -> int:
+    """Spend what a daily budget has left, once no judged pair waits to be routed, on the
+    judge-labelled pairs (no human vote yet) that the newest model finds riskiest: their stored
+    features are scored again, so a model fitted since they were routed decides. Returns how
+    many pairs now go to people. A share budget has nothing left over to spend this way."""
+    policy = RoutingPolicy.objects.select_for_update().filter(project=project).first()
+    if policy is None or not policy.enabled:
+        return 0
+    if policy.budget_kind != RoutingPolicy.BudgetKind.DAILY:
+        return 0
+    if selectors.routable(project, policy.judge).exists():
+        return 0  # new pairs are routed first
+    slots = human_budget_left(project, policy, 0)
+    if slots <= 0:
+        return 0
+    names = feature_names(feature_config())
+    scorer, fit = _scorer(project, policy.judge, names)
+    candidates = [
+        decision
+        for decision in RouteDecision.objects.select_for_update(of=("self",))
+        .filter(
+            comparison__project=project,
+            comparison__route=Comparison.Route.JUDGE,
+            comparison__is_gold=False,
+            comparison__vote_count=0,
+        )
+        .order_by("-p_disagree", "id")
+        .only("id", "comparison_id", "features")[:MAX_ESCALATION_CANDIDATES]
+        if set(decision.features) == set(names)  # routed by this version's features
+    ]
+    if not candidates:
+        return 0
+    matrix = np.array([[d.features[name] for name in names] for d in candidates], dtype=float)
+    p_disagree = np.clip(scorer.predict_proba(PairFeatures(matrix, names)), 0.0, 1.0)
+    chosen = []
+    now = timezone.now()
+    for i in np.argsort(-p_disagree, kind="stable")[:slots]:
+        decision = candidates[i]
+        decision.route = Comparison.Route.HUMAN
+        decision.reason = RouteDecision.Reason.ESCALATE
+        decision.p_disagree = decision.priority = float(p_disagree[i])
+        decision.fit = fit
+        decision.decided_at = now
+        chosen.append(decision)
+    RouteDecision.objects.bulk_update(
+        chosen, ["route", "reason", "p_disagree", "priority", "fit", "decided_at"]
+    )
+    Comparison.objects.filter(pk__in=[d.comparison_id for d in chosen]).update(
+        route=Comparison.Route.HUMAN
+    )
+    return len(chosen)
+
+
 def router_run(*, project: Project, force: bool = False, queue_judge: bool = False) -> str:
     """Refit when due, then route what waits (with `force`, also a batch below the policy's
     minimum). The beat also queues the judge on unjudged pending pairs (`queue_judge`); "Route
@@ -351,6 +409,8 @@ def router_run(*, project: Project, force: bool = False, queue_judge: bool = Fal
     job = pending_judge_job(project=project) if queue_judge else None
     fit = router_retrain(project=project)
     result = comparisons_route(project=project, force=force)
+    escalated = judge_pairs_escalate(project=project)
     queued = f"judge job {job.pk} queued; " if job is not None else ""
     refit = f"refitted on {fit.labelled} pairs; " if fit is not None else ""
-    return f"{queued}{refit}{result}"
+    more = f"; {escalated} judge-labelled pairs escalated to people" if escalated else ""
+    return f"{queued}{refit}{result}{more}"

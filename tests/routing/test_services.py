@@ -235,6 +235,7 @@ def test_the_route_command_turns_routing_on_and_reports(project: Project) -> Non
         stdout=out,
     )
     assert '"routed": 4' in out.getvalue() and '"human": 2' in out.getvalue()
+    assert '"escalated": 0' in out.getvalue()  # a share budget has nothing left over
 
 
 def test_a_second_judge_that_disagrees_sends_the_pair_to_humans_first(project: Project) -> None:
@@ -449,3 +450,36 @@ def test_the_router_learns_to_doubt_verdicts_against_the_judges_own_ranking(
     services.comparisons_route(project=project)
     new = {d.comparison_id: d for d in RouteDecision.objects.filter(fit=fit)}
     assert new[doubtful.pk].p_disagree > new[plain.pk].p_disagree
+
+
+def test_a_days_unused_human_votes_go_to_the_riskiest_judge_labelled_pairs(
+    project: Project,
+) -> None:
+    # No human votes to spend at first: everything goes to the judge.
+    policy(project, budget_kind="daily", daily_human_votes=0, audit_fraction=0.0)
+    plain = judged(project, 6, p_a=0.9)
+    flipped = judged(project, 3, verdict="tie", consistent=False, p_a=0.5)
+    services.comparisons_route(project=project)
+    assert routes(project)["judge"] == 9
+    assert services.judge_pairs_escalate(project=project) == 0  # nothing to spend
+    # Two pairs' worth of votes a day now (votes_per_comparison is 3), and no new pair needs
+    # them: the flipped verdicts, riskiest by the current model, go to people.
+    project.votes_per_comparison = 3
+    project.save()
+    policy(project, budget_kind="daily", daily_human_votes=6, audit_fraction=0.0)
+    assert services.judge_pairs_escalate(project=project) == 2
+    escalated = RouteDecision.objects.filter(reason=RouteDecision.Reason.ESCALATE)
+    assert set(escalated.values_list("comparison_id", flat=True)) < {c.pk for c in flipped}
+    assert set(escalated.values_list("route", flat=True)) == {"human"}
+    assert routes(project)["human"] == 2
+    # The promised votes spend the day's budget: nothing more until votes come in tomorrow.
+    assert services.judge_pairs_escalate(project=project) == 0
+    # With more votes a day, new judged pairs are routed before anything is escalated.
+    policy(project, budget_kind="daily", daily_human_votes=12, audit_fraction=0.0)
+    (new,) = judged(project, 1, p_a=0.9)
+    assert services.judge_pairs_escalate(project=project) == 0
+    services.comparisons_route(project=project)
+    assert Comparison.objects.get(pk=new.pk).route == "human"  # 12 - 6 promised: two pairs
+    assert services.judge_pairs_escalate(project=project) == 1  # the last flipped verdict
+    assert set(escalated.values_list("comparison_id", flat=True)) == {c.pk for c in flipped}
+    assert all(c.route != "human" for c in Comparison.objects.filter(pk__in=[p.pk for p in plain]))

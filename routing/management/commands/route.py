@@ -59,6 +59,7 @@ class Command(BaseCommand):
             )
         fit = services.router_retrain(project=project, force=options["retrain"])
         result = services.comparisons_route(project=project, force=True)
+        escalated = services.judge_pairs_escalate(project=project)
         if options["format"] == "json":
             report = {
                 "project": project.slug,
@@ -69,7 +70,9 @@ class Command(BaseCommand):
                 "judge_only": result.judge,
                 "audit": result.both,
                 "waiting_for_judge": result.waiting_for_judge,
+                "escalated": escalated,
             }
             self.stdout.write(json.dumps(report))
         else:
-            self.stdout.write(str(result))
+            more = f"; {escalated} judge-labelled pairs escalated to people" if escalated else ""
+            self.stdout.write(f"{result}{more}")
