@@ -152,20 +152,28 @@ def fraud_detect(
     newly_flagged = []
     now = timezone.now()
     with transaction.atomic():
+        # One upsert for every verdict (a row per annotator and project), not one query each.
+        AnnotatorAssessment.objects.bulk_create(
+            [
+                AnnotatorAssessment(
+                    project=project,
+                    annotator=annotators[verdict.annotator],
+                    votes=verdict.votes,
+                    trust=verdict.trust,
+                    suspicious=verdict.flagged,
+                    reasons=verdict.reasons,
+                    signals=verdict.signals,
+                    assessed_at=now,
+                )
+                for verdict in assessments
+            ],
+            batch_size=1000,
+            update_conflicts=True,
+            unique_fields=["project", "annotator"],
+            update_fields=["votes", "trust", "suspicious", "reasons", "signals", "assessed_at"],
+        )
         for verdict in assessments:
             annotator = annotators[verdict.annotator]
-            AnnotatorAssessment.objects.update_or_create(
-                project=project,
-                annotator=annotator,
-                defaults={
-                    "votes": verdict.votes,
-                    "trust": verdict.trust,
-                    "suspicious": verdict.flagged,
-                    "reasons": verdict.reasons,
-                    "signals": verdict.signals,
-                    "assessed_at": now,
-                },
-            )
             if verdict.flagged and _detector_may_flag(annotator):
                 annotator_set_state(
                     annotator=annotator,

@@ -162,6 +162,10 @@ def test_detector_flags_the_bot_and_no_honest_annotator(
     again = moderation.fraud_detect(project=project)
     assert again.newly_flagged == [] and again.suspicious == 1
     assert AnnotatorStateChange.objects.count() == 1
+    # The verdicts were replaced in place: one row per annotator, assessed again.
+    assert AnnotatorAssessment.objects.count() == 9
+    replaced = AnnotatorAssessment.objects.get(pk=bot_verdict.pk)
+    assert replaced.assessed_at > bot_verdict.assessed_at and replaced.suspicious
 
 
 def test_a_cleared_annotator_is_not_flagged_again_until_they_vote(
