@@ -20,7 +20,7 @@ reported with its line number.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,8 @@ from annotation.models import Annotator, Comparison, Project, Vote
 
 WINNERS = {w.value for w in Vote.Winner}
 SIDES = ("model_a", "model_b")
+# Comparisons per vote-count UPDATE of an import.
+UPDATE_CHUNK = 5000
 _SWAPPED = {"model_a": "model_b", "model_b": "model_a"}
 _CHOICE_OF_WINNER = {"tie": Vote.Choice.TIE, "tie (bothbad)": Vote.Choice.BOTH_BAD}
 
@@ -274,5 +276,12 @@ def _write(project: Project, parsed: list[_ParsedVote], report: VoteImportReport
     Vote.objects.bulk_create(votes, batch_size=2000)
     report.votes_created = len(votes)
     added = Counter(vote.comparison_id for vote in votes)
+    # One UPDATE per distinct number of new votes (in chunks), not one per comparison.
+    by_count: defaultdict[int, list[int]] = defaultdict(list)
     for comparison_id, count in added.items():
-        Comparison.objects.filter(pk=comparison_id).update(vote_count=F("vote_count") + count)
+        by_count[count].append(comparison_id)
+    for count, ids in by_count.items():
+        for start in range(0, len(ids), UPDATE_CHUNK):
+            Comparison.objects.filter(pk__in=ids[start : start + UPDATE_CHUNK]).update(
+                vote_count=F("vote_count") + count
+            )

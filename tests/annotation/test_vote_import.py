@@ -70,6 +70,18 @@ def test_votes_import_by_question_and_models_in_either_order(
     assert (again.votes_created, again.votes_skipped) == (0, 2)
     assert "already voted" in again.notes[0]
     assert Vote.objects.count() == 2
+    pair.refresh_from_db()
+    assert pair.vote_count == 2
+
+
+def test_an_import_counts_each_comparisons_new_votes(project: Project, tmp_path: Path) -> None:
+    busy, quiet = ComparisonFactory(project=project), ComparisonFactory(project=project)
+    Comparison.objects.filter(pk=busy.pk).update(vote_count=1)  # one vote cast in the arena
+    rows = [{"annotator": f"a{i}", "comparison": busy.pk, "winner": "model_a"} for i in range(3)]
+    rows.append({"annotator": "a0", "comparison": quiet.pk, "winner": "tie"})
+    votes_import(project=project, path=write_jsonl(tmp_path / "votes.jsonl", rows))
+    counts = dict(Comparison.objects.values_list("pk", "vote_count"))
+    assert (counts[busy.pk], counts[quiet.pk]) == (4, 1)
 
 
 def test_a_malformed_file_imports_nothing_and_names_every_bad_line(
