@@ -275,12 +275,26 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 
 @dataclass(frozen=True, slots=True)
+class CategoryAgreement:
+    category: str
+    pairs: int
+    agree: int
+    interval: tuple[float, float] | None
+
+    @property
+    def rate(self) -> float | None:
+        return self.agree / self.pairs if self.pairs else None
+
+
+@dataclass(frozen=True, slots=True)
 class AuditAgreement:
     pairs: int
     agree: int
     interval: tuple[float, float] | None
     # Per finished audited pair: the router's P(disagree) and whether the judge agreed.
     scored: tuple[tuple[float, bool], ...] = ()
+    # The same per prompt category, the least trusted first.
+    by_category: tuple[CategoryAgreement, ...] = ()
 
     @property
     def rate(self) -> float | None:
@@ -288,23 +302,38 @@ class AuditAgreement:
 
 
 def audit_agreement(project: Project, judge: str) -> AuditAgreement:
-    """Judge-human agreement on the random audit stream only (route `both`): unbiased."""
-    audited = dict(
-        Comparison.objects.filter(
+    """Judge-human agreement on the random audit stream only (route `both`): unbiased. Also
+    per prompt category: where the judge can be trusted and where it cannot."""
+    audited = {
+        pk: (p, category)
+        for pk, p, category in Comparison.objects.filter(
             project=project,
             route_decision__reason=RouteDecision.Reason.AUDIT,
             vote_count__gte=F("votes_wanted"),
-        ).values_list("pk", "route_decision__p_disagree")
-    )
+        ).values_list("pk", "route_decision__p_disagree", "prompt__category")
+    }
     truths = human_majorities(audited)
     verdicts = dict(
         Judgment.objects.filter(judge=judge, comparison_id__in=list(truths)).values_list(
             "comparison_id", "verdict"
         )
     )
-    scored = tuple((audited[pk], judge_outcome(verdicts[pk]) == truths[pk]) for pk in verdicts)
-    agree = sum(ok for _, ok in scored)
-    return AuditAgreement(len(scored), agree, wilson_interval(agree, len(scored)), scored)
+    agreed = {pk: judge_outcome(verdicts[pk]) == truths[pk] for pk in verdicts}
+    scored = tuple((audited[pk][0], ok) for pk, ok in agreed.items())
+    per_category: defaultdict[str, list[bool]] = defaultdict(list)
+    for pk, ok in agreed.items():
+        per_category[audited[pk][1] or "uncategorised"].append(ok)
+    by_category = sorted(
+        (
+            CategoryAgreement(name, len(oks), sum(oks), wilson_interval(sum(oks), len(oks)))
+            for name, oks in per_category.items()
+        ),
+        key=lambda row: (row.agree / row.pairs, row.category),
+    )
+    agree = sum(agreed.values())
+    return AuditAgreement(
+        len(scored), agree, wilson_interval(agree, len(scored)), scored, tuple(by_category)
+    )
 
 
 def final_sources(project: Project, judge: str) -> dict[str, int]:

@@ -199,6 +199,9 @@ def test_final_labels_take_humans_where_they_voted_else_the_judge(project: Proje
 def test_the_overview_measures_agreement_on_the_audit_stream_only(project: Project) -> None:
     policy(project, budget_share=1.0, audit_fraction=1.0)
     comparisons = judged(project, 10, p_a=0.9)
+    for comparison in comparisons[6:]:
+        comparison.prompt.category = "math"
+        comparison.prompt.save()
     services.comparisons_route(project=project)
     assert RouteDecision.objects.filter(reason="audit").count() == 10
     for comparison in comparisons[:8]:
@@ -209,6 +212,11 @@ def test_the_overview_measures_agreement_on_the_audit_stream_only(project: Proje
     assert (overview.audit.pairs, overview.audit.agree) == (10, 8)
     low, high = overview.audit.interval
     assert low < 0.8 < high
+    # By category, the least trusted first: math 2 of 4, writing 6 of 6.
+    math, writing = overview.audit.by_category
+    assert (math.category, math.pairs, math.agree) == ("math", 4, 2)
+    assert (writing.category, writing.pairs, writing.rate) == ("writing", 6, 1.0)
+    assert math.interval[0] < 0.5 < math.interval[1]
     assert overview.human_share == 1.0
     assert overview.final_sources == {"human": 10}
     assert overview.final_accuracy == 1.0

@@ -12,7 +12,7 @@ from routing import services
 from routing.disagreement import DisagreementModel
 from routing.models import DisagreementFit, RoutingPolicy
 from tests.factories import RouteDecisionFactory
-from tests.routing.helpers import JUDGE, judged
+from tests.routing.helpers import JUDGE, judged, vote
 
 pytestmark = pytest.mark.django_db
 
@@ -131,3 +131,23 @@ def test_a_decision_page_shows_what_pushed_the_pair_to_people(
     body = admin_client.get(url).content.decode()
     assert "people +" not in body and "word-count similarity" in body
     assert "fitted on other features" in body
+
+
+def test_the_router_page_shows_agreement_by_category(
+    admin_client: Client, project: Project
+) -> None:
+    services.routing_policy_set(
+        project=project, judge=JUDGE, budget_share=1.0, audit_fraction=1.0, min_batch=1
+    )
+    comparisons = judged(project, 4)
+    for comparison in comparisons[:2]:
+        comparison.prompt.category = "math"
+        comparison.prompt.save()
+    services.comparisons_route(project=project)
+    winners = ["model_b", "model_a", "model_a", "model_a"]  # the judge said model_a on all
+    for comparison, winner in zip(comparisons, winners, strict=True):
+        vote(comparison, [winner] * 3)
+    page = admin_client.get(reverse("routing:router", args=[project.slug])).content.decode()
+    table = page[page.index('id="audit-categories"') :]
+    assert table.index("math") < table.index("writing")  # the least trusted first
+    assert "0.500" in table and "1.000" in table
