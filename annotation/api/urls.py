@@ -4,6 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotation.api import errors, views
+from routing import api as routing_api
 
 app_name = "api"
 
@@ -31,5 +32,12 @@ urlpatterns = [
         name="export-download",
     ),
     path(f"{project}exports/<int:pk>/card/", views.ExportCard.as_view(), name="export-card"),
+    # The router's own views (routing.api).
+    path(f"{project}router/", routing_api.RouterOverview.as_view(), name="router"),
+    path(
+        f"{project}router/decisions/",
+        routing_api.RouteDecisionList.as_view(),
+        name="router-decisions",
+    ),
     re_path(r"^[\s\S]*$", errors.api_not_found),  # any path, newlines included
 ]

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 
 from annotation.models import Comparison, ExportJob, Project, Vote
 from models_backend.models import Judgment
+from routing import services as routing_services
 from tests.factories import ComparisonFactory, ModelEntryFactory, PromptFactory
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +60,7 @@ def url(name: str, project: Project, *args: object) -> str:
 STAFF_ONLY = {"anonymous": 401, "outsider": 403, "annotator": 403, "researcher": 200, "admin": 200}
 ADMIN_ONLY = {"anonymous": 401, "outsider": 403, "annotator": 403, "researcher": 403, "admin": 201}
 ANY_USER = {"anonymous": 401, "outsider": 200, "annotator": 200, "researcher": 200, "admin": 200}
+ADMIN_READS = {**ADMIN_ONLY, "admin": 200}
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -80,6 +82,8 @@ ANY_USER = {"anonymous": 401, "outsider": 200, "annotator": 200, "researcher": 2
         ("post", "models", ADMIN_ONLY),
         ("post", "candidates", ADMIN_ONLY),
         ("post", "exports", {**STAFF_ONLY, "researcher": 202, "admin": 202}),
+        ("get", "router", ADMIN_READS),
+        ("get", "router-decisions", ADMIN_READS),
     ],
 )
 def test_permission_matrix(
@@ -103,6 +107,8 @@ def test_permission_matrix(
         },
         "exports": {"format": "votes"},
     }
+    if name.startswith("router"):
+        routing_services.routing_policy_set(project=project, judge="test-judge")
     client = as_role(role)
     response = getattr(client, method)(url(name, project), bodies.get(name, {}), format="json")
     assert response.status_code == expected[role], response.content[:300]
