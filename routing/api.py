@@ -14,24 +14,13 @@ from rest_framework.views import APIView
 
 from annotation.api.permissions import ADMIN, project_for
 from routing import selectors
-from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
+from routing.models import POLICY_SETTINGS, DisagreementFit, RouteDecision, RoutingPolicy
 
 
 class PolicySerializer(serializers.ModelSerializer):
     class Meta:
         model = RoutingPolicy
-        fields = [
-            "enabled",
-            "judge",
-            "budget_kind",
-            "budget_share",
-            "daily_human_votes",
-            "audit_fraction",
-            "retrain_every",
-            "min_batch",
-            "max_wait_minutes",
-            "updated_at",
-        ]
+        fields = [*POLICY_SETTINGS, "updated_at"]
 
 
 class Interval(serializers.ListField):

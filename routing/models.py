@@ -10,6 +10,19 @@ from django.utils import timezone
 
 from annotation.models import Comparison, Project
 
+# The settings an admin chooses (the router page's form, the API's view of a policy).
+POLICY_SETTINGS = (
+    "enabled",
+    "judge",
+    "budget_kind",
+    "budget_share",
+    "daily_human_votes",
+    "audit_fraction",
+    "retrain_every",
+    "min_batch",
+    "max_wait_minutes",
+)
+
 
 class RoutingPolicy(models.Model):
     """How a project's comparisons are split between humans and the LLM judge.
