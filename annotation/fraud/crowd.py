@@ -1,0 +1,157 @@
+"""Signals against the crowd: a Bradley-Terry model of every vote (``crowd_strength``) and the
+tests of an annotator's votes under it (crowd disagreement, promoting one model).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import expit
+from scipy.stats import gamma as gamma_distribution
+
+from annotation.fraud.config import DEFAULT_CONFIG, FraudConfig
+from annotation.fraud.records import CROWD, MODEL_A, PROMOTER, Signal, VoteRecord
+from annotation.ratings import BattleCounts, fit_bradley_terry, winner_score
+
+FloatArray = NDArray[np.float64]
+
+
+def _decisive_probabilities(
+    votes: Sequence[VoteRecord], strength: Mapping[str, float]
+) -> tuple[list[VoteRecord], FloatArray]:
+    """Decisive votes on known models and the model's probability of the chosen winner."""
+    kept = [v for v in votes if v.decisive and v.model_a in strength and v.model_b in strength]
+    logit = np.array(
+        [
+            strength[v.model_a] - strength[v.model_b]
+            if v.winner == MODEL_A
+            else strength[v.model_b] - strength[v.model_a]
+            for v in kept
+        ],
+        dtype=float,
+    )
+    return kept, expit(logit)
+
+
+def crowd_disagreement_signal(
+    votes: Sequence[VoteRecord],
+    strength: Mapping[str, float],
+    config: FraudConfig = DEFAULT_CONFIG,
+) -> Signal | None:
+    """Fisher's combination of per-vote p-values under the crowd's Bradley-Terry model.
+
+    As in the Chatbot Arena paper's anomalous-user test, each decisive vote gets a p-value for
+    "an outcome at least this unlikely" and the annotator's p-values are combined with
+    Fisher's ``-2 sum ln p``. A single binary vote has a discrete p-value, which makes Fisher's
+    chi-square null badly conservative (a random voter would never stand out), so each vote
+    uses Lancaster's mid-p instead, and the sum is referred to a gamma distribution with the
+    exact null mean and variance of the sum (also Lancaster's proposal). Ties carry no
+    direction here; the tie-rate tests cover them.
+    """
+    kept, chosen = _decisive_probabilities(votes, strength)
+    n = len(kept)
+    if n < config.min_votes:
+        return None
+    favoured = np.maximum(chosen, 1.0 - chosen)
+    # mid-p of an outcome with probability r when the other has 1 - r.
+    mid_favoured = 1.0 - favoured / 2.0
+    mid_underdog = (1.0 - favoured) / 2.0
+    score_favoured = -2.0 * np.log(mid_favoured)
+    score_underdog = -2.0 * np.log(mid_underdog)
+    upset = chosen < 0.5
+    observed = float(np.where(upset, score_underdog, score_favoured).sum())
+    mean_each = favoured * score_favoured + (1.0 - favoured) * score_underdog
+    var_each = favoured * score_favoured**2 + (1.0 - favoured) * score_underdog**2 - mean_each**2
+    mean, var = float(mean_each.sum()), float(var_each.sum())
+    if var <= 0.0:
+        return None  # every pair a coin flip under the model: nothing to disagree with
+    p = float(gamma_distribution.sf(observed, mean**2 / var, scale=var / mean))
+    upset_share = float(upset.mean())
+    expected_upsets = float((1.0 - favoured).mean())
+    excess = upset_share - expected_upsets
+    reason = (
+        f"crowd disagreement: picked the crowd's underdog in {upset_share:.0%} of {n} decisive "
+        f"votes where the crowd model expects {expected_upsets:.0%}, p = {p:.2g}"
+    )
+    return Signal(CROWD, excess, n, reason, p, large_effect=excess >= config.crowd_min_excess)
+
+
+def _poisson_binomial_sf(probabilities: FloatArray, k: int) -> float:
+    """P(at least k successes) for independent trials with the given success probabilities."""
+    distribution = np.ones(1)
+    for p in probabilities:
+        distribution = np.convolve(distribution, np.array([1.0 - p, p]))
+    return float(min(1.0, distribution[k:].sum()))
+
+
+def promoter_signal(
+    votes: Sequence[VoteRecord],
+    strength: Mapping[str, float],
+    config: FraudConfig = DEFAULT_CONFIG,
+) -> Signal | None:
+    """Does one model win this annotator's votes far more often than the crowd model expects?
+
+    Per model: an exact Poisson-binomial test of its wins in the annotator's decisive votes
+    that include it; the smallest p-value is Bonferroni-corrected over the models tested.
+    """
+    kept, chosen = _decisive_probabilities(votes, strength)
+    if len(kept) < config.min_votes:
+        return None
+    wins: dict[str, list[float]] = defaultdict(list)
+    outcomes: dict[str, list[bool]] = defaultdict(list)
+    for vote, p_chosen in zip(kept, chosen, strict=True):
+        winner = vote.chosen
+        loser = vote.model_b if winner == vote.model_a else vote.model_a
+        wins[winner].append(float(p_chosen))
+        outcomes[winner].append(True)
+        wins[loser].append(float(1.0 - p_chosen))
+        outcomes[loser].append(False)
+    tested = {
+        m: np.array(ps) for m, ps in wins.items() if len(ps) >= config.promoter_min_model_votes
+    }
+    if not tested:
+        return None
+    best: tuple[float, str, float, int, int, float] | None = None
+    for model, probabilities in tested.items():
+        won = sum(outcomes[model])
+        n = probabilities.size
+        excess = won / n - float(probabilities.mean())
+        # The exact tail costs O(n^2); only models already far above expectation need it.
+        p = (
+            _poisson_binomial_sf(probabilities, won)
+            if excess >= config.promoter_min_excess
+            else 1.0
+        )
+        if best is None or (p, -excess) < (best[0], -best[2]):
+            best = (p, model, excess, won, n, float(probabilities.mean()))
+    assert best is not None
+    p, model, excess, won, n, expected = best
+    p = min(1.0, p * len(tested))
+    reason = (
+        f"promoter: {model} won {won} of {n} of this annotator's decisive votes "
+        f"({won / n:.0%}) where the crowd model expects {expected:.0%}, p = {p:.2g}"
+    )
+    large = excess >= config.promoter_min_excess
+    return Signal(PROMOTER, excess, n, reason, p, large_effect=large)
+
+
+def crowd_strength(
+    votes: Iterable[VoteRecord], *, models: Sequence[str], ridge: float
+) -> dict[str, float]:
+    """Bradley-Terry strengths (log-odds) of ``models`` fitted on ``votes``, ties as half-wins."""
+    index = {model: i for i, model in enumerate(models)}
+    cells: Counter[tuple[int, int, float]] = Counter()
+    for vote in votes:
+        cells[index[vote.model_a], index[vote.model_b], winner_score(vote.winner)] += 1
+    counts = BattleCounts(
+        models=list(models),
+        model_a=np.array([a for a, _, _ in cells], dtype=np.int64),
+        model_b=np.array([b for _, b, _ in cells], dtype=np.int64),
+        outcome=np.array([score for _, _, score in cells], dtype=np.float64),
+        count=np.array(list(cells.values()), dtype=np.int64),
+    )
+    strength = fit_bradley_terry(counts, ridge=ridge)
+    return dict(zip(models, strength.tolist(), strict=True))

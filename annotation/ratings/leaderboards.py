@@ -1,0 +1,200 @@
+"""Leaderboards: Bradley-Terry ratings with 95 % intervals (bootstrap or sandwich), ranks that
+respect the intervals, and the observed win-rate and vote-count matrices.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy.special import ndtri
+
+from annotation.ratings.bootstrap import bootstrap_strengths
+from annotation.ratings.bradley_terry import _fit_pairs
+from annotation.ratings.counts import BattleCounts, FloatArray, IntArray, PairMatrices
+from annotation.ratings.sandwich import sandwich_covariance
+from annotation.ratings.scale import INIT_RATING, RATING_PER_LOGIT, to_ratings
+
+CiMethod = Literal["bootstrap", "sandwich"]
+CONFIDENCE = 0.95
+
+
+def ranks_with_uncertainty(lower: FloatArray, upper: FloatArray) -> IntArray:
+    """Rank = 1 + number of models whose lower bound is above this model's upper bound."""
+    return 1 + (lower[None, :] > upper[:, None]).sum(axis=1)
+
+
+def battle_count_matrix(counts: BattleCounts) -> FloatArray:
+    """``M x M`` number of votes between each pair of models (symmetric)."""
+    return PairMatrices.from_counts(counts).votes
+
+
+def win_rate_matrix(counts: BattleCounts) -> FloatArray:
+    """Observed ``M x M`` rate at which the row model beat the column model, ties as half.
+
+    NaN where a pair has no votes.
+    """
+    pairs = PairMatrices.from_counts(counts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs.votes > 0, pairs.score / pairs.votes, np.nan)
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """Leaderboard rows (best first) and the seconds each step took."""
+
+    rows: list[dict[str, Any]]
+    timings: dict[str, float]
+    models: list[str]
+    strength: FloatArray  # MLE in log-odds units, mean zero, in ``models`` order
+    length_coefficient: float | None = None  # rating points per unit of normalised length diff
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._started = self._last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.timings[step] = now - self._last
+        self._last = now
+
+    def finish(self) -> dict[str, float]:
+        self.timings["total"] = time.perf_counter() - self._started
+        return self.timings
+
+
+def _anchor_index(models: Sequence[str], anchor: str | None) -> int | None:
+    if anchor is None:
+        return None
+    try:
+        return list(models).index(anchor)
+    except ValueError:
+        raise ValueError(f"anchor model {anchor!r} has no votes") from None
+
+
+def _interval_from_bootstrap(
+    samples: FloatArray, anchor_index: int | None, anchor_rating: float
+) -> tuple[FloatArray, FloatArray]:
+    ratings = to_ratings(samples, anchor_index=anchor_index, anchor_rating=anchor_rating)
+    tail = (1.0 - CONFIDENCE) / 2.0
+    return np.quantile(ratings, tail, axis=0), np.quantile(ratings, 1.0 - tail, axis=0)
+
+
+def _interval_from_covariance(
+    strength: FloatArray, covariance: FloatArray, anchor_index: int | None, anchor_rating: float
+) -> tuple[FloatArray, FloatArray]:
+    variance = np.diag(covariance).copy()
+    if anchor_index is not None:
+        # Var(s_i - s_anchor): the anchor's own uncertainty moves onto everyone else.
+        variance += covariance[anchor_index, anchor_index] - 2.0 * covariance[:, anchor_index]
+    half_width = ndtri(1.0 - (1.0 - CONFIDENCE) / 2.0) * np.sqrt(np.maximum(variance, 0.0))
+    rating = to_ratings(strength, anchor_index=anchor_index, anchor_rating=anchor_rating)
+    return rating - RATING_PER_LOGIT * half_width, rating + RATING_PER_LOGIT * half_width
+
+
+def _model_rows(
+    counts: BattleCounts,
+    rating: FloatArray,
+    lower: FloatArray,
+    upper: FloatArray,
+) -> list[dict[str, Any]]:
+    n = len(counts.models)
+    per_model = np.zeros((3, n))  # votes, wins, ties
+    for side, score in ((counts.model_a, counts.outcome), (counts.model_b, 1.0 - counts.outcome)):
+        per_model[0] += np.bincount(side, weights=counts.count, minlength=n)
+        per_model[1] += np.bincount(side, weights=counts.count * (score == 1.0), minlength=n)
+        per_model[2] += np.bincount(side, weights=counts.count * (score == 0.5), minlength=n)
+    rank = ranks_with_uncertainty(lower, upper)
+    rows = []
+    for i in np.argsort(-rating, kind="stable"):
+        votes, wins, ties = (int(value) for value in per_model[:, i])
+        rows.append(
+            {
+                "model": counts.models[i],
+                "rating": float(rating[i]),
+                "lower": float(lower[i]),
+                "upper": float(upper[i]),
+                "rank": int(rank[i]),
+                "votes": votes,
+                "wins": wins,
+                "ties": ties,
+                # The model's share of points, ties as half, like the win-rate matrix.
+                "win_rate": (wins + 0.5 * ties) / votes if votes else float("nan"),
+            }
+        )
+    return rows
+
+
+def leaderboard(
+    counts: BattleCounts,
+    *,
+    bootstrap_rounds: int = 1000,
+    ci: CiMethod = "bootstrap",
+    seed: int = 0,
+    anchor: str | None = None,
+    anchor_rating: float = INIT_RATING,
+    ridge: float = 0.0,
+    workers: int | None = None,
+) -> Leaderboard:
+    """Bradley-Terry leaderboard with 95 % intervals and ranks that respect them.
+
+    ``ci="bootstrap"`` resamples votes ``bootstrap_rounds`` times (seeded by ``seed``);
+    ``ci="sandwich"`` uses the asymptotic sandwich covariance. ``anchor`` pins that model at
+    ``anchor_rating``; otherwise the mean rating is 1000.
+    """
+    watch = _Stopwatch()
+    anchor_index = _anchor_index(counts.models, anchor)
+    if not counts.models:
+        return Leaderboard(rows=[], timings=watch.finish(), models=[], strength=np.zeros(0))
+    pairs = PairMatrices.from_counts(counts)
+    watch.lap("prepare")
+    strength = _fit_pairs(pairs, ridge=ridge)
+    rating = to_ratings(strength, anchor_index=anchor_index, anchor_rating=anchor_rating)
+    watch.lap("fit")
+    if ci == "bootstrap":
+        samples = bootstrap_strengths(
+            counts,
+            rounds=bootstrap_rounds,
+            seed=seed,
+            start=strength,
+            ridge=ridge,
+            workers=workers,
+        )
+        lower, upper = _interval_from_bootstrap(samples, anchor_index, anchor_rating)
+    elif ci == "sandwich":
+        covariance = sandwich_covariance(pairs, strength, ridge=ridge)
+        lower, upper = _interval_from_covariance(strength, covariance, anchor_index, anchor_rating)
+    else:
+        raise ValueError(f"unknown ci method {ci!r}; expected 'bootstrap' or 'sandwich'")
+    watch.lap("ci")
+    rows = _model_rows(counts, rating, lower, upper)
+    watch.lap("rank")
+    return Leaderboard(rows=rows, timings=watch.finish(), models=counts.models, strength=strength)
+
+
+def category_leaderboards(
+    counts_by_category: Mapping[str, BattleCounts],
+    *,
+    bootstrap_rounds: int = 1000,
+    ci: CiMethod = "bootstrap",
+    seed: int = 0,
+    anchor: str | None = None,
+    anchor_rating: float = INIT_RATING,
+) -> dict[str, Leaderboard]:
+    """One leaderboard per category: a category's board is just a fit on its own votes."""
+    return {
+        category: leaderboard(
+            counts,
+            bootstrap_rounds=bootstrap_rounds,
+            ci=ci,
+            seed=seed,
+            anchor=anchor,
+            anchor_rating=anchor_rating,
+        )
+        for category, counts in counts_by_category.items()
+    }
