@@ -75,8 +75,8 @@ class PairExpired(VoteRejected):
 class AnnotatorBanned(VoteRejected):
     status = 403
 
-
-BANNED_MESSAGE = "This account may no longer vote."
+    def __init__(self, message: str = "This account may no longer vote.") -> None:
+        super().__init__(message)
 
 
 class RateLimited(VoteRejected):
@@ -201,7 +201,7 @@ def assignment_next(*, project: Project, annotator: Annotator) -> Assignment | N
     """
     if annotator.state == Annotator.State.BANNED:
         # A banned account's votes would be refused; it must not hold a pair's slot either.
-        raise AnnotatorBanned(BANNED_MESSAGE)
+        raise AnnotatorBanned()
     existing = _open_assignment(project=project, annotator=annotator)
     if existing is not None:
         return existing
@@ -362,7 +362,7 @@ def vote_submit(
     # both slip under a limit.
     annotator = Annotator.objects.select_for_update().get(pk=annotator.pk)
     if annotator.state == Annotator.State.BANNED:
-        raise AnnotatorBanned(BANNED_MESSAGE)
+        raise AnnotatorBanned()
     now = timezone.now()
     hit = limits.vote_limit_hit(annotator=annotator, project=project, now=now)
     if hit is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from scipy.special import expit
@@ -48,6 +48,18 @@ class DisagreementScorer(Protocol):
 class ColdStartRule:
     """Escalation by the judge's own uncertainty: null > inconsistent or contradicted by
     another judge > tie > low margin."""
+
+    # The feature columns the rule reads.
+    COLUMNS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "verdict_null",
+            "verdict_inconsistent",
+            "other_judges_disagree",
+            "verdict_tie",
+            "margin",
+            "margin_known",
+        }
+    )
 
     def predict_proba(self, features: PairFeatures) -> np.ndarray:
         score = np.full(len(features), _PRIOR_DECISIVE)

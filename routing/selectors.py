@@ -16,7 +16,7 @@ from django.utils import timezone
 from annotation.models import Annotator, Comparison, Project, Vote
 from models_backend.models import Judgment
 from routing.consensus import Verdict
-from routing.disagreement import DisagreementModel
+from routing.disagreement import ColdStartRule, DisagreementModel
 from routing.evaluation import Outcome, human_majority, judge_outcome
 from routing.features import RoutingPair, feature_meaning
 from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
@@ -244,21 +244,8 @@ def decision_explanation(decision: RouteDecision) -> list[FeatureRow]:
     if shares:
         rows.sort(key=lambda row: -abs(row.contribution or 0.0))
     else:  # the cold-start rule: what it reads first, then the rest by name
-        rows.sort(key=lambda row: (row.name not in COLD_START_READS, row.name))
+        rows.sort(key=lambda row: (row.name not in ColdStartRule.COLUMNS, row.name))
     return rows
-
-
-# The columns the cold-start rule ranks by (`routing.disagreement.ColdStartRule`).
-COLD_START_READS = frozenset(
-    {
-        "verdict_null",
-        "verdict_inconsistent",
-        "other_judges_disagree",
-        "verdict_tie",
-        "margin",
-        "margin_known",
-    }
-)
 
 
 # --- the router page --------------------------------------------------------------------
@@ -275,8 +262,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 
 @dataclass(frozen=True, slots=True)
-class CategoryAgreement:
-    category: str
+class Agreement:
+    """How often the judge agreed with the human majority, with a 95% Wilson interval."""
+
     pairs: int
     agree: int
     interval: tuple[float, float] | None
@@ -287,18 +275,16 @@ class CategoryAgreement:
 
 
 @dataclass(frozen=True, slots=True)
-class AuditAgreement:
-    pairs: int
-    agree: int
-    interval: tuple[float, float] | None
+class CategoryAgreement(Agreement):
+    category: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditAgreement(Agreement):
     # Per finished audited pair: the router's P(disagree) and whether the judge agreed.
     scored: tuple[tuple[float, bool], ...] = ()
     # The same per prompt category, the least trusted first.
     by_category: tuple[CategoryAgreement, ...] = ()
-
-    @property
-    def rate(self) -> float | None:
-        return self.agree / self.pairs if self.pairs else None
 
 
 def audit_agreement(project: Project, judge: str) -> AuditAgreement:
@@ -325,7 +311,9 @@ def audit_agreement(project: Project, judge: str) -> AuditAgreement:
         per_category[audited[pk][1] or "uncategorised"].append(ok)
     by_category = sorted(
         (
-            CategoryAgreement(name, len(oks), sum(oks), wilson_interval(sum(oks), len(oks)))
+            CategoryAgreement(
+                len(oks), sum(oks), wilson_interval(sum(oks), len(oks)), category=name
+            )
             for name, oks in per_category.items()
         ),
         key=lambda row: (row.agree / row.pairs, row.category),

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.management.commands._project import project_or_fail
 from routing import selectors, services
+from routing.models import POLICY_SETTINGS
 
 
 class Command(BaseCommand):
@@ -37,16 +38,11 @@ class Command(BaseCommand):
         if options["enable"] or policy is None or changes:
             if policy is None and not options["enable"]:
                 raise CommandError(f"routing is off for {project.slug}: pass --enable")
-            fields = {
-                "enabled": options["enable"] or (policy.enabled if policy else True),
-                "budget_kind": policy.budget_kind if policy else "share",
-                "budget_share": policy.budget_share if policy else 0.25,
-                "daily_human_votes": policy.daily_human_votes if policy else 0,
-                "audit_fraction": policy.audit_fraction if policy else 0.05,
-                "retrain_every": policy.retrain_every if policy else 20,
-                "min_batch": policy.min_batch if policy else 50,
-                "max_wait_minutes": policy.max_wait_minutes if policy else 30,
-            }
+            # The current settings (or, for a new policy, routing_policy_set's defaults).
+            fields = {name: getattr(policy, name) for name in POLICY_SETTINGS if policy}
+            fields.pop("judge", None)
+            if options["enable"]:
+                fields["enabled"] = True
             for key in ("budget_share", "audit_fraction"):
                 if options[key] is not None:
                     if not 0.0 <= options[key] <= 1.0:
@@ -54,7 +50,7 @@ class Command(BaseCommand):
                     fields[key] = options[key]
             policy = services.routing_policy_set(
                 project=project,
-                judge=options["judge"] or (policy.judge if policy else None),
+                judge=options["judge"],
                 **fields,
             )
         fit = services.router_retrain(project=project, force=options["retrain"])
