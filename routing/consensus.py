@@ -12,16 +12,21 @@ pair that its own texts cannot:
   a tie, or split, and where a decisive verdict is a coin toss.
 
 Three scopes: the same prompt (the other answers to it), the same category, and the whole
-arena. Every score leaves out the pair itself and any other verdict on the same two answers
-(the same models on the same prompt, in either order), so a verdict never vouches for itself,
-and it uses verdicts only, never human votes: the features exist before anyone has voted, and the
+arena. A fourth signal follows a conversation: where an arena compares the same two models at
+each turn of one conversation (MT-Bench's second turn continues the first), a verdict that
+contradicts the judge's verdict on the same two models one turn earlier or later is as
+suspicious as one that flips when the answers are swapped.
+
+Every score leaves out the pair itself and any other verdict on the same two answers (the same
+models on the same prompt, in either order), so a verdict never vouches for itself, and it uses
+verdicts only, never human votes: the features exist before anyone has voted, and the
 evaluation may build them from every pair without leaking the held-out humans.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +44,9 @@ class Verdict:
     model_a: str | None
     model_b: str | None
     label: str | None
+    # The conversation the prompt belongs to (its first user turn): prompts that share it are
+    # turns of one conversation. None when unknown.
+    conversation_key: str | None = None
 
 
 def direction(label: str | None) -> float:
@@ -126,6 +134,65 @@ class _PromptTies:
         return ties / total, flips / total
 
 
+def _oriented(verdict: Verdict, model_a: str | None) -> float:
+    """The verdict's direction as seen from the side where `model_a` answered."""
+    d = direction(verdict.label)
+    return d if verdict.model_a == model_a else -d
+
+
+class _Conversations:
+    """Per conversation and pair of models: the judge's verdicts on them at each turn."""
+
+    def __init__(self) -> None:
+        self.verdicts: defaultdict[Hashable, list[Verdict]] = defaultdict(list)
+
+    @staticmethod
+    def _key(verdict: Verdict) -> Hashable | None:
+        if verdict.conversation_key is None or not _usable(verdict):
+            return None
+        return verdict.conversation_key, frozenset((verdict.model_a, verdict.model_b))
+
+    def add(self, verdict: Verdict) -> None:
+        key = self._key(verdict)
+        if key is not None:
+            self.verdicts[key].append(verdict)
+
+    def other_turns(self, verdict: Verdict) -> list[Verdict]:
+        """The same two models' verdicts on the conversation's other prompts (never on the
+        verdict's own prompt, in either order)."""
+        key = self._key(verdict)
+        if key is None:
+            return []
+        return [v for v in self.verdicts[key] if v.prompt_key != verdict.prompt_key]
+
+
+def _conversation_columns(
+    targets: Sequence[Verdict], pool: Mapping[str, Verdict], conversations: _Conversations
+) -> dict[str, np.ndarray]:
+    n = len(targets)
+    columns = {name: np.zeros(n) for name in CONVERSATION_COLUMNS}
+    for i, target in enumerate(targets):
+        own = pool[target.pair_id]
+        others = conversations.other_turns(own)
+        if not others:
+            continue
+        d = direction(own.label)
+        ties = sum(_is_tie(v.label) for v in others) / len(others)
+        columns["conversation_known"][i] = 1.0
+        columns["conversation_agree"][i] = d * np.mean([_oriented(v, own.model_a) for v in others])
+        columns["conversation_ties"][i] = ties
+        columns["decisive_conversation_ties"][i] = abs(d) * ties
+    return columns
+
+
+CONVERSATION_COLUMNS = (
+    "conversation_known",
+    "conversation_agree",
+    "conversation_ties",
+    "decisive_conversation_ties",
+)
+
+
 def consensus_columns(
     targets: Sequence[Verdict], context: Iterable[Verdict] = ()
 ) -> dict[str, np.ndarray]:
@@ -138,15 +205,22 @@ def consensus_columns(
     models rank) and `tie_{scope}_gap` (a tie between models ranked far apart). Per prompt also
     the share of the other verdicts on it that are ties and that flipped. A pair without a
     prompt key has no prompt scope (zeros).
+
+    Per conversation (`Verdict.conversation_key`), the judge's verdicts on the same two models
+    at the conversation's other turns: whether there are any, how far they agree with this
+    verdict (+1 all the same way, -1 all the other way, 0 for a tie), their share of ties,
+    and that share when this verdict is decisive.
     """
     pool = {v.pair_id: v for v in targets}
     pool.update((v.pair_id, v) for v in context)
     tallies = {scope: _Tally() for scope in SCOPES}
     prompt_ties = _PromptTies()
     matchups: defaultdict[Hashable, list[Verdict]] = defaultdict(list)
+    conversations = _Conversations()
     for verdict in pool.values():
         matchups[_matchup(verdict)].append(verdict)
         prompt_ties.add(verdict)
+        conversations.add(verdict)
         if _usable(verdict):
             for scope, tally in tallies.items():
                 tally.add(_scope_key(verdict, scope), verdict)
@@ -179,4 +253,5 @@ def consensus_columns(
             ties, flips = prompt_ties.shares_without(own.prompt_key, left_out)
             columns["prompt_judge_ties"][i] = ties
             columns["prompt_judge_flips"][i] = flips
+    columns.update(_conversation_columns(targets, pool, conversations))
     return columns

@@ -98,12 +98,30 @@ class RoutingPair:
     model_b: str | None = None
     other_labels: tuple[str, ...] = ()
     prompt_key: str | None = None
+    conversation_key: str | None = None
 
     def verdict(self) -> Verdict:
         """The pair's verdict as the arena-wide consensus reads it."""
         return Verdict(
-            self.id, self.prompt_key, self.category, self.model_a, self.model_b, self.llm_label
+            self.id,
+            self.prompt_key,
+            self.category,
+            self.model_a,
+            self.model_b,
+            self.llm_label,
+            self.conversation_key,
         )
+
+
+def _first_user_turn(record: Mapping[str, Any]) -> str:
+    """The conversation's opening user message: from `conversation_a` when the record carries
+    the whole conversation, else the prompt itself (a single-turn pair)."""
+    conversation = record.get("conversation_a")
+    if isinstance(conversation, list) and conversation and isinstance(conversation[0], dict):
+        first = conversation[0]
+        if first.get("role") == "user" and isinstance(first.get("content"), str):
+            return first["content"]
+    return record["prompt"]
 
 
 def pair_from_record(record: Mapping[str, Any]) -> RoutingPair:
@@ -146,6 +164,7 @@ def pair_from_record(record: Mapping[str, Any]) -> RoutingPair:
         model_b=record.get("model_b"),
         other_labels=tuple(others),
         prompt_key=prompt_key,
+        conversation_key=_first_user_turn(record),
     )
 
 
@@ -457,6 +476,14 @@ FEATURE_MEANINGS: dict[str, str] = {
     "decisive_on_similar_embed": "a decisive verdict on two answers that mean the same",
     "prompt_judge_ties": "share of the judge's other verdicts on this prompt that are ties",
     "prompt_judge_flips": "share of the judge's other verdicts on this prompt that flipped",
+    "conversation_known": "the judge also compared these two models at another turn of the "
+    "conversation",
+    "conversation_agree": "the verdict agrees (+) or conflicts (-) with the judge's verdicts "
+    "on these two models at the conversation's other turns",
+    "conversation_ties": "share of ties among the judge's verdicts on these two models at the "
+    "conversation's other turns",
+    "decisive_conversation_ties": "a decisive verdict where the judge called these two models "
+    "a tie at another turn",
     **{
         f"{scope}_consensus": f"the verdict agrees (+) or conflicts (-) with {words}"
         for scope, words in _SCOPE_WORDS.items()

@@ -87,6 +87,7 @@ def routing_pair(
         model_b=str(comparison.candidate_b.model_id),
         other_labels=others,
         prompt_key=str(comparison.prompt_id),
+        conversation_key=prompt.turns[0] if prompt.turns else None,
     )
 
 
@@ -103,6 +104,8 @@ def judge_verdicts(project: Project, judge: str) -> list[Verdict]:
         "comparison__candidate_b__model_id",
         "verdict",
         "consistent",
+        # The first user turn: prompts that share it are turns of one conversation.
+        "comparison__prompt__turns__0",
     )
     return [
         Verdict(
@@ -112,8 +115,9 @@ def judge_verdicts(project: Project, judge: str) -> list[Verdict]:
             str(model_a),
             str(model_b),
             str(verdict) if consistent else INCONSISTENT,
+            first_turn if isinstance(first_turn, str) else None,
         )
-        for pk, prompt, category, model_a, model_b, verdict, consistent in rows
+        for pk, prompt, category, model_a, model_b, verdict, consistent, first_turn in rows
     ]
 
 

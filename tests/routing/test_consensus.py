@@ -116,3 +116,45 @@ def test_pairs_without_a_prompt_key_have_no_prompt_scope() -> None:
     assert columns["prompt_abs_gap"].tolist() == [0.0, 0.0]
     # The other scopes still read each other's verdicts.
     assert columns["global_consensus"].tolist() == [2.0, 2.0]
+
+
+def turn(pk: str, a: str, b: str, label: str | None, *, prompt: str, conversation: str | None):
+    return Verdict(pk, prompt, "c", a, b, label, conversation)
+
+
+def test_a_verdict_is_read_against_the_same_two_models_at_the_conversations_other_turn() -> None:
+    # Turn 1: the judge preferred x over y (listed the other way round, y first).
+    first = turn("t1", "y", "x", "model_b", prompt="q/1", conversation="q")
+    targets = [
+        turn("same", "x", "y", "model_a", prompt="q/2", conversation="q"),
+        turn("flipped", "x", "y", "model_b", prompt="q/2b", conversation="q"),
+        turn("tie", "x", "y", "tie", prompt="q/2c", conversation="q"),
+        turn("elsewhere", "x", "y", "model_b", prompt="r/2", conversation="r"),
+    ]
+    columns = consensus_columns(targets, [first])
+    # Each target also sees the other targets of its conversation: "same" sees t1 (+1),
+    # "flipped" (-1) and "tie" (0), on average for x.
+    assert columns["conversation_agree"][0] == pytest.approx(0.0)
+    assert columns["conversation_known"].tolist() == [1.0, 1.0, 1.0, 0.0]
+    alone = consensus_columns([targets[1]], [first])
+    assert alone["conversation_agree"][0] == -1.0  # against turn 1's verdict
+    assert alone["conversation_ties"][0] == 0.0
+    # A decisive verdict where the judge called a tie at the other turn.
+    decisive = consensus_columns([targets[0]], [targets[2]])
+    assert decisive["decisive_conversation_ties"][0] == 1.0
+    assert decisive["conversation_agree"][0] == 0.0
+    tie = consensus_columns([targets[2]], [first])
+    assert tie["decisive_conversation_ties"][0] == 0.0 and tie["conversation_agree"][0] == 0.0
+
+
+def test_the_same_prompt_in_the_other_order_is_not_another_turn() -> None:
+    # The mirrored copy of a pair on the same prompt is the same opinion, not a second turn;
+    # no conversation key, no conversation signal.
+    mirrored = [
+        turn("ab", "x", "y", "model_a", prompt="q/1", conversation="q"),
+        turn("ba", "y", "x", "model_a", prompt="q/1", conversation="q"),
+        turn("loose", "x", "y", "model_a", prompt="q/2", conversation=None),
+    ]
+    columns = consensus_columns(mirrored)
+    assert columns["conversation_known"].tolist() == [0.0, 0.0, 0.0]
+    assert columns["conversation_agree"].tolist() == [0.0, 0.0, 0.0]

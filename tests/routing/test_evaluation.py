@@ -239,7 +239,7 @@ def test_a_verdict_against_the_judges_other_verdicts_is_routed_to_humans() -> No
     ratio = with_consensus["budgets"][0]["error_capture_ratio_vs_random"]
     assert ratio["router"] == ratio["router_without_audit"]  # no audit asked for
     assert ratio["router"] > 2.5
-    assert with_consensus["features"] == without["features"] + 11
+    assert with_consensus["features"] == without["features"] + 15
 
 
 def test_router_eval_repeats_over_seeds_and_ablates_the_consensus(tmp_path: Path) -> None:

@@ -433,6 +433,39 @@ def _duel(project: Project, strong: ModelEntry, weak: ModelEntry, i: int, judge_
     return comparison, strong_side
 
 
+def test_turns_of_one_conversation_share_a_conversation_key(project: Project) -> None:
+    # MT-Bench's second turn is its own prompt whose turns begin with the first turn's.
+    opening = "Plan a trip to Hawaii."
+    first = PromptFactory(project=project, turns=[opening])
+    second = PromptFactory(project=project, turns=[opening, "Now in one sentence."])
+    other = PromptFactory(project=project, turns=["Something else."])
+    strong, weak = ModelEntryFactory(project=project), ModelEntryFactory(project=project)
+    for prompt in (first, second, other):
+        comparison = ComparisonFactory(
+            project=project,
+            prompt=prompt,
+            candidate_a=CandidateFactory(prompt=prompt, model=strong),
+            candidate_b=CandidateFactory(prompt=prompt, model=weak),
+        )
+        Judgment.objects.create(
+            comparison=comparison,
+            judge=JUDGE,
+            verdict="model_a",
+            p_a=0.8,
+            p_b=0.1,
+            p_tie=0.1,
+            consistent=True,
+        )
+    verdicts = {v.prompt_key: v for v in selectors.judge_verdicts(project, JUDGE)}
+    keys = [verdicts[str(p.pk)].conversation_key for p in (first, second, other)]
+    assert keys == [opening, opening, "Something else."]
+    comparison = Comparison.objects.select_related("prompt", "candidate_a", "candidate_b").get(
+        prompt=second
+    )
+    pair = selectors.routing_pair(comparison, comparison.judgments.get())
+    assert pair.verdict() == verdicts[str(second.pk)]
+
+
 def test_the_router_learns_to_doubt_verdicts_against_the_judges_own_ranking(
     project: Project,
 ) -> None:
