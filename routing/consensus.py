@@ -134,36 +134,50 @@ class _PromptTies:
         return ties / total, flips / total
 
 
-def _oriented(verdict: Verdict, model_a: str | None) -> float:
-    """The verdict's direction as seen from the side where `model_a` answered."""
-    d = direction(verdict.label)
-    return d if verdict.model_a == model_a else -d
-
-
 class _Conversations:
-    """Per conversation and pair of models: the judge's verdicts on them at each turn."""
+    """Per conversation and pair of models, and per prompt within it: how many verdicts, their
+    signed sum (seen from the alphabetically first model's side) and their ties. Reading a
+    verdict's other turns subtracts its own prompt's share, so every read is O(1)."""
 
     def __init__(self) -> None:
-        self.verdicts: defaultdict[Hashable, list[Verdict]] = defaultdict(list)
+        self.count: defaultdict[Hashable, int] = defaultdict(int)
+        self.signed: defaultdict[Hashable, float] = defaultdict(float)
+        self.ties: defaultdict[Hashable, int] = defaultdict(int)
 
     @staticmethod
-    def _key(verdict: Verdict) -> Hashable | None:
+    def _keys(verdict: Verdict) -> tuple[Hashable, Hashable, float] | None:
+        """(conversation and models, the same on this prompt, +1 or -1 to turn the verdict's
+        direction to the first model's side); None without a conversation or models."""
         if verdict.conversation_key is None or not _usable(verdict):
             return None
-        return verdict.conversation_key, frozenset((verdict.model_a, verdict.model_b))
+        models = (verdict.model_a, verdict.model_b)
+        group = (verdict.conversation_key, min(models), max(models))  # type: ignore[type-var]
+        side = 1.0 if verdict.model_a == group[1] else -1.0
+        return group, (group, verdict.prompt_key), side
 
     def add(self, verdict: Verdict) -> None:
-        key = self._key(verdict)
-        if key is not None:
-            self.verdicts[key].append(verdict)
+        keys = self._keys(verdict)
+        if keys is None:
+            return
+        group, on_prompt, side = keys
+        for key in (group, on_prompt):
+            self.count[key] += 1
+            self.signed[key] += side * direction(verdict.label)
+            self.ties[key] += _is_tie(verdict.label)
 
-    def other_turns(self, verdict: Verdict) -> list[Verdict]:
+    def other_turns(self, verdict: Verdict) -> tuple[int, float, int]:
         """The same two models' verdicts on the conversation's other prompts (never on the
-        verdict's own prompt, in either order)."""
-        key = self._key(verdict)
-        if key is None:
-            return []
-        return [v for v in self.verdicts[key] if v.prompt_key != verdict.prompt_key]
+        verdict's own prompt, in either order): (how many, their mean direction seen from
+        the verdict's answer A, how many ties)."""
+        keys = self._keys(verdict)
+        if keys is None:
+            return 0, 0.0, 0
+        group, on_prompt, side = keys
+        count = self.count[group] - self.count[on_prompt]
+        if count <= 0:
+            return 0, 0.0, 0
+        signed = self.signed[group] - self.signed[on_prompt]
+        return count, side * signed / count, self.ties[group] - self.ties[on_prompt]
 
 
 def _conversation_columns(
@@ -173,15 +187,15 @@ def _conversation_columns(
     columns = {name: np.zeros(n) for name in CONVERSATION_COLUMNS}
     for i, target in enumerate(targets):
         own = pool[target.pair_id]
-        others = conversations.other_turns(own)
-        if not others:
+        count, mean_direction, ties = conversations.other_turns(own)
+        if not count:
             continue
         d = direction(own.label)
-        ties = sum(_is_tie(v.label) for v in others) / len(others)
+        tie_share = ties / count
         columns["conversation_known"][i] = 1.0
-        columns["conversation_agree"][i] = d * np.mean([_oriented(v, own.model_a) for v in others])
-        columns["conversation_ties"][i] = ties
-        columns["decisive_conversation_ties"][i] = abs(d) * ties
+        columns["conversation_agree"][i] = d * mean_direction
+        columns["conversation_ties"][i] = tie_share
+        columns["decisive_conversation_ties"][i] = abs(d) * tie_share
     return columns
 
 
