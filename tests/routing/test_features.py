@@ -3,7 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from routing.features import FeatureConfig, RoutingPair, build_features, pair_from_record
+from routing.features import (
+    FeatureConfig,
+    RoutingPair,
+    build_features,
+    feature_meaning,
+    feature_names,
+    pair_from_record,
+)
 
 
 def _pair(**fields: object) -> RoutingPair:
@@ -144,3 +151,26 @@ def test_verdict_features_are_enough_for_the_cold_start_rule() -> None:
     assert (
         rule.predict_proba(verdict_features(pairs)) == rule.predict_proba(build_features(pairs))
     ).all()
+
+
+def test_every_feature_has_a_meaning_for_the_decision_page() -> None:
+    names = feature_names(FeatureConfig(include_models=True, models=("gpt-4",)))
+    assert [name for name in names if not feature_meaning(name)] == []
+
+
+def test_a_record_carrying_its_conversation_names_the_conversation_by_its_opening() -> None:
+    record = {
+        "id": "q1-t2",
+        "prompt": "Now shorter.",
+        "response_a": "a",
+        "response_b": "b",
+        "question_id": 1,
+        "turn": 2,
+        "conversation_a": [
+            {"role": "user", "content": "Plan a trip."},
+            {"role": "assistant", "content": "..."},
+        ],
+    }
+    assert pair_from_record(record).conversation_key == "Plan a trip."
+    single = {key: record[key] for key in ("id", "prompt", "response_a", "response_b")}
+    assert pair_from_record(single).conversation_key == "Now shorter."
