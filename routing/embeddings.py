@@ -14,6 +14,7 @@ lexical features (see the README) and embedding costs about 0.1 s a text on two 
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -34,20 +35,22 @@ class Embedder(Protocol):
 
 class SentenceEmbedder:
     """A sentence-transformers model, loaded on first use. Each distinct text is embedded once
-    and kept (the newest `cache_size` texts): in an arena an answer sits in several pairs, and
-    the router scores the same answers again as they are labelled."""
+    and kept (the `cache_size` most recently used texts): in an arena an answer sits in several
+    pairs, and the router scores the same answers again as they are labelled."""
 
     def __init__(
         self, load: Callable[[], Any], batch_size: int = BATCH_SIZE, cache_size: int = 20_000
     ) -> None:
         self._load = load
         self._model: Any = None
-        self._cache: dict[str, np.ndarray] = {}
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.batch_size = batch_size
         self.cache_size = cache_size
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         known = {text: self._cache[text] for text in texts if text in self._cache}
+        for text in known:
+            self._cache.move_to_end(text)  # used now: the last to be evicted
         missing = [text for text in dict.fromkeys(texts) if text not in known]
         if missing:
             if self._model is None:
@@ -61,8 +64,8 @@ class SentenceEmbedder:
             )
             known.update(zip(missing, np.asarray(vectors, dtype=np.float32), strict=True))
             self._cache.update((text, known[text]) for text in missing)
-            for stale in list(self._cache)[: max(0, len(self._cache) - self.cache_size)]:
-                del self._cache[stale]
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)  # the least recently used
         return np.stack([known[text] for text in texts]).astype(float)
 
 

@@ -95,6 +95,17 @@ def test_each_text_is_embedded_once_and_the_cache_is_bounded() -> None:
     assert len(embedder._cache) == 3
 
 
+def test_the_cache_keeps_the_texts_used_most_recently() -> None:
+    model = CountingModel()
+    embedder = SentenceEmbedder(lambda: model, cache_size=2)
+    embedder(["old", "new"])
+    embedder(["old"])  # "old" is used again: "new" is now the least recently used
+    embedder(["third"])
+    model.encoded.clear()
+    embedder(["old", "new"])
+    assert model.encoded == ["new"]
+
+
 @pytest.mark.django_db
 def test_the_app_routes_with_embeddings_when_turned_on(project: Project, settings) -> None:
     settings.PREFARENA_ROUTER_EMBEDDINGS = True
