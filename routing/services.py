@@ -129,6 +129,19 @@ def _features(project: Project, policy: RoutingPolicy, pairs: list[RoutingPair])
     )
 
 
+def _featurised(
+    project: Project, policy: RoutingPolicy, comparison_ids: list[int]
+) -> tuple[list[Comparison], list[RoutingPair], PairFeatures]:
+    """The comparisons (with their texts), as the router sees them, and their features as this
+    version builds them now."""
+    comparisons = list(selectors.with_texts(Comparison.objects.filter(pk__in=comparison_ids)))
+    judgments, others = selectors.judgments_by_comparison(comparison_ids, policy.judge)
+    pairs = [
+        selectors.routing_pair(c, judgments.get(c.pk), others.get(c.pk, ())) for c in comparisons
+    ]
+    return comparisons, pairs, _features(project, policy, pairs)
+
+
 def _is_stale(fit: DisagreementFit | None, names: tuple[str, ...]) -> bool:
     """Whether a fitted model reads other columns than `names`."""
     return (
@@ -262,10 +275,7 @@ def comparisons_route(
     pending = Comparison.objects.filter(project=project, route=Comparison.Route.PENDING).count()
     if not judged or not (force or _batch_is_due(policy, judged)):
         return RoutingResult(held=len(judged), waiting_for_judge=pending - len(judged))
-    comparisons = list(selectors.with_texts(Comparison.objects.filter(pk__in=judged)))
-    judgments, others = selectors.judgments_by_comparison(judged, policy.judge)
-    pairs = [selectors.routing_pair(c, judgments[c.pk], others.get(c.pk, ())) for c in comparisons]
-    features = _features(project, policy, pairs)
+    comparisons, pairs, features = _featurised(project, policy, judged)
     scorer, fit = _scorer(project, policy.judge, features.names)
     p_disagree = np.clip(scorer.predict_proba(features), 0.0, 1.0)
 
@@ -344,16 +354,19 @@ def pending_judge_job(*, project: Project) -> JudgeJob | None:
     return backend_services.judge_job_create(project=project, judge=policy.judge, judge_spec=spec)
 
 
-# At most this many judge-labelled pairs are scored again in one escalation pass.
-MAX_ESCALATION_CANDIDATES = 20_000
+# At most this many judge-labelled pairs (the riskiest when routed) are scored again in one
+# escalation pass: as many as one routing run reads.
+MAX_ESCALATION_CANDIDATES = MAX_BATCH
 
 
 @transaction.atomic
 def judge_pairs_escalate(*, project: Project) -> int:
     """Spend what a daily budget has left, once no judged pair waits to be routed, on the
-    judge-labelled pairs (no human vote yet) that the newest model finds riskiest: their stored
-    features are scored again, so a model fitted since they were routed decides. Returns how
-    many pairs now go to people. A share budget has nothing left over to spend this way."""
+    judge-labelled pairs (no human vote yet) that the newest model finds riskiest. Their
+    features are built again (the judge's other verdicts have grown since, and a pair routed
+    by an older version has other columns), so a model fitted since they were routed decides;
+    the escalated decisions keep the features that decided. Returns how many pairs now go to
+    people. A share budget has nothing left over to spend this way."""
     policy = RoutingPolicy.objects.select_for_update().filter(project=project).first()
     if policy is None or not policy.enabled:
         return 0
@@ -364,10 +377,9 @@ def judge_pairs_escalate(*, project: Project) -> int:
     slots = human_budget_left(project, policy, 0)
     if slots <= 0:
         return 0
-    names = feature_names(feature_config())
-    scorer, fit = _scorer(project, policy.judge, names)
-    candidates = [
-        decision
+    # The riskiest by the score they were routed with are scored again.
+    decisions = {
+        decision.comparison_id: decision
         for decision in RouteDecision.objects.select_for_update(of=("self",))
         .filter(
             comparison__project=project,
@@ -376,25 +388,27 @@ def judge_pairs_escalate(*, project: Project) -> int:
             comparison__vote_count=0,
         )
         .order_by("-p_disagree", "id")
-        .only("id", "comparison_id", "features")[:MAX_ESCALATION_CANDIDATES]
-        if set(decision.features) == set(names)  # routed by this version's features
-    ]
-    if not candidates:
+        .only("id", "comparison_id")[:MAX_ESCALATION_CANDIDATES]
+    }
+    if not decisions:
         return 0
-    matrix = np.array([[d.features[name] for name in names] for d in candidates], dtype=float)
-    p_disagree = np.clip(scorer.predict_proba(PairFeatures(matrix, names)), 0.0, 1.0)
+    comparisons, _, features = _featurised(project, policy, list(decisions))
+    scorer, fit = _scorer(project, policy.judge, features.names)
+    p_disagree = np.clip(scorer.predict_proba(features), 0.0, 1.0)
+    stored = (np.round(features.matrix, 4) + 0.0).tolist()
     chosen = []
     now = timezone.now()
     for i in np.argsort(-p_disagree, kind="stable")[:slots]:
-        decision = candidates[i]
+        decision = decisions[comparisons[i].pk]
         decision.route = Comparison.Route.HUMAN
         decision.reason = RouteDecision.Reason.ESCALATE
         decision.p_disagree = decision.priority = float(p_disagree[i])
+        decision.features = dict(zip(features.names, stored[i], strict=True))
         decision.fit = fit
         decision.decided_at = now
         chosen.append(decision)
     RouteDecision.objects.bulk_update(
-        chosen, ["route", "reason", "p_disagree", "priority", "fit", "decided_at"]
+        chosen, ["route", "reason", "p_disagree", "priority", "features", "fit", "decided_at"]
     )
     Comparison.objects.filter(pk__in=[d.comparison_id for d in chosen]).update(
         route=Comparison.Route.HUMAN

@@ -20,6 +20,7 @@ from annotation.selectors import LeaderboardFilters, battle_counts
 from models_backend.models import JudgeJob, Judgment
 from models_backend.services import DEFAULT_JUDGE
 from routing import selectors, services
+from routing.features import feature_names
 from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
 from routing.tasks import router_run_all_task
 from tests.factories import (
@@ -524,3 +525,22 @@ def test_a_days_unused_human_votes_go_to_the_riskiest_judge_labelled_pairs(
     assert services.judge_pairs_escalate(project=project) == 1  # the last flipped verdict
     assert set(escalated.values_list("comparison_id", flat=True)) == {c.pk for c in flipped}
     assert all(c.route != "human" for c in Comparison.objects.filter(pk__in=[p.pk for p in plain]))
+
+
+def test_pairs_routed_by_an_older_version_can_still_be_escalated(project: Project) -> None:
+    # Routed before an upgrade changed the feature columns: the stored features are of no use
+    # to the new model, so escalation builds them again and keeps the ones that decided.
+    policy(project, budget_kind="daily", daily_human_votes=0, audit_fraction=0.0)
+    flipped = judged(project, 2, verdict="tie", consistent=False, p_a=0.5)
+    judged(project, 4, p_a=0.9)
+    services.comparisons_route(project=project)
+    RouteDecision.objects.update(features={"a_column_this_version_lacks": 1.0})
+    project.votes_per_comparison = 1
+    project.save()
+    policy(project, budget_kind="daily", daily_human_votes=2, audit_fraction=0.0)
+    assert services.judge_pairs_escalate(project=project) == 2
+    escalated = RouteDecision.objects.filter(reason=RouteDecision.Reason.ESCALATE)
+    assert {d.comparison_id for d in escalated} == {c.pk for c in flipped}
+    names = set(feature_names(services.feature_config()))
+    assert all(set(d.features) == names for d in escalated)
+    assert all(d.features["verdict_inconsistent"] == 1.0 for d in escalated)
