@@ -134,6 +134,14 @@ class _PromptTies:
         return ties / total, flips / total
 
 
+CONVERSATION_COLUMNS = (
+    "conversation_known",
+    "conversation_agree",
+    "conversation_ties",
+    "decisive_conversation_ties",
+)
+
+
 class _Conversations:
     """Per conversation and pair of models, and per prompt within it: how many verdicts, their
     signed sum (seen from the alphabetically first model's side) and their ties. Reading a
@@ -197,14 +205,6 @@ def _conversation_columns(
         columns["conversation_ties"][i] = tie_share
         columns["decisive_conversation_ties"][i] = abs(d) * tie_share
     return columns
-
-
-CONVERSATION_COLUMNS = (
-    "conversation_known",
-    "conversation_agree",
-    "conversation_ties",
-    "decisive_conversation_ties",
-)
 
 
 def consensus_columns(
