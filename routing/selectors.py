@@ -252,6 +252,63 @@ def decision_explanation(decision: RouteDecision) -> list[FeatureRow]:
     return rows
 
 
+@dataclass(frozen=True, slots=True)
+class OtherTurn:
+    """The judge's verdict on the same two models at another turn of the conversation, with
+    its sides turned to the decided pair's: `verdict` is "A" or "B" (the decided pair's
+    answer of that model), "tie", "flipped" (changed with the order) or "" (none)."""
+
+    comparison_id: int
+    turns: int
+    verdict: str
+    routed: bool
+
+
+def other_turns(decision: RouteDecision) -> list[OtherTurn]:
+    """What `conversation_agree` read: the same two models compared on the other prompts of
+    the decided pair's conversation (prompts that open with the same user turn), each with the
+    decision's judge's verdict, first turns first."""
+    comparison = Comparison.objects.select_related("prompt", "candidate_a", "candidate_b").get(
+        pk=decision.comparison_id
+    )
+    if not comparison.prompt.turns:
+        return []
+    model_a, model_b = comparison.candidate_a.model_id, comparison.candidate_b.model_id
+    same_models = Q(candidate_a__model_id=model_a, candidate_b__model_id=model_b) | Q(
+        candidate_a__model_id=model_b, candidate_b__model_id=model_a
+    )
+    others = (
+        Comparison.objects.filter(
+            same_models,
+            project_id=comparison.project_id,
+            is_gold=False,
+            prompt__turns__0=comparison.prompt.turns[0],
+        )
+        .exclude(prompt_id=comparison.prompt_id)
+        .select_related("prompt", "candidate_a")
+        .order_by("prompt_id", "pk")
+    )
+    others = list(others)
+    verdicts = {
+        j.comparison_id: router_label(j)
+        for j in Judgment.objects.filter(comparison__in=others, judge=decision.judge)
+    }
+    routed = set(
+        RouteDecision.objects.filter(comparison__in=others).values_list("comparison_id", flat=True)
+    )
+    turned = {"model_a": "A", "model_b": "B"}
+    rows = []
+    for other in others:
+        label = verdicts.get(other.pk) or ""
+        verdict = {"": "", INCONSISTENT: "flipped"}.get(label, "tie")
+        if label in turned:
+            same_sides = other.candidate_a.model_id == model_a
+            picked = turned[label]
+            verdict = picked if same_sides else {"A": "B", "B": "A"}[picked]
+        rows.append(OtherTurn(other.pk, len(other.prompt.turns), verdict, other.pk in routed))
+    return sorted(rows, key=lambda row: (row.turns, row.comparison_id))
+
+
 # --- the router page --------------------------------------------------------------------
 
 
