@@ -283,6 +283,23 @@ def test_the_judges_other_verdicts_help_on_two_public_datasets(path: Path) -> No
     assert ratio["router_without_audit"] > max(ratio["judge_confidence"], 1.45)
 
 
+@needs_pairs
+def test_the_judge_contradicting_itself_across_turns_is_often_wrong_on_mtbench() -> None:
+    # The conversation signal on real data: MT-Bench's GPT-4 verdicts on the same two models
+    # at the other turn. Where a decisive verdict goes against it, or it was a tie, people
+    # disagree with the judge far more often than on the average pair.
+    loaded = load_labelled_pairs(PAIRS_FILE)
+    features = build_features([lp.pair for lp in loaded.pairs], context=loaded.context)
+    wrong = judge_wrong(loaded.pairs)
+    assert features.column("conversation_known").mean() > 0.99
+    against = features.column("conversation_agree") < 0
+    after_tie = features.column("decisive_conversation_ties") > 0
+    assert against.sum() > 100 and after_tie.sum() > 100
+    assert wrong.mean() < 0.36
+    assert wrong[against].mean() > 0.5 and wrong[after_tie].mean() > 0.5
+    assert wrong[features.column("conversation_agree") > 0].mean() < 0.26
+
+
 def test_router_eval_names_the_malformed_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(_record(0, "tie", ["tie"]) + "\n\n{oops\n", encoding="utf-8")
