@@ -44,9 +44,10 @@ class Verdict:
     model_a: str | None
     model_b: str | None
     label: str | None
-    # The conversation the prompt belongs to (its first user turn): prompts that share it are
-    # turns of one conversation. None when unknown.
+    # The conversation the prompt belongs to (see `features.conversation_of`) and the prompt's
+    # turn in it: prompts that share the key are turns of one conversation. None when unknown.
     conversation_key: str | None = None
+    turn: int | None = None
 
 
 def direction(label: str | None) -> float:
@@ -143,9 +144,13 @@ CONVERSATION_COLUMNS = (
 
 
 class _Conversations:
-    """Per conversation and pair of models, and per prompt within it: how many verdicts, their
+    """Per conversation and pair of models, and per turn within it: how many verdicts, their
     signed sum (seen from the alphabetically first model's side) and their ties. Reading a
-    verdict's other turns subtracts its own prompt's share, so every read is O(1)."""
+    verdict's other turns subtracts its own turn's share, so every read is O(1).
+
+    A turn is the verdict's `turn` when known, else its prompt: the same prompt in the other
+    order, or a copy of the prompt (the same conversation imported twice), is the judge's
+    same opinion, never another turn."""
 
     def __init__(self) -> None:
         self.count: defaultdict[Hashable, int] = defaultdict(int)
@@ -154,38 +159,39 @@ class _Conversations:
 
     @staticmethod
     def _keys(verdict: Verdict) -> tuple[Hashable, Hashable, float] | None:
-        """(conversation and models, the same on this prompt, +1 or -1 to turn the verdict's
+        """(conversation and models, the same at this turn, +1 or -1 to turn the verdict's
         direction to the first model's side); None without a conversation or models."""
         if verdict.conversation_key is None or not _usable(verdict):
             return None
         models = (verdict.model_a, verdict.model_b)
         group = (verdict.conversation_key, min(models), max(models))  # type: ignore[type-var]
         side = 1.0 if verdict.model_a == group[1] else -1.0
-        return group, (group, verdict.prompt_key), side
+        if verdict.turn is not None:
+            return group, (group, "turn", verdict.turn), side
+        return group, (group, "prompt", verdict.prompt_key), side
 
     def add(self, verdict: Verdict) -> None:
         keys = self._keys(verdict)
         if keys is None:
             return
-        group, on_prompt, side = keys
-        for key in (group, on_prompt):
+        group, at_turn, side = keys
+        for key in (group, at_turn):
             self.count[key] += 1
             self.signed[key] += side * direction(verdict.label)
             self.ties[key] += _is_tie(verdict.label)
 
     def other_turns(self, verdict: Verdict) -> tuple[int, float, int]:
-        """The same two models' verdicts on the conversation's other prompts (never on the
-        verdict's own prompt, in either order): (how many, their mean direction seen from
-        the verdict's answer A, how many ties)."""
+        """The same two models' verdicts at the conversation's other turns: (how many, their
+        mean direction seen from the verdict's answer A, how many ties)."""
         keys = self._keys(verdict)
         if keys is None:
             return 0, 0.0, 0
-        group, on_prompt, side = keys
-        count = self.count[group] - self.count[on_prompt]
+        group, at_turn, side = keys
+        count = self.count[group] - self.count[at_turn]
         if count <= 0:
             return 0, 0.0, 0
-        signed = self.signed[group] - self.signed[on_prompt]
-        return count, side * signed / count, self.ties[group] - self.ties[on_prompt]
+        signed = self.signed[group] - self.signed[at_turn]
+        return count, side * signed / count, self.ties[group] - self.ties[at_turn]
 
 
 def _conversation_columns(

@@ -16,6 +16,7 @@ answers are nearly the same text".
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import Counter
@@ -110,18 +111,28 @@ class RoutingPair:
             self.model_b,
             self.llm_label,
             self.conversation_key,
+            self.turn,
         )
 
 
-def _first_user_turn(record: Mapping[str, Any]) -> str:
-    """The conversation's opening user message: from `conversation_a` when the record carries
-    the whole conversation, else the prompt itself (a single-turn pair)."""
+def conversation_of(opening: str) -> str:
+    """The key of the conversation a prompt opens with: prompts whose first user turn is the
+    same text are turns of one conversation. A short digest, so an arena's verdicts do not each
+    carry the opening's text."""
+    return hashlib.blake2b(opening.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def _conversation_key(record: Mapping[str, Any]) -> str:
+    """A record's conversation: its question when it names one (MT-Bench: both turns share
+    it), else the opening user message of `conversation_a`, else the prompt itself."""
+    if record.get("question_id") is not None:
+        return f"question {record['question_id']}"
     conversation = record.get("conversation_a")
     if isinstance(conversation, list) and conversation and isinstance(conversation[0], dict):
         first = conversation[0]
         if first.get("role") == "user" and isinstance(first.get("content"), str):
-            return first["content"]
-    return record["prompt"]
+            return conversation_of(first["content"])
+    return conversation_of(record["prompt"])
 
 
 def pair_from_record(record: Mapping[str, Any]) -> RoutingPair:
@@ -164,7 +175,7 @@ def pair_from_record(record: Mapping[str, Any]) -> RoutingPair:
         model_b=record.get("model_b"),
         other_labels=tuple(others),
         prompt_key=prompt_key,
-        conversation_key=_first_user_turn(record),
+        conversation_key=_conversation_key(record),
     )
 
 

@@ -13,12 +13,12 @@ import numpy as np
 from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from annotation.models import Annotator, Comparison, Project, Vote
+from annotation.models import Annotator, Comparison, Project, Prompt, Vote
 from models_backend.models import Judgment
 from routing.consensus import Verdict
 from routing.disagreement import ColdStartRule, DisagreementModel
 from routing.evaluation import Outcome, human_majority, judge_outcome
-from routing.features import RoutingPair, feature_meaning
+from routing.features import RoutingPair, conversation_of, feature_meaning
 from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
 
 # How the router writes a verdict that flipped when the answers were swapped (MT-Bench's name).
@@ -72,6 +72,7 @@ def routing_pair(
         if per_order and all(p is not None for p in per_order):
             orders = tuple(float(p) for p in per_order)  # type: ignore[arg-type]
     prompt = comparison.prompt
+    conversation, turn = prompt_conversation(prompt.turns)
     return RoutingPair(
         id=str(comparison.pk),
         prompt=prompt.text,
@@ -81,19 +82,36 @@ def routing_pair(
         llm_prob_a=prob_a,
         llm_prob_a_orders=orders,
         category=prompt.category or None,
-        turn=len(prompt.turns) or 1,
+        turn=turn,
         has_reference=bool(prompt.reference_answer),
         model_a=str(comparison.candidate_a.model_id),
         model_b=str(comparison.candidate_b.model_id),
         other_labels=others,
         prompt_key=str(comparison.prompt_id),
-        conversation_key=prompt.turns[0] if prompt.turns else None,
+        conversation_key=conversation,
     )
+
+
+def prompt_conversation(turns: object) -> tuple[str | None, int]:
+    """(the conversation a prompt's turns belong to, or None; its turn in it)."""
+    if not isinstance(turns, list) or not turns or not isinstance(turns[0], str):
+        return None, 1
+    return conversation_of(turns[0]), len(turns)
+
+
+def _conversations(project: Project) -> dict[int, tuple[str | None, int]]:
+    """Each prompt's conversation and turn, one row per prompt (not per verdict)."""
+    return {
+        pk: prompt_conversation(turns)
+        for pk, turns in Prompt.objects.filter(project=project).values_list("pk", "turns")
+    }
 
 
 def judge_verdicts(project: Project, judge: str) -> list[Verdict]:
     """Every verdict of `judge` in the project, as the consensus features read them: which
-    models met on which prompt and who won (models and prompts by id), in one query."""
+    models met on which prompt, at which turn of which conversation, and who won (models and
+    prompts by id), in two queries."""
+    conversations = _conversations(project)
     rows = Judgment.objects.filter(
         judge=judge, comparison__project=project, comparison__is_gold=False
     ).values_list(
@@ -104,8 +122,6 @@ def judge_verdicts(project: Project, judge: str) -> list[Verdict]:
         "comparison__candidate_b__model_id",
         "verdict",
         "consistent",
-        # The first user turn: prompts that share it are turns of one conversation.
-        "comparison__prompt__turns__0",
     )
     return [
         Verdict(
@@ -115,9 +131,9 @@ def judge_verdicts(project: Project, judge: str) -> list[Verdict]:
             str(model_a),
             str(model_b),
             str(verdict) if consistent else INCONSISTENT,
-            first_turn if isinstance(first_turn, str) else None,
+            *conversations.get(prompt, (None, None)),
         )
-        for pk, prompt, category, model_a, model_b, verdict, consistent, first_turn in rows
+        for pk, prompt, category, model_a, model_b, verdict, consistent in rows
     ]
 
 
@@ -265,30 +281,36 @@ class OtherTurn:
 
 
 def other_turns(decision: RouteDecision) -> list[OtherTurn]:
-    """What `conversation_agree` read: the same two models compared on the other prompts of
-    the decided pair's conversation (prompts that open with the same user turn), each with the
+    """The judge's current verdicts on the same two models at the other turns of the decided
+    pair's conversation (prompts that open with the same user turn; the feature
+    `conversation_agree` read those that existed when the pair was routed), each with the
     decision's judge's verdict, first turns first."""
     comparison = Comparison.objects.select_related("prompt", "candidate_a", "candidate_b").get(
         pk=decision.comparison_id
     )
-    if not comparison.prompt.turns:
+    conversation, turn = prompt_conversation(comparison.prompt.turns)
+    if conversation is None:
         return []
     model_a, model_b = comparison.candidate_a.model_id, comparison.candidate_b.model_id
     same_models = Q(candidate_a__model_id=model_a, candidate_b__model_id=model_b) | Q(
         candidate_a__model_id=model_b, candidate_b__model_id=model_a
     )
-    others = (
+    candidates = (
         Comparison.objects.filter(
             same_models,
             project_id=comparison.project_id,
             is_gold=False,
-            prompt__turns__0=comparison.prompt.turns[0],
+            prompt__turns__0=comparison.prompt.turns[0],  # narrows; the key below decides
         )
         .exclude(prompt_id=comparison.prompt_id)
         .select_related("prompt", "candidate_a")
-        .order_by("prompt_id", "pk")
     )
-    others = list(others)
+    # Another turn, as the feature counts them: a copy of the prompt (as many turns) is not.
+    others = []
+    for other in candidates:
+        other_conversation, other_turn = prompt_conversation(other.prompt.turns)
+        if other_conversation == conversation and other_turn != turn:
+            others.append(other)
     verdicts = {
         j.comparison_id: router_label(j)
         for j in Judgment.objects.filter(comparison__in=others, judge=decision.judge)

@@ -27,6 +27,7 @@ from models_backend import services as backend_services
 from models_backend.models import JudgeJob, Judgment
 from routing import selectors
 from routing.allocation import allocate
+from routing.consensus import Verdict
 from routing.disagreement import (
     ColdStartRule,
     DisagreementModel,
@@ -121,16 +122,24 @@ def feature_config() -> FeatureConfig:
     return FeatureConfig(embeddings=settings.PREFARENA_ROUTER_EMBEDDINGS)
 
 
-def _features(project: Project, policy: RoutingPolicy, pairs: list[RoutingPair]) -> PairFeatures:
+def _features(
+    project: Project,
+    policy: RoutingPolicy,
+    pairs: list[RoutingPair],
+    context: list[Verdict] | None = None,
+) -> PairFeatures:
     """The routing features of `pairs`, scored against every verdict of the policy's judge in
-    the project."""
-    return build_features(
-        pairs, feature_config(), context=selectors.judge_verdicts(project, policy.judge)
-    )
+    the project (`context`, read here unless given)."""
+    if context is None:
+        context = selectors.judge_verdicts(project, policy.judge)
+    return build_features(pairs, feature_config(), context=context)
 
 
 def _featurised(
-    project: Project, policy: RoutingPolicy, comparison_ids: list[int]
+    project: Project,
+    policy: RoutingPolicy,
+    comparison_ids: list[int],
+    context: list[Verdict] | None = None,
 ) -> tuple[list[Comparison], list[RoutingPair], PairFeatures]:
     """The comparisons (with their texts), as the router sees them, and their features as this
     version builds them now."""
@@ -139,7 +148,7 @@ def _featurised(
     pairs = [
         selectors.routing_pair(c, judgments.get(c.pk), others.get(c.pk, ())) for c in comparisons
     ]
-    return comparisons, pairs, _features(project, policy, pairs)
+    return comparisons, pairs, _features(project, policy, pairs, context)
 
 
 def _is_stale(fit: DisagreementFit | None, names: tuple[str, ...]) -> bool:
@@ -355,18 +364,19 @@ def pending_judge_job(*, project: Project) -> JudgeJob | None:
 
 
 # At most this many judge-labelled pairs (the riskiest when routed) are scored again in one
-# escalation pass: as many as one routing run reads.
-MAX_ESCALATION_CANDIDATES = MAX_BATCH
+# escalation pass, `MAX_BATCH` at a time.
+MAX_ESCALATION_CANDIDATES = 20_000
 
 
 @transaction.atomic
 def judge_pairs_escalate(*, project: Project) -> int:
     """Spend what a daily budget has left, once no judged pair waits to be routed, on the
-    judge-labelled pairs (no human vote yet) that the newest model finds riskiest. Their
-    features are built again (the judge's other verdicts have grown since, and a pair routed
-    by an older version has other columns), so a model fitted since they were routed decides;
-    the escalated decisions keep the features that decided. Returns how many pairs now go to
-    people. A share budget has nothing left over to spend this way."""
+    judge-labelled pairs (no human vote yet) that the newest model finds riskiest, among the
+    `MAX_ESCALATION_CANDIDATES` riskiest when they were routed. Their features are built again
+    (the judge's other verdicts have grown since, and a pair routed by an older version has
+    other columns), so a model fitted since they were routed decides; the escalated decisions
+    keep the features that decided. Returns how many pairs now go to people. A share budget has
+    nothing left over to spend this way."""
     policy = RoutingPolicy.objects.select_for_update().filter(project=project).first()
     if policy is None or not policy.enabled:
         return 0
@@ -377,7 +387,6 @@ def judge_pairs_escalate(*, project: Project) -> int:
     slots = human_budget_left(project, policy, 0)
     if slots <= 0:
         return 0
-    # The riskiest by the score they were routed with are scored again.
     decisions = {
         decision.comparison_id: decision
         for decision in RouteDecision.objects.select_for_update(of=("self",))
@@ -386,24 +395,40 @@ def judge_pairs_escalate(*, project: Project) -> int:
             comparison__route=Comparison.Route.JUDGE,
             comparison__is_gold=False,
             comparison__vote_count=0,
+            judge=policy.judge,  # the label people would check is this judge's
         )
         .order_by("-p_disagree", "id")
         .only("id", "comparison_id")[:MAX_ESCALATION_CANDIDATES]
     }
     if not decisions:
         return 0
-    comparisons, _, features = _featurised(project, policy, list(decisions))
-    scorer, fit = _scorer(project, policy.judge, features.names)
-    p_disagree = np.clip(scorer.predict_proba(features), 0.0, 1.0)
-    stored = (np.round(features.matrix, 4) + 0.0).tolist()
+    context = selectors.judge_verdicts(project, policy.judge)
+    ids = list(decisions)
+    scored: list[tuple[float, int, list[float]]] = []  # (P(disagree), comparison, features)
+    names: tuple[str, ...] = ()
+    fit = None
+    for start in range(0, len(ids), MAX_BATCH):  # as many texts at once as a routing run
+        comparisons, _, features = _featurised(
+            project, policy, ids[start : start + MAX_BATCH], context
+        )
+        scorer, fit = _scorer(project, policy.judge, features.names)
+        names = features.names
+        p_disagree = np.clip(scorer.predict_proba(features), 0.0, 1.0)
+        stored = (np.round(features.matrix, 4) + 0.0).tolist()
+        scored.extend(
+            (float(p), c.pk, row) for p, c, row in zip(p_disagree, comparisons, stored, strict=True)
+        )
+    # The riskiest first; equal scores in the order they were routed by.
+    rank = {pk: i for i, pk in enumerate(ids)}
+    scored.sort(key=lambda item: (-item[0], rank[item[1]]))
     chosen = []
     now = timezone.now()
-    for i in np.argsort(-p_disagree, kind="stable")[:slots]:
-        decision = decisions[comparisons[i].pk]
+    for p_disagree_now, pk, row in scored[:slots]:
+        decision = decisions[pk]
         decision.route = Comparison.Route.HUMAN
         decision.reason = RouteDecision.Reason.ESCALATE
-        decision.p_disagree = decision.priority = float(p_disagree[i])
-        decision.features = dict(zip(features.names, stored[i], strict=True))
+        decision.p_disagree = decision.priority = p_disagree_now
+        decision.features = dict(zip(names, row, strict=True))
         decision.fit = fit
         decision.decided_at = now
         chosen.append(decision)

@@ -158,3 +158,21 @@ def test_the_same_prompt_in_the_other_order_is_not_another_turn() -> None:
     columns = consensus_columns(mirrored)
     assert columns["conversation_known"].tolist() == [0.0, 0.0, 0.0]
     assert columns["conversation_agree"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_copy_of_the_prompt_is_the_same_turn_not_another() -> None:
+    # The same conversation imported twice: two prompts, both at turn 2. The copy's verdict is
+    # the judge's same opinion on the same texts, so it does not count as another turn.
+    copies = [
+        Verdict("orig", "p1", "c", "x", "y", "model_a", "conv", 2),
+        Verdict("copy", "p2", "c", "x", "y", "model_a", "conv", 2),
+        Verdict("first", "p0", "c", "y", "x", "model_b", "conv", 1),
+    ]
+    columns = consensus_columns(copies)
+    assert columns["conversation_known"].tolist() == [1.0, 1.0, 1.0]
+    # Each second-turn verdict sees turn 1 only (x preferred there too); turn 1 sees both.
+    assert columns["conversation_agree"].tolist() == [1.0, 1.0, 1.0]
+    disagreeing = consensus_columns(
+        [Verdict("orig", "p1", "c", "x", "y", "model_b", "conv", 2)], copies[1:2]
+    )
+    assert disagreeing["conversation_known"][0] == 0.0

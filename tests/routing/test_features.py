@@ -7,6 +7,7 @@ from routing.features import (
     FeatureConfig,
     RoutingPair,
     build_features,
+    conversation_of,
     feature_meaning,
     feature_names,
     pair_from_record,
@@ -158,19 +159,20 @@ def test_every_feature_has_a_meaning_for_the_decision_page() -> None:
     assert [name for name in names if not feature_meaning(name)] == []
 
 
-def test_a_record_carrying_its_conversation_names_the_conversation_by_its_opening() -> None:
+def test_a_record_names_its_conversation_by_question_else_by_its_opening() -> None:
     record = {
         "id": "q1-t2",
         "prompt": "Now shorter.",
         "response_a": "a",
         "response_b": "b",
-        "question_id": 1,
         "turn": 2,
         "conversation_a": [
             {"role": "user", "content": "Plan a trip."},
             {"role": "assistant", "content": "..."},
         ],
     }
-    assert pair_from_record(record).conversation_key == "Plan a trip."
+    assert pair_from_record(record).conversation_key == conversation_of("Plan a trip.")
+    # MT-Bench names the question both turns belong to, with or without the conversation.
+    assert pair_from_record({**record, "question_id": 1}).conversation_key == "question 1"
     single = {key: record[key] for key in ("id", "prompt", "response_a", "response_b")}
-    assert pair_from_record(single).conversation_key == "Now shorter."
+    assert pair_from_record(single).conversation_key == conversation_of("Now shorter.")

@@ -20,7 +20,7 @@ from annotation.selectors import LeaderboardFilters, battle_counts
 from models_backend.models import JudgeJob, Judgment
 from models_backend.services import DEFAULT_JUDGE
 from routing import selectors, services
-from routing.features import feature_names
+from routing.features import conversation_of, feature_names
 from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
 from routing.tasks import router_run_all_task
 from tests.factories import (
@@ -435,8 +435,9 @@ def _duel(project: Project, strong: ModelEntry, weak: ModelEntry, i: int, judge_
 
 
 def test_turns_of_one_conversation_share_a_conversation_key(project: Project) -> None:
-    # MT-Bench's second turn is its own prompt whose turns begin with the first turn's.
-    opening = "Plan a trip to Hawaii."
+    # MT-Bench's second turn is its own prompt whose turns begin with the first turn's. An
+    # opening that reads as JSON ("42") is text like any other.
+    opening = "42"
     first = PromptFactory(project=project, turns=[opening])
     second = PromptFactory(project=project, turns=[opening, "Now in one sentence."])
     other = PromptFactory(project=project, turns=["Something else."])
@@ -459,7 +460,12 @@ def test_turns_of_one_conversation_share_a_conversation_key(project: Project) ->
         )
     verdicts = {v.prompt_key: v for v in selectors.judge_verdicts(project, JUDGE)}
     keys = [verdicts[str(p.pk)].conversation_key for p in (first, second, other)]
-    assert keys == [opening, opening, "Something else."]
+    assert keys == [
+        conversation_of("42"),
+        conversation_of("42"),
+        conversation_of("Something else."),
+    ]
+    assert [verdicts[str(p.pk)].turn for p in (first, second, other)] == [1, 2, 1]
     comparison = Comparison.objects.select_related("prompt", "candidate_a", "candidate_b").get(
         prompt=second
     )
@@ -544,3 +550,25 @@ def test_pairs_routed_by_an_older_version_can_still_be_escalated(project: Projec
     names = set(feature_names(services.feature_config()))
     assert all(set(d.features) == names for d in escalated)
     assert all(d.features["verdict_inconsistent"] == 1.0 for d in escalated)
+
+
+def test_escalation_scores_every_candidate_in_batches_and_only_its_judges_pairs(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy(project, budget_kind="daily", daily_human_votes=0, audit_fraction=0.0)
+    judged(project, 3, p_a=0.9)
+    (risky,) = judged(project, 1, verdict="tie", consistent=False, p_a=0.5)
+    services.comparisons_route(project=project)
+    # Routed as the riskiest by a model that has since been replaced: now the least.
+    RouteDecision.objects.filter(comparison=risky).update(p_disagree=0.0)
+    # A pair the policy's judge did not label stays out, however risky it looked.
+    (foreign,) = judged(project, 1, verdict="tie", consistent=False, judge="old-judge")
+    RouteDecisionFactory(comparison=foreign, route="judge", judge="old-judge", p_disagree=0.99)
+    Comparison.objects.filter(pk=foreign.pk).update(route="judge")
+    project.votes_per_comparison = 1
+    project.save()
+    policy(project, budget_kind="daily", daily_human_votes=1, audit_fraction=0.0)
+    monkeypatch.setattr(services, "MAX_BATCH", 2)  # four candidates: scored in two batches
+    assert services.judge_pairs_escalate(project=project) == 1
+    assert Comparison.objects.get(pk=risky.pk).route == "human"
+    assert Comparison.objects.get(pk=foreign.pk).route == "judge"

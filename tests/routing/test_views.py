@@ -183,15 +183,17 @@ def test_a_decision_page_shows_the_judge_at_the_conversations_other_turns(
     admin_client: Client, project: Project
 ) -> None:
     x, y = ModelEntryFactory(project=project), ModelEntryFactory(project=project)
-    opening = "Plan a trip <b>now</b>."
+    opening = "Plan a trip."
     # Turn 1, sides the other way round: the judge preferred x.
     first = _compared(project, [opening], y, x, "model_b")
     RouteDecisionFactory(comparison=first, route="judge", judge=JUDGE)
     # Turn 2, decided: x is answer A here and the judge now prefers y.
-    second = _compared(project, [opening, "Shorter."], x, y, "model_b")
+    second = _compared(project, [opening, "Shorter <i>please</i>."], x, y, "model_b")
     RouteDecisionFactory(comparison=second, route="human", judge=JUDGE)
     # Neither another conversation nor the same prompt in the other order is another turn.
     _compared(project, ["Something else."], x, y, "model_a")
+    # Nor is a copy of the decided prompt (the same turns imported again).
+    _compared(project, [opening, "Shorter <i>please</i>."], y, x, "model_a")
     mirrored = ComparisonFactory(
         project=project,
         prompt=second.prompt,
@@ -209,4 +211,4 @@ def test_a_decision_page_shows_the_judge_at_the_conversations_other_turns(
     first_url = reverse("routing:router-decision", args=[project.slug, first.pk])
     assert f'href="{first_url}"' in rows[0] and "this pair's answer A" in rows[0]
     assert f">{third.pk}<" in rows[1] and "flipped with the order" in rows[1]
-    assert "<b>now</b>" not in body
+    assert "<i>please</i>" not in body and "&lt;i&gt;please&lt;/i&gt;" in body
