@@ -285,9 +285,7 @@ def other_turns(decision: RouteDecision) -> list[OtherTurn]:
     pair's conversation (prompts that open with the same user turn; the feature
     `conversation_agree` read those that existed when the pair was routed), each with the
     decision's judge's verdict, first turns first."""
-    comparison = Comparison.objects.select_related("prompt", "candidate_a", "candidate_b").get(
-        pk=decision.comparison_id
-    )
+    comparison = decision.comparison
     conversation, turn = prompt_conversation(comparison.prompt.turns)
     if conversation is None:
         return []
@@ -318,17 +316,24 @@ def other_turns(decision: RouteDecision) -> list[OtherTurn]:
     routed = set(
         RouteDecision.objects.filter(comparison__in=others).values_list("comparison_id", flat=True)
     )
-    turned = {"model_a": "A", "model_b": "B"}
-    rows = []
-    for other in others:
-        label = verdicts.get(other.pk) or ""
-        verdict = {"": "", INCONSISTENT: "flipped"}.get(label, "tie")
-        if label in turned:
-            same_sides = other.candidate_a.model_id == model_a
-            picked = turned[label]
-            verdict = picked if same_sides else {"A": "B", "B": "A"}[picked]
-        rows.append(OtherTurn(other.pk, len(other.prompt.turns), verdict, other.pk in routed))
+    rows = [
+        OtherTurn(
+            other.pk,
+            len(other.prompt.turns),
+            _seen_from(verdicts.get(other.pk) or "", other.candidate_a.model_id == model_a),
+            other.pk in routed,
+        )
+        for other in others
+    ]
     return sorted(rows, key=lambda row: (row.turns, row.comparison_id))
+
+
+def _seen_from(label: str, same_sides: bool) -> str:
+    """A verdict on another comparison of the same two models as the decided pair's side that
+    won ("A" or "B"), or "tie", "flipped", "" (none)."""
+    if label in ("model_a", "model_b"):
+        return "A" if (label == "model_a") == same_sides else "B"
+    return {"": "", INCONSISTENT: "flipped"}.get(label, "tie")
 
 
 # --- the router page --------------------------------------------------------------------

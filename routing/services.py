@@ -151,6 +151,13 @@ def _featurised(
     return comparisons, pairs, _features(project, policy, pairs, context)
 
 
+def _stored_features(features: PairFeatures) -> list[dict[str, float]]:
+    """Each pair's features as its decision keeps them: rounded, by name (+ 0.0 turns a -0.0
+    into 0.0 for the page)."""
+    rows = (np.round(features.matrix, 4) + 0.0).tolist()
+    return [dict(zip(features.names, row, strict=True)) for row in rows]
+
+
 def _is_stale(fit: DisagreementFit | None, names: tuple[str, ...]) -> bool:
     """Whether a fitted model reads other columns than `names`."""
     return (
@@ -308,8 +315,7 @@ def comparisons_route(
         priority[i] = float(allocation.priority[j])
 
     reasons = {"both": RouteDecision.Reason.AUDIT, "human": RouteDecision.Reason.PRIORITY}
-    # Every feature, kept with its decision (+ 0.0 turns a -0.0 into 0.0 for the page).
-    stored = (np.round(features.matrix, 4) + 0.0).tolist()
+    stored = _stored_features(features)
     decisions = [
         RouteDecision(
             comparison=comparisons[i],
@@ -319,7 +325,7 @@ def comparisons_route(
             priority=priority[i],
             judge=policy.judge,
             judge_verdict=pairs[i].llm_label or "",
-            features=dict(zip(features.names, stored[i], strict=True)),
+            features=stored[i],
             fit=fit,
         )
         for i in range(n)
@@ -402,22 +408,17 @@ def judge_pairs_escalate(*, project: Project) -> int:
     }
     if not decisions:
         return 0
+    scorer, fit = _scorer(project, policy.judge, feature_names(feature_config()))
     context = selectors.judge_verdicts(project, policy.judge)
     ids = list(decisions)
-    scored: list[tuple[float, int, list[float]]] = []  # (P(disagree), comparison, features)
-    names: tuple[str, ...] = ()
-    fit = None
+    scored: list[tuple[float, int, dict[str, float]]] = []  # (P(disagree), comparison, features)
     for start in range(0, len(ids), MAX_BATCH):  # as many texts at once as a routing run
         comparisons, _, features = _featurised(
             project, policy, ids[start : start + MAX_BATCH], context
         )
-        scorer, fit = _scorer(project, policy.judge, features.names)
-        names = features.names
         p_disagree = np.clip(scorer.predict_proba(features), 0.0, 1.0)
-        stored = (np.round(features.matrix, 4) + 0.0).tolist()
-        scored.extend(
-            (float(p), c.pk, row) for p, c, row in zip(p_disagree, comparisons, stored, strict=True)
-        )
+        pks = [c.pk for c in comparisons]
+        scored.extend(zip(p_disagree.tolist(), pks, _stored_features(features), strict=True))
     # The riskiest first; equal scores in the order they were routed by.
     rank = {pk: i for i, pk in enumerate(ids)}
     scored.sort(key=lambda item: (-item[0], rank[item[1]]))
@@ -428,7 +429,7 @@ def judge_pairs_escalate(*, project: Project) -> int:
         decision.route = Comparison.Route.HUMAN
         decision.reason = RouteDecision.Reason.ESCALATE
         decision.p_disagree = decision.priority = p_disagree_now
-        decision.features = dict(zip(names, row, strict=True))
+        decision.features = row
         decision.fit = fit
         decision.decided_at = now
         chosen.append(decision)

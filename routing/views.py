@@ -64,7 +64,9 @@ def router_run(request: HttpRequest, slug: str) -> HttpResponse:
 def router_decision(request: HttpRequest, slug: str, comparison_pk: int) -> HttpResponse:
     project = get_project_for_user(request.user, slug, admin=True)
     decision = get_object_or_404(
-        RouteDecision.objects.select_related("comparison__prompt", "fit"),
+        RouteDecision.objects.select_related(
+            "comparison__prompt", "comparison__candidate_a", "comparison__candidate_b", "fit"
+        ),
         comparison__project=project,
         comparison_id=comparison_pk,
     )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from annotation.models import Annotator, Comparison, Project, Vote
+from annotation.models import Annotator, Comparison, ModelEntry, Project, Vote
 from models_backend.models import Judgment
-from tests.factories import AnnotatorFactory, ComparisonFactory
+from tests.factories import (
+    AnnotatorFactory,
+    CandidateFactory,
+    ComparisonFactory,
+    PromptFactory,
+)
 
 JUDGE = "test-judge"
 # (choice shown with A on the left) -> stored winner
@@ -59,3 +64,32 @@ def vote(comparison: Comparison, winners: list[str]) -> list[Annotator]:
     )
     Comparison.objects.filter(pk=comparison.pk).update(vote_count=len(winners))
     return voters
+
+
+def judged_on(
+    project: Project,
+    turns: list[str],
+    first: ModelEntry,
+    second: ModelEntry,
+    verdict: str,
+    *,
+    consistent: bool = True,
+) -> Comparison:
+    """A comparison of `first` (answer A) and `second` on a new prompt of `turns`, judged."""
+    prompt = PromptFactory(project=project, turns=turns)
+    comparison = ComparisonFactory(
+        project=project,
+        prompt=prompt,
+        candidate_a=CandidateFactory(prompt=prompt, model=first),
+        candidate_b=CandidateFactory(prompt=prompt, model=second),
+    )
+    return judge(comparison, verdict, consistent=consistent)
+
+
+def judge(comparison: Comparison, verdict: str, *, consistent: bool = True) -> Comparison:
+    """The judge's verdict on `comparison` (probabilities in no particular order)."""
+    Judgment.objects.create(
+        comparison=comparison, judge=JUDGE, verdict=verdict, p_a=0.5, p_b=0.3, p_tie=0.2,
+        consistent=consistent,
+    )  # fmt: skip
+    return comparison

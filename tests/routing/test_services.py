@@ -30,7 +30,7 @@ from tests.factories import (
     PromptFactory,
     RouteDecisionFactory,
 )
-from tests.routing.helpers import JUDGE, judged, vote
+from tests.routing.helpers import JUDGE, judged, judged_on, vote
 
 pytestmark = pytest.mark.django_db
 
@@ -438,26 +438,11 @@ def test_turns_of_one_conversation_share_a_conversation_key(project: Project) ->
     # MT-Bench's second turn is its own prompt whose turns begin with the first turn's. An
     # opening that reads as JSON ("42") is text like any other.
     opening = "42"
-    first = PromptFactory(project=project, turns=[opening])
-    second = PromptFactory(project=project, turns=[opening, "Now in one sentence."])
-    other = PromptFactory(project=project, turns=["Something else."])
     strong, weak = ModelEntryFactory(project=project), ModelEntryFactory(project=project)
-    for prompt in (first, second, other):
-        comparison = ComparisonFactory(
-            project=project,
-            prompt=prompt,
-            candidate_a=CandidateFactory(prompt=prompt, model=strong),
-            candidate_b=CandidateFactory(prompt=prompt, model=weak),
-        )
-        Judgment.objects.create(
-            comparison=comparison,
-            judge=JUDGE,
-            verdict="model_a",
-            p_a=0.8,
-            p_b=0.1,
-            p_tie=0.1,
-            consistent=True,
-        )
+    first, second, other = (
+        judged_on(project, turns, strong, weak, "model_a").prompt
+        for turns in ([opening], [opening, "Now in one sentence."], ["Something else."])
+    )
     verdicts = {v.prompt_key: v for v in selectors.judge_verdicts(project, JUDGE)}
     keys = [verdicts[str(p.pk)].conversation_key for p in (first, second, other)]
     assert keys == [

@@ -8,18 +8,15 @@ from django.test import Client
 from django.urls import reverse
 
 from annotation.models import Comparison, Project
-from models_backend.models import Judgment
 from routing import services
 from routing.disagreement import DisagreementModel
 from routing.models import DisagreementFit, RoutingPolicy
 from tests.factories import (
-    CandidateFactory,
     ComparisonFactory,
     ModelEntryFactory,
-    PromptFactory,
     RouteDecisionFactory,
 )
-from tests.routing.helpers import JUDGE, judged, vote
+from tests.routing.helpers import JUDGE, judge, judged, judged_on, vote
 
 pytestmark = pytest.mark.django_db
 
@@ -160,49 +157,30 @@ def test_the_router_page_shows_agreement_by_category(
     assert "0.500" in table and "1.000" in table
 
 
-def _compared(project: Project, turns: list[str], first, second, verdict: str, *, consistent=True):
-    prompt = PromptFactory(project=project, turns=turns)
-    comparison = ComparisonFactory(
-        project=project,
-        prompt=prompt,
-        candidate_a=CandidateFactory(prompt=prompt, model=first),
-        candidate_b=CandidateFactory(prompt=prompt, model=second),
-    )
-    return _judge(comparison, verdict, consistent)
-
-
-def _judge(comparison: Comparison, verdict: str, consistent: bool = True) -> Comparison:
-    Judgment.objects.create(
-        comparison=comparison, judge=JUDGE, verdict=verdict, p_a=0.5, p_b=0.3, p_tie=0.2,
-        consistent=consistent,
-    )  # fmt: skip
-    return comparison
-
-
 def test_a_decision_page_shows_the_judge_at_the_conversations_other_turns(
     admin_client: Client, project: Project
 ) -> None:
     x, y = ModelEntryFactory(project=project), ModelEntryFactory(project=project)
     opening = "Plan a trip."
     # Turn 1, sides the other way round: the judge preferred x.
-    first = _compared(project, [opening], y, x, "model_b")
+    first = judged_on(project, [opening], y, x, "model_b")
     RouteDecisionFactory(comparison=first, route="judge", judge=JUDGE)
     # Turn 2, decided: x is answer A here and the judge now prefers y.
-    second = _compared(project, [opening, "Shorter <i>please</i>."], x, y, "model_b")
+    second = judged_on(project, [opening, "Shorter <i>please</i>."], x, y, "model_b")
     RouteDecisionFactory(comparison=second, route="human", judge=JUDGE)
     # Neither another conversation nor the same prompt in the other order is another turn.
-    _compared(project, ["Something else."], x, y, "model_a")
+    judged_on(project, ["Something else."], x, y, "model_a")
     # Nor is a copy of the decided prompt (the same turns imported again).
-    _compared(project, [opening, "Shorter <i>please</i>."], y, x, "model_a")
+    judged_on(project, [opening, "Shorter <i>please</i>."], y, x, "model_a")
     mirrored = ComparisonFactory(
         project=project,
         prompt=second.prompt,
         candidate_a=second.candidate_b,
         candidate_b=second.candidate_a,
     )
-    _judge(mirrored, "model_a")
+    judge(mirrored, "model_a")
     # A third turn the judge flipped on, not routed yet.
-    third = _compared(project, [opening, "Shorter.", "In French."], x, y, "tie", consistent=False)
+    third = judged_on(project, [opening, "Shorter.", "In French."], x, y, "tie", consistent=False)
     url = reverse("routing:router-decision", args=[project.slug, second.pk])
     body = admin_client.get(url).content.decode()
     table = body[body.index('id="other-turns"') : body.index("</table>", body.index("other-turns"))]
