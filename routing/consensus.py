@@ -10,6 +10,10 @@ pair that its own texts cannot:
   both-orders check, applied across pairs).
 - **Closeness.** Two models the judge's other verdicts rank alike are where people often call
   a tie, or split, and where a decisive verdict is a coin toss.
+- **Standing on the prompt.** How highly the judge's other verdicts on the same prompt rank the
+  two answers together. Where a decisive verdict goes wrong depends on the arena, and the
+  fitted model learns which end: on MT-Bench between the prompt's two best answers (people
+  call them a tie), on the PandaLM pairs between its two worst.
 
 Three scopes: the same prompt (the other answers to it), the same category, and the whole
 arena. A fourth signal follows a conversation: where an arena compares the same two models at
@@ -224,7 +228,9 @@ def consensus_columns(
     rank higher, - when it picked the lower one), `{scope}_abs_gap` (how far apart the two
     models rank) and `tie_{scope}_gap` (a tie between models ranked far apart). Per prompt also
     the share of the other verdicts on it that are ties and that flipped. A pair without a
-    prompt key has no prompt scope (zeros).
+    prompt key has no prompt scope (zeros). Per prompt also `prompt_standing`, the two models'
+    mean score there (+ both ranked high, - both low), and that score when the verdict is
+    decisive.
 
     Per conversation (`Verdict.conversation_key`), the judge's verdicts on the same two models
     at the conversation's other turns: whether there are any, how far they agree with this
@@ -253,6 +259,8 @@ def consensus_columns(
     }
     columns["prompt_judge_ties"] = np.zeros(n)
     columns["prompt_judge_flips"] = np.zeros(n)
+    columns["prompt_standing"] = np.zeros(n)
+    columns["decisive_prompt_standing"] = np.zeros(n)
     for i, target in enumerate(targets):
         own = pool[target.pair_id]  # the copy that was pooled
         left_out = matchups[_matchup(own)]
@@ -263,12 +271,16 @@ def consensus_columns(
             if key is None or not (own.model_a and own.model_b):
                 continue
             same_scope = [v for v in usable_left_out if _scope_key(v, scope) == key]
-            gap = tally.score_without(key, own.model_a, same_scope) - tally.score_without(
-                key, own.model_b, same_scope
-            )
+            score_a = tally.score_without(key, own.model_a, same_scope)
+            score_b = tally.score_without(key, own.model_b, same_scope)
+            gap = score_a - score_b
             columns[f"{scope}_consensus"][i] = d * gap
             columns[f"{scope}_abs_gap"][i] = abs(gap)
             columns[f"tie_{scope}_gap"][i] = _is_tie(own.label) * abs(gap)
+            if scope == "prompt":
+                standing = (score_a + score_b) / 2
+                columns["prompt_standing"][i] = standing
+                columns["decisive_prompt_standing"][i] = abs(d) * standing
         if own.prompt_key is not None:
             ties, flips = prompt_ties.shares_without(own.prompt_key, left_out)
             columns["prompt_judge_ties"][i] = ties

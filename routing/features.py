@@ -488,6 +488,10 @@ FEATURE_MEANINGS: dict[str, str] = {
     "decisive_on_similar_embed": "a decisive verdict on two answers that mean the same",
     "prompt_judge_ties": "share of the judge's other verdicts on this prompt that are ties",
     "prompt_judge_flips": "share of the judge's other verdicts on this prompt that flipped",
+    "prompt_standing": "how highly the judge's other verdicts on this prompt rank both answers "
+    "(+ both high, - both low)",
+    "decisive_prompt_standing": "a decisive verdict between two answers the judge's other "
+    "verdicts on this prompt rank high (+) or low (-)",
     "conversation_known": "the judge also compared these two models at another turn of the "
     "conversation",
     "conversation_agree": "the verdict agrees (+) or conflicts (-) with the judge's verdicts "

@@ -176,3 +176,30 @@ def test_a_copy_of_the_prompt_is_the_same_turn_not_another() -> None:
         [Verdict("orig", "p1", "c", "x", "y", "model_b", "conv", 2)], copies[1:2]
     )
     assert disagreeing["conversation_known"][0] == 0.0
+
+
+def test_the_prompt_standing_says_how_highly_the_judge_ranks_both_answers() -> None:
+    # On one prompt the judge ranks x and z above w and y (every other verdict agrees).
+    same = [
+        verdict("xz", "x", "z", "model_a"),
+        verdict("xw", "x", "w", "model_a"),
+        verdict("xy", "x", "y", "model_a"),
+        verdict("zw", "z", "w", "model_a"),
+        verdict("zy", "z", "y", "model_a"),
+        verdict("wy", "w", "y", "tie"),
+    ]
+    columns = consensus_columns(same)
+    standing = columns["prompt_standing"]
+    # x vs z, their own verdict left out: x and z score 1 (two wins each), the two best.
+    assert standing[0] == pytest.approx(1.0)
+    # w vs y, the tie left out: w and y score -1 (losses to x and z), the two worst.
+    assert standing[5] == pytest.approx(-1.0)
+    # x vs w: x 1, w -1/2 (two losses and the tie with y).
+    assert standing[1] == pytest.approx(0.25)
+    assert standing[0] > standing[1] > standing[5]
+    # Only a decisive verdict carries it into the decisive column.
+    assert columns["decisive_prompt_standing"][0] == pytest.approx(1.0)
+    assert columns["decisive_prompt_standing"][5] == 0.0
+    # Another prompt's verdicts do not enter it.
+    other = [verdict(f"o{i}", "y", "x", "model_a", prompt=f"o{i}") for i in range(3)]
+    assert consensus_columns(same, other)["prompt_standing"].tolist() == standing.tolist()

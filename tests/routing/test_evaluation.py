@@ -239,7 +239,7 @@ def test_a_verdict_against_the_judges_other_verdicts_is_routed_to_humans() -> No
     ratio = with_consensus["budgets"][0]["error_capture_ratio_vs_random"]
     assert ratio["router"] == ratio["router_without_audit"]  # no audit asked for
     assert ratio["router"] > 2.5
-    assert with_consensus["features"] == without["features"] + 15
+    assert with_consensus["features"] == without["features"] + 17
 
 
 def test_router_eval_repeats_over_seeds_and_ablates_the_consensus(tmp_path: Path) -> None:
@@ -273,14 +273,22 @@ def test_router_eval_repeats_over_seeds_and_ablates_the_consensus(tmp_path: Path
 def test_the_judges_other_verdicts_help_on_two_public_datasets(path: Path) -> None:
     # Not tuned to one dataset: on GPT-4 over MT-Bench and GPT-3.5 over PandaLM alike, the
     # consensus features raise the disagreement model's AUROC, and the router's ranking
-    # beats routing by the judge's confidence.
+    # beats routing by the judge's confidence. Averaged over three fold splits: on the 262
+    # PandaLM pairs one split alone moves the ranking's ratio by 0.3 or more.
     labelled = load_labelled_pairs(path).pairs
-    with_consensus = evaluate_routing(labelled, budgets=[0.25])
-    without = evaluate_routing(labelled, budgets=[0.25], config=FeatureConfig(consensus=False))
-    auroc_with = with_consensus["disagreement_model"]["auroc"]
-    assert auroc_with > without["disagreement_model"]["auroc"] + 0.025
-    ratio = with_consensus["budgets"][0]["error_capture_ratio_vs_random"]
-    assert ratio["router_without_audit"] > max(ratio["judge_confidence"], 1.45)
+    with_consensus, without, ranking, confidence = [], [], [], []
+    for seed in range(3):
+        report = evaluate_routing(labelled, budgets=[0.25], seed=seed)
+        with_consensus.append(report["disagreement_model"]["auroc"])
+        ablated = evaluate_routing(
+            labelled, budgets=[0.25], seed=seed, config=FeatureConfig(consensus=False)
+        )
+        without.append(ablated["disagreement_model"]["auroc"])
+        ratio = report["budgets"][0]["error_capture_ratio_vs_random"]
+        ranking.append(ratio["router_without_audit"])
+        confidence.append(ratio["judge_confidence"])
+    assert np.mean(with_consensus) > np.mean(without) + 0.03
+    assert np.mean(ranking) > max(np.mean(confidence), 1.55)
 
 
 @needs_pairs
@@ -298,6 +306,27 @@ def test_the_judge_contradicting_itself_across_turns_is_often_wrong_on_mtbench()
     assert wrong.mean() < 0.36
     assert wrong[against].mean() > 0.5 and wrong[after_tie].mean() > 0.5
     assert wrong[features.column("conversation_agree") > 0].mean() < 0.26
+
+
+@needs_pairs
+@pytest.mark.parametrize(
+    ("path", "risky_end"), [(PAIRS_FILE, 1), (PANDALM_FILE, -1)], ids=["mtbench", "pandalm"]
+)
+def test_a_decisive_verdict_at_one_end_of_the_prompts_standing_is_often_wrong(
+    path: Path, risky_end: int
+) -> None:
+    # The prompt-standing signal on real data, and why its direction is learned per arena:
+    # on MT-Bench people call the prompt's two best answers a tie where GPT-4 picked one; on
+    # the PandaLM pairs GPT-3.5 errs between the two worst. At the other end it errs less
+    # than on the average pair.
+    loaded = load_labelled_pairs(path)
+    features = build_features([lp.pair for lp in loaded.pairs], context=loaded.context)
+    wrong = judge_wrong(loaded.pairs)
+    decisive = features.column("decisive_prompt_standing") * risky_end
+    risky, safe = decisive >= 0.5, decisive <= -0.5
+    assert risky.sum() > 50 and safe.sum() > 50
+    assert wrong[risky].mean() > wrong.mean() + 0.08
+    assert wrong[safe].mean() < wrong.mean() - 0.08
 
 
 def test_router_eval_names_the_malformed_line(tmp_path: Path) -> None:
