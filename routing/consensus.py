@@ -227,10 +227,10 @@ def consensus_columns(
     Per scope: `{scope}_consensus` (+ when the verdict picked the answer the other verdicts
     rank higher, - when it picked the lower one), `{scope}_abs_gap` (how far apart the two
     models rank) and `tie_{scope}_gap` (a tie between models ranked far apart). Per prompt also
-    the share of the other verdicts on it that are ties and that flipped. A pair without a
-    prompt key has no prompt scope (zeros). Per prompt also `prompt_standing`, the two models'
-    mean score there (+ both ranked high, - both low), and that score when the verdict is
-    decisive.
+    the share of the other verdicts on it that are ties and that flipped, and
+    `prompt_standing`: the two models' mean score there (+ both ranked high, - both low), with
+    `decisive_prompt_standing` the same for a decisive verdict only. A pair without a prompt
+    key has no prompt scope (zeros).
 
     Per conversation (`Verdict.conversation_key`), the judge's verdicts on the same two models
     at the conversation's other turns: whether there are any, how far they agree with this
