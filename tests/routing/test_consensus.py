@@ -11,6 +11,12 @@ def verdict(pk: str, a: str, b: str, label: str | None, *, prompt: str = "p", ca
     return Verdict(pk, prompt, cat, a, b, label)
 
 
+def one_prompt(results: str) -> list[Verdict]:
+    """Verdicts on prompt "p" from "xz>" (x beat z), "zw=" (a tie), "zw~" (flipped)."""
+    labels = {">": "model_a", "=": "tie", "~": "tie (inconsistent)"}
+    return [verdict(r[:2], r[0], r[1], labels[r[2]]) for r in results.split()]
+
+
 # The judge ranks strong above weak on four other prompts of the category.
 CONTEXT = [verdict(f"ctx{i}", "strong", "weak", "model_a", prompt=f"q{i}") for i in range(4)]
 
@@ -44,14 +50,7 @@ def test_a_verdict_never_vouches_for_itself() -> None:
 
 def test_the_prompt_scope_reads_the_other_answers_to_the_same_prompt() -> None:
     # On one prompt x beat z and w, and both beat y: "y beat x" breaks transitivity most.
-    same = [
-        verdict("xz", "x", "z", "model_a"),
-        verdict("xw", "x", "w", "model_a"),
-        verdict("zy", "z", "y", "model_a"),
-        verdict("wy", "w", "y", "model_a"),
-        verdict("yx", "y", "x", "model_a"),
-        verdict("zw", "z", "w", "tie (inconsistent)"),
-    ]
+    same = one_prompt("xz> xw> zy> wy> yx> zw~")
     columns = consensus_columns(same)
     consensus = list(columns["prompt_consensus"])
     assert consensus[4] == min(consensus) == pytest.approx(-2.0)
@@ -180,14 +179,7 @@ def test_a_copy_of_the_prompt_is_the_same_turn_not_another() -> None:
 
 def test_the_prompt_standing_says_how_highly_the_judge_ranks_both_answers() -> None:
     # On one prompt the judge ranks x and z above w and y (every other verdict agrees).
-    same = [
-        verdict("xz", "x", "z", "model_a"),
-        verdict("xw", "x", "w", "model_a"),
-        verdict("xy", "x", "y", "model_a"),
-        verdict("zw", "z", "w", "model_a"),
-        verdict("zy", "z", "y", "model_a"),
-        verdict("wy", "w", "y", "tie"),
-    ]
+    same = one_prompt("xz> xw> xy> zw> zy> wy=")
     columns = consensus_columns(same)
     standing = columns["prompt_standing"]
     # x vs z, their own verdict left out: x and z score 1 (two wins each), the two best.
