@@ -25,6 +25,7 @@ from django.utils import timezone
 from annotation.models import Assignment, Comparison, Project
 from models_backend import services as backend_services
 from models_backend.models import JudgeJob, Judgment
+from prefarena.bulk import insert_rows
 from routing import selectors
 from routing.allocation import allocate
 from routing.consensus import Verdict
@@ -330,7 +331,7 @@ def comparisons_route(
         )
         for i in range(n)
     ]
-    RouteDecision.objects.bulk_create(decisions, batch_size=500)
+    insert_rows(decisions)
     for route in ("human", "judge", "both"):
         ids = [comparisons[i].pk for i in range(n) if routes[i] == route]
         Comparison.objects.filter(pk__in=ids).update(route=route)
