@@ -102,7 +102,11 @@ class _Tally:
 
 
 def _usable(verdict: Verdict) -> bool:
-    return bool(verdict.model_a and verdict.model_b and verdict.label)
+    """Whether the verdict says something about its models' standing: two models (not one
+    model against itself, say two of its generation settings) and a label."""
+    return bool(verdict.model_a and verdict.model_b and verdict.label) and (
+        verdict.model_a != verdict.model_b
+    )
 
 
 def _matchup(verdict: Verdict) -> Hashable:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
 
 from annotation.models import Project
 from prefarena.bulk import insert_rows
@@ -21,7 +22,7 @@ def decision(comparison, fit, i: int) -> RouteDecision:
         route=("human", "judge", "both")[i % 3],
         reason="priority",
         p_disagree=i / 10,
-        priority=-0.0 if i == 0 else i / 10,
+        priority=i / 10,
         judge=JUDGE,
         judge_verdict="tie (inconsistent)",
         # Quotes, backslashes, tabs and newlines: what COPY's text format must escape.
@@ -30,11 +31,19 @@ def decision(comparison, fit, i: int) -> RouteDecision:
     )
 
 
+def copies(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if q["sql"].startswith("COPY ")]
+
+
 def test_rows_inserted_by_copy_read_back_like_bulk_create(project: Project) -> None:
-    assert connection.vendor == "postgresql"
     fit = DisagreementFit.objects.create(project=project, judge=JUDGE, labelled=0, judge_wrong=0)
     comparisons = judged(project, 8)
-    insert_rows([decision(c, fit, i) for i, c in enumerate(comparisons[:4])])
+    with CaptureQueriesContext(connection) as queries:
+        insert_rows([decision(c, fit, i) for i, c in enumerate(comparisons[:4])])
+    assert copies(queries) == [
+        'COPY "routing_routedecision" ("comparison_id", "route", "reason", "p_disagree", '
+        '"priority", "judge", "judge_verdict", "features", "fit_id", "decided_at") FROM STDIN'
+    ]
     RouteDecision.objects.bulk_create([decision(c, fit, i) for i, c in enumerate(comparisons[4:])])
     by_bulk_create = RouteDecision.objects.filter(comparison__in=comparisons[4:])
     by_copy = RouteDecision.objects.filter(comparison__in=comparisons[:4])
@@ -46,11 +55,29 @@ def test_rows_inserted_by_copy_read_back_like_bulk_create(project: Project) -> N
     assert all(abs((d - datetime.now(UTC)).total_seconds()) < 60 for d in decided)
 
 
+def test_rows_copy_cannot_write_as_bulk_create_would_go_through_bulk_create(
+    project: Project,
+) -> None:
+    comparisons = judged(project, 2)
+    by_hand = decision(comparisons[0], None, 0)
+    by_hand.pk = 987_654  # bulk_create keeps a primary key set by hand; COPY would drop it
+    with CaptureQueriesContext(connection) as queries:
+        insert_rows([by_hand, decision(comparisons[1], None, 1)])
+    assert not copies(queries)
+    assert RouteDecision.objects.get(pk=987_654).comparison == comparisons[0]
+    # An unsaved related object is refused, as bulk_create refuses it.
+    unsaved = decision(comparisons[1], DisagreementFit(project=project, judge=JUDGE), 1)
+    with pytest.raises(ValueError, match="unsaved related object"):
+        insert_rows([unsaved])
+    insert_rows([])  # nothing to insert is not an error
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_row_the_database_refuses_inserts_nothing(project: Project) -> None:
+    # No transaction around the call: the COPY statement alone must insert all or nothing.
     comparisons = judged(project, 3)
     rows = [decision(c, None, i) for i, c in enumerate(comparisons)]
     rows[2].p_disagree = 1.5  # breaks the probability constraint
-    with pytest.raises(IntegrityError), transaction.atomic():
+    with pytest.raises(IntegrityError):
         insert_rows(rows)
     assert not RouteDecision.objects.filter(comparison__in=comparisons).exists()
-    insert_rows([])  # nothing to insert is not an error

@@ -12,8 +12,9 @@ def verdict(pk: str, a: str, b: str, label: str | None, *, prompt: str = "p", ca
 
 
 def one_prompt(results: str) -> list[Verdict]:
-    """Verdicts on prompt "p" from "xz>" (x beat z), "zw=" (a tie), "zw~" (flipped)."""
-    labels = {">": "model_a", "=": "tie", "~": "tie (inconsistent)"}
+    """Verdicts on prompt "p" from "xz>" (x beat z), "xz<" (z beat x), "zw=" (a tie) and
+    "zw~" (flipped)."""
+    labels = {">": "model_a", "<": "model_b", "=": "tie", "~": "tie (inconsistent)"}
     return [verdict(r[:2], r[0], r[1], labels[r[2]]) for r in results.split()]
 
 
@@ -179,14 +180,17 @@ def test_a_copy_of_the_prompt_is_the_same_turn_not_another() -> None:
 
 def test_the_prompt_standing_says_how_highly_the_judge_ranks_both_answers() -> None:
     # On one prompt the judge ranks x and z above w and y (every other verdict agrees).
-    same = one_prompt("xz> xw> xy> zw> zy> wy=")
+    # "zx<" is the x-z matchup listed again in the other order: left out with it.
+    same = one_prompt("xz> xw> xy> zw> zy> wy= zx<")
     columns = consensus_columns(same)
     standing = columns["prompt_standing"]
-    # x vs z, their own verdict left out: x and z score 1 (two wins each), the two best.
+    # x vs z, their own verdict and its mirror left out: x and z score 1 (two wins each), the
+    # two best. (With the mirror counted, z would score 1/3.)
     assert standing[0] == pytest.approx(1.0)
     # w vs y, the tie left out: w and y score -1 (losses to x and z), the two worst.
     assert standing[5] == pytest.approx(-1.0)
-    # x vs w: x 1, w -1/2 (two losses and the tie with y).
+    # x vs w, their verdict left out: x 1 (over z, listed twice, and y), w -1/2 (a loss to
+    # z, the tie with y).
     assert standing[1] == pytest.approx(0.25)
     assert standing[0] > standing[1] > standing[5]
     # Only a decisive verdict carries it into the decisive column.
@@ -195,3 +199,11 @@ def test_the_prompt_standing_says_how_highly_the_judge_ranks_both_answers() -> N
     # Another prompt's verdicts do not enter it.
     other = [verdict(f"o{i}", "y", "x", "model_a", prompt=f"o{i}") for i in range(3)]
     assert consensus_columns(same, other)["prompt_standing"].tolist() == standing.tolist()
+
+
+def test_a_model_against_itself_says_nothing_about_its_standing() -> None:
+    # Two generation settings of one model compared on a prompt: no winner among models.
+    self_pair = [verdict("mm", "m", "m", "model_a"), verdict("mo", "m", "o", "tie")]
+    columns = consensus_columns(self_pair)
+    assert columns["prompt_standing"].tolist() == [0.0, 0.0]
+    assert columns["prompt_consensus"].tolist() == [0.0, 0.0]
