@@ -142,9 +142,10 @@ def _featurised(
     comparison_ids: list[int],
     context: list[Verdict] | None = None,
 ) -> tuple[list[Comparison], list[RoutingPair], PairFeatures]:
-    """The comparisons (with their texts), as the router sees them, and their features as this
-    version builds them now."""
-    comparisons = list(selectors.with_texts(Comparison.objects.filter(pk__in=comparison_ids)))
+    """The comparisons (with their texts, in the order of `comparison_ids`), as the router sees
+    them, and their features as this version builds them now."""
+    loaded = selectors.with_texts(Comparison.objects.filter(pk__in=comparison_ids)).in_bulk()
+    comparisons = [loaded[pk] for pk in comparison_ids if pk in loaded]
     judgments, others = selectors.judgments_by_comparison(comparison_ids, policy.judge)
     pairs = [
         selectors.routing_pair(c, judgments.get(c.pk), others.get(c.pk, ())) for c in comparisons
@@ -420,9 +421,8 @@ def judge_pairs_escalate(*, project: Project) -> int:
         p_disagree = np.clip(scorer.predict_proba(features), 0.0, 1.0)
         pks = [c.pk for c in comparisons]
         scored.extend(zip(p_disagree.tolist(), pks, _stored_features(features), strict=True))
-    # The riskiest first; equal scores in the order they were routed by.
-    rank = {pk: i for i, pk in enumerate(ids)}
-    scored.sort(key=lambda item: (-item[0], rank[item[1]]))
+    # The riskiest first; equal scores in the order they were routed by (a stable sort).
+    scored.sort(key=lambda item: -item[0])
     chosen = []
     now = timezone.now()
     for p_disagree_now, pk, row in scored[:slots]:
