@@ -22,7 +22,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(RoutingPolicy)
 class RoutingPolicyAdmin(ReadOnlyAdmin):
-    list_display = ["project", "enabled", "judge", "budget_kind", "budget_share", "audit_fraction"]
+    list_display = [
+        "project",
+        "enabled",
+        "judge",
+        "budget_kind",
+        "budget_share",
+        "audit_fraction",
+        "audit_tilt",
+    ]
 
 
 @admin.register(DisagreementFit)

@@ -2,17 +2,20 @@
 
 Every pair gets one route:
 
-- `both`: a seeded uniform random audit stream. These pairs get a human label AND the
-  judge's, so the judge's accuracy (and the disagreement model's training data) is measured
-  on an unselected sample; pairs the router chose for humans are the judge's hardest and
-  would make it look worse than it is.
+- `both`: a seeded random audit stream. These pairs get a human label AND the judge's, so the
+  judge's accuracy is measured on a sample with known inclusion probabilities; pairs the
+  router chose for humans are the judge's hardest and would make it look worse than it is.
+  With `audit_tilt` 0 every pair has the same chance; above 0 a pair's chance grows with its
+  P(judge disagrees) (`audit_probabilities`), so the audit also catches more of the judge's
+  errors, and estimates weight each audited pair by 1 / its chance (`weighted_rate`), which
+  keeps them unbiased.
 - `human`: the pairs with the highest expected value of a human label per unit of cost,
   P(judge disagrees) x value / cost, taken greedily until the budget is spent.
 - `judge`: the rest.
 
 The audit stream is paid from the same human budget: a budget of B human labels means B
 human labels in total, whatever the audit share. Its size is `audit_fraction` of the pairs,
-capped by the budget.
+capped by the budget (a budget smaller than the audit keeps a random part of it).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ import numpy as np
 Route = Literal["human", "judge", "both"]
 ROUTES: tuple[Route, ...] = ("human", "judge", "both")
 DEFAULT_AUDIT_FRACTION = 0.05
+# The default share of the audit draw that follows P(disagree); the rest is uniform, so every
+# pair keeps at least (1 - tilt) x the audit fraction as its chance.
+DEFAULT_AUDIT_TILT = 0.7
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +42,8 @@ class Allocation:
     priority: np.ndarray
     budget: float
     spent: float
+    # Each pair's chance of joining the audit stream (the weights of audit estimates).
+    audit_chance: np.ndarray
 
     @property
     def to_human(self) -> np.ndarray:
@@ -63,16 +71,79 @@ def budget_units(budget: float | int, total: float) -> float:
     return budget * total
 
 
+def audit_probabilities(p_disagree: np.ndarray, fraction: float, tilt: float) -> np.ndarray:
+    """Each pair's chance of joining the audit stream; they sum to `fraction` x the pairs.
+
+    A chance is proportional to (1 - tilt) + tilt x p / mean(p), capped at 1 (the cap's excess
+    spread over the others): tilt 0 is a uniform draw, tilt 1 proportional to P(disagree).
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"audit_fraction must lie in [0, 1], not {fraction}")
+    if not 0.0 <= tilt <= 1.0:
+        raise ValueError(f"audit_tilt must lie in [0, 1], not {tilt}")
+    p = np.clip(np.asarray(p_disagree, dtype=float), 0.0, 1.0)
+    n = len(p)
+    if n == 0 or fraction == 0.0:
+        return np.zeros(n)
+    mean = p.mean()
+    weight = (1.0 - tilt) + (tilt * p / mean if mean > 0 else tilt)
+    if not weight.any():  # tilt 1 and one pair, or nothing to lean on: uniform
+        weight = np.ones(n)
+    target = fraction * n
+    chance = np.zeros(n)
+    capped = np.zeros(n, bool)
+    for _ in range(n):  # each pass caps at least one more pair, or stops
+        free = ~capped
+        chance[free] = (target - capped.sum()) * weight[free] / weight[free].sum()
+        over = free & (chance >= 1.0)
+        if not over.any():
+            break
+        capped |= over
+        chance[capped] = 1.0
+    return chance
+
+
+def draw_audit(chance: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Systematic sampling in a random order: pair i is drawn with probability `chance[i]`,
+    and the draw's size is the sum of the chances rounded up or down (never far from it)."""
+    n = len(chance)
+    drawn = np.zeros(n, bool)
+    if n == 0:
+        return drawn
+    order = rng.permutation(n)
+    edges = np.cumsum(chance[order])
+    points = rng.random() + np.arange(int(np.ceil(edges[-1])) + 1)
+    hits = np.searchsorted(edges, points[points < edges[-1]], side="right")
+    drawn[order[hits[hits < n]]] = True
+    return drawn
+
+
+def weighted_rate(hits: np.ndarray, chance: np.ndarray) -> tuple[float, float]:
+    """The rate of `hits` in the whole population a sample came from, each sampled pair
+    weighted by 1 / its chance of being sampled (Hajek), and the sample's effective size
+    (Kish: what a uniform sample of that size would tell), for an interval."""
+    hits = np.asarray(hits, dtype=float)
+    weight = 1.0 / np.asarray(chance, dtype=float)
+    if len(hits) == 0:
+        raise ValueError("no sampled pairs")
+    rate = float((weight * hits).sum() / weight.sum())
+    return rate, float(weight.sum() ** 2 / (weight**2).sum())
+
+
 def allocate(
     p_disagree: np.ndarray,
     *,
     budget: float | int,
     audit_fraction: float = DEFAULT_AUDIT_FRACTION,
+    audit_tilt: float = DEFAULT_AUDIT_TILT,
     value: float | np.ndarray = 1.0,
     costs: np.ndarray | None = None,
     seed: int = 0,
 ) -> Allocation:
     """Route each pair to `human`, `judge` or `both` within `budget`.
+
+    The audit stream is drawn first (`audit_probabilities`, `draw_audit`), then the rest of
+    the budget goes to the highest priorities.
 
     `budget` is a share of the pairs (float in [0, 1]) or a number of pairs (int); with
     `costs` (say, proportional to reading length) it is a share of the total cost or an amount
@@ -82,8 +153,7 @@ def allocate(
     """
     p = np.asarray(p_disagree, dtype=float)
     n = len(p)
-    if not 0.0 <= audit_fraction <= 1.0:
-        raise ValueError(f"audit_fraction must lie in [0, 1], not {audit_fraction}")
+    chance = audit_probabilities(p, audit_fraction, audit_tilt)
     unit_costs = costs is None
     cost = np.ones(n) if costs is None else np.asarray(costs, dtype=float)
     if cost.shape != (n,) or np.any(cost <= 0):
@@ -95,8 +165,8 @@ def allocate(
     routes: list[Route] = ["judge"] * n
     spent = 0.0
 
-    audit_target = min(round(audit_fraction * n), n)
-    for i in rng.permutation(n)[:audit_target]:
+    # In a random order, so a budget smaller than the draw keeps a random part of it.
+    for i in rng.permutation(np.flatnonzero(draw_audit(chance, rng))):
         if spent + cost[i] <= limit + 1e-9:
             routes[i] = "both"
             spent += cost[i]
@@ -112,4 +182,6 @@ def allocate(
             spent += cost[i]
         elif unit_costs:
             break
-    return Allocation(routes=tuple(routes), priority=priority, budget=limit, spent=spent)
+    return Allocation(
+        routes=tuple(routes), priority=priority, budget=limit, spent=spent, audit_chance=chance
+    )

@@ -32,19 +32,21 @@ class Interval(serializers.ListField):
         super().__init__(allow_null=True, min_length=2, max_length=2, **kwargs)
 
 
-class CategoryAgreementSerializer(serializers.Serializer):
+class AgreementSerializer(serializers.Serializer):
+    pairs = serializers.IntegerField()
+    agree = serializers.IntegerField()
+    # Weighted by 1 / each audited pair's chance of an audit; the interval over the effective
+    # number of pairs.
+    rate = serializers.FloatField(allow_null=True)
+    effective_pairs = serializers.FloatField(allow_null=True)
+    interval = Interval()
+
+
+class CategoryAgreementSerializer(AgreementSerializer):
     category = serializers.CharField()
-    pairs = serializers.IntegerField()
-    agree = serializers.IntegerField()
-    rate = serializers.FloatField(allow_null=True)
-    interval = Interval()
 
 
-class AuditSerializer(serializers.Serializer):
-    pairs = serializers.IntegerField()
-    agree = serializers.IntegerField()
-    rate = serializers.FloatField(allow_null=True)
-    interval = Interval()
+class AuditSerializer(AgreementSerializer):
     by_category = CategoryAgreementSerializer(many=True)
 
 
@@ -85,6 +87,7 @@ class RouteDecisionSerializer(serializers.ModelSerializer):
             "route",
             "reason",
             "p_disagree",
+            "audit_chance",
             "priority",
             "judge",
             "judge_verdict",

@@ -16,7 +16,9 @@ Django-free. The contract:
 - Baselines from the same run: random routing (averaged over seeds) and routing by the judge's
   confidence alone (`ColdStartRule`: null, then inconsistent, then tie, then margin). The
   router is reported twice: with its random audit stream paid from the budget (as it runs in
-  an arena), and on its ranking alone (no audit, as the confidence baseline).
+  an arena, the draw tilted towards risky pairs by `audit_tilt`), and on its ranking alone
+  (no audit, as the confidence baseline). Each budget also reports the judge's error rate as
+  the audit pairs alone estimate it (inverse-chance weighted), to hold against the truth.
 - The consensus features (`routing.consensus`) are built from the judge labels of every record
   in the file (`LabelledPairs.context`, records without votes and skipped splits included):
   judge labels exist before routing, and no human vote enters them, not even through which
@@ -37,7 +39,13 @@ from typing import Any, Literal
 import numpy as np
 from scipy.stats import rankdata
 
-from routing.allocation import DEFAULT_AUDIT_FRACTION, allocate
+from routing.allocation import (
+    DEFAULT_AUDIT_FRACTION,
+    DEFAULT_AUDIT_TILT,
+    Allocation,
+    allocate,
+    weighted_rate,
+)
 from routing.consensus import Verdict
 from routing.disagreement import (
     ColdStartRule,
@@ -245,6 +253,7 @@ def evaluate_routing(
     folds: int = 5,
     seed: int = 0,
     audit_fraction: float = DEFAULT_AUDIT_FRACTION,
+    audit_tilt: float = DEFAULT_AUDIT_TILT,
     random_seeds: int = 20,
     config: FeatureConfig | None = None,
     fitter: Fitter | None = None,
@@ -264,7 +273,13 @@ def evaluate_routing(
 
     per_budget = []
     for budget in budgets:
-        ours = allocate(p_wrong, budget=float(budget), audit_fraction=audit_fraction, seed=seed)
+        ours = allocate(
+            p_wrong,
+            budget=float(budget),
+            audit_fraction=audit_fraction,
+            audit_tilt=audit_tilt,
+            seed=seed,
+        )
         k = int(ours.to_human.sum())
         # The router's ranking alone, every human label spent by priority: what the judge-
         # confidence baseline (which has no audit stream either) compares with.
@@ -279,6 +294,7 @@ def evaluate_routing(
                 "budget": float(budget),
                 "human_labels": k,
                 "audit_pairs": ours.count("both"),
+                "judge_error_rate_from_audit": _audit_estimate(ours, wrong),
                 "router": _rounded(ours_outcome),
                 "router_without_audit": _rounded(ranked_outcome),
                 "judge_confidence": _rounded(rule_outcome),
@@ -303,6 +319,7 @@ def evaluate_routing(
         "folds": folds,
         "seed": seed,
         "audit_fraction": audit_fraction,
+        "audit_tilt": audit_tilt,
         "random_seeds": random_seeds,
         "features": len(features.names),
         "disagreement_model": {
@@ -318,6 +335,16 @@ def evaluate_routing(
         },
         "budgets": per_budget,
     }
+
+
+def _audit_estimate(allocation: Allocation, wrong: np.ndarray) -> float | None:
+    """The judge's error rate over all the pairs as the audit stream alone estimates it (each
+    audited pair weighted by 1 / its chance), to set against the true `judge_error_rate`."""
+    audited = np.array(allocation.routes) == "both"
+    if not audited.any():
+        return None
+    rate, _ = weighted_rate(wrong[audited], allocation.audit_chance[audited])
+    return round(rate, 4)
 
 
 def _round_or_none(value: float | None) -> float | None:

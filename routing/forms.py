@@ -12,4 +12,5 @@ class RoutingPolicyForm(forms.ModelForm):
         widgets = {
             "budget_share": forms.NumberInput(attrs={"step": "0.01", "min": 0, "max": 1}),
             "audit_fraction": forms.NumberInput(attrs={"step": "0.01", "min": 0, "max": 1}),
+            "audit_tilt": forms.NumberInput(attrs={"step": "0.1", "min": 0, "max": 1}),
         }

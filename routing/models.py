@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotation.models import Comparison, Project
+from routing.allocation import DEFAULT_AUDIT_TILT
 
 # The settings an admin chooses (the router page's form, the API's view of a policy).
 POLICY_SETTINGS = (
@@ -18,6 +19,7 @@ POLICY_SETTINGS = (
     "budget_share",
     "daily_human_votes",
     "audit_fraction",
+    "audit_tilt",
     "retrain_every",
     "min_batch",
     "max_wait_minutes",
@@ -56,6 +58,13 @@ class RoutingPolicy(models.Model):
         help_text="Share of routed comparisons drawn at random for both a human and the judge "
         "(paid from the human budget), to measure the judge without selection bias.",
     )
+    audit_tilt = models.FloatField(
+        default=DEFAULT_AUDIT_TILT,
+        help_text="How far a pair's chance of an audit follows its predicted P(judge wrong): "
+        "0 the same for every pair, 1 proportional to it. Tilted, the audit also catches more "
+        "of the judge's errors; its estimates weight each pair by 1 / its chance, so they stay "
+        "unbiased.",
+    )
     min_batch = models.PositiveIntegerField(
         default=50,
         help_text="Route once this many judged pairs wait (the budget goes to the best of a "
@@ -79,6 +88,10 @@ class RoutingPolicy(models.Model):
             models.CheckConstraint(
                 condition=Q(audit_fraction__gte=0.0, audit_fraction__lte=1.0),
                 name="routing_audit_fraction_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(audit_tilt__gte=0.0, audit_tilt__lte=1.0),
+                name="routing_audit_tilt_range",
             ),
         ]
 
@@ -135,6 +148,13 @@ class RouteDecision(models.Model):
     route = models.CharField(max_length=8, choices=Comparison.Route.choices)
     reason = models.CharField(max_length=8, choices=Reason.choices)
     p_disagree = models.FloatField(help_text="Predicted P(judge differs from the human majority).")
+    audit_chance = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The pair's chance of being drawn for the audit stream (the weight of an "
+        "audited pair is 1 / it); empty on decisions from before audits were tilted, whose "
+        "audits were uniform.",
+    )
     priority = models.FloatField()
     judge = models.CharField(max_length=200)
     judge_verdict = models.CharField(max_length=20, help_text="As the router read it.")
@@ -153,6 +173,11 @@ class RouteDecision(models.Model):
             models.CheckConstraint(
                 condition=Q(p_disagree__gte=0.0, p_disagree__lte=1.0),
                 name="route_decision_probability",
+            ),
+            models.CheckConstraint(
+                condition=Q(audit_chance__isnull=True)
+                | Q(audit_chance__gte=0.0, audit_chance__lte=1.0),
+                name="route_decision_audit_chance",
             ),
         ]
 

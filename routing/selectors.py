@@ -6,8 +6,9 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from annotation.models import Annotator, Comparison, Project, Prompt, Vote
 from models_backend.models import Judgment
+from routing.allocation import weighted_rate
 from routing.consensus import Verdict
 from routing.disagreement import ColdStartRule, DisagreementModel
 from routing.evaluation import Outcome, human_majority, judge_outcome
@@ -339,9 +341,10 @@ def _seen_from(label: str, same_sides: bool) -> str:
 # --- the router page --------------------------------------------------------------------
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
-    """95% Wilson score interval of a proportion; None without observations."""
-    if n == 0:
+def wilson_interval(successes: float, n: float, z: float = 1.96) -> tuple[float, float] | None:
+    """95% Wilson score interval of a proportion; None without observations. For a weighted
+    sample, pass its weighted rate x its effective size as `successes`, and that size as `n`."""
+    if n <= 0:
         return None
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
@@ -351,14 +354,31 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 @dataclass(frozen=True, slots=True)
 class Agreement:
-    """How often the judge agreed with the human majority, with a 95% Wilson interval."""
+    """How often the judge agreed with the human majority, with a 95% Wilson interval.
+
+    `pairs` and `agree` count audited pairs. When their chances of an audit differed, `rate`
+    is the weighted rate (each pair counting 1 / its chance, which stands for every routed
+    pair) and the interval is over the sample's `effective_pairs`.
+    """
 
     pairs: int
     agree: int
     interval: tuple[float, float] | None
+    weighted_rate: float | None = None
+    effective_pairs: float | None = None
+
+    @classmethod
+    def of(cls, oks: Sequence[bool], chances: Sequence[float], **more: Any) -> Agreement:
+        n, agree = len(oks), sum(oks)
+        if not n:
+            return cls(0, 0, None, **more)
+        rate, effective = weighted_rate(np.array(oks), np.array(chances))
+        return cls(n, agree, wilson_interval(rate * effective, effective), rate, effective, **more)
 
     @property
     def rate(self) -> float | None:
+        if self.weighted_rate is not None:
+            return self.weighted_rate
         return self.agree / self.pairs if self.pairs else None
 
 
@@ -369,22 +389,34 @@ class CategoryAgreement(Agreement):
 
 @dataclass(frozen=True, slots=True)
 class AuditAgreement(Agreement):
-    # Per finished audited pair: the router's P(disagree) and whether the judge agreed.
-    scored: tuple[tuple[float, bool], ...] = ()
+    # Per finished audited pair: the router's P(disagree), whether the judge agreed, and the
+    # pair's chance of an audit.
+    scored: tuple[tuple[float, bool, float], ...] = ()
     # The same per prompt category, the least trusted first.
     by_category: tuple[CategoryAgreement, ...] = ()
 
 
+# The weight of an audited pair decided before audits were tilted (a decision without an
+# audit chance): those audits were uniform, and pairs of equal chance weigh alike.
+UNIFORM_CHANCE = 1.0
+
+
 def audit_agreement(project: Project, judge: str) -> AuditAgreement:
-    """Judge-human agreement on the random audit stream only (route `both`): unbiased. Also
-    per prompt category: where the judge can be trusted and where it cannot."""
+    """Judge-human agreement on the random audit stream only (route `both`), each pair
+    weighted by 1 / its chance of an audit: unbiased. Also per prompt category: where the
+    judge can be trusted and where it cannot."""
     audited = {
-        pk: (p, category)
-        for pk, p, category in Comparison.objects.filter(
+        pk: (p, category, chance)
+        for pk, p, category, chance in Comparison.objects.filter(
             project=project,
             route_decision__reason=RouteDecision.Reason.AUDIT,
             vote_count__gte=F("votes_wanted"),
-        ).values_list("pk", "route_decision__p_disagree", "prompt__category")
+        ).values_list(
+            "pk",
+            "route_decision__p_disagree",
+            "prompt__category",
+            "route_decision__audit_chance",
+        )
     }
     truths = human_majorities(audited)
     verdicts = dict(
@@ -393,22 +425,31 @@ def audit_agreement(project: Project, judge: str) -> AuditAgreement:
         )
     )
     agreed = {pk: judge_outcome(verdicts[pk]) == truths[pk] for pk in verdicts}
-    scored = tuple((audited[pk][0], ok) for pk, ok in agreed.items())
-    per_category: defaultdict[str, list[bool]] = defaultdict(list)
-    for pk, ok in agreed.items():
-        per_category[audited[pk][1] or "uncategorised"].append(ok)
+    # Audits from before they were tilted were uniform: any equal chance weighs them alike.
+    scored = tuple(
+        (audited[pk][0], ok, audited[pk][2] or UNIFORM_CHANCE) for pk, ok in agreed.items()
+    )
+    per_category: defaultdict[str, list[tuple[float, bool, float]]] = defaultdict(list)
+    for pk, row in zip(agreed, scored, strict=True):
+        per_category[audited[pk][1] or "uncategorised"].append(row)
     by_category = sorted(
         (
-            CategoryAgreement(
-                len(oks), sum(oks), wilson_interval(sum(oks), len(oks)), category=name
+            CategoryAgreement.of(
+                [ok for _, ok, _ in rows], [chance for *_, chance in rows], category=name
             )
-            for name, oks in per_category.items()
+            for name, rows in per_category.items()
         ),
-        key=lambda row: (row.agree / row.pairs, row.category),
+        key=lambda row: (row.rate, row.category),
     )
-    agree = sum(agreed.values())
+    overall = Agreement.of([ok for _, ok, _ in scored], [chance for *_, chance in scored])
     return AuditAgreement(
-        len(scored), agree, wilson_interval(agree, len(scored)), scored, tuple(by_category)
+        overall.pairs,
+        overall.agree,
+        overall.interval,
+        overall.weighted_rate,
+        overall.effective_pairs,
+        scored=scored,
+        by_category=tuple(by_category),
     )
 
 
@@ -444,8 +485,8 @@ def final_accuracy(
 
     Human labels count as right (they define the truth). The judge-labelled pairs are those
     the router judged least likely wrong, so one overall audit rate would undersell them: they
-    are post-stratified by the router's P(disagree), each stratum taking the agreement of the
-    audited pairs in it (the overall rate where a stratum has under five).
+    are post-stratified by the router's P(disagree), each stratum taking the (weighted)
+    agreement of the audited pairs in it (the overall rate where a stratum has under five).
     """
     if not audit.pairs or audit.interval is None:
         return None
@@ -467,8 +508,9 @@ def final_accuracy(
     total = humans + len(judge_only)
     if total == 0:
         return None
-    audit_p = np.array([p for p, _ in audit.scored], dtype=float)
-    audit_ok = np.array([ok for _, ok in audit.scored], dtype=bool)
+    audit_p = np.array([p for p, _, _ in audit.scored], dtype=float)
+    audit_ok = np.array([ok for _, ok, _ in audit.scored], dtype=bool)
+    audit_chance = np.array([chance for *_, chance in audit.scored], dtype=float)
     expected = np.zeros(3)  # estimate, low, high: judge-labelled pairs expected right
     undecided = np.isnan(judge_only)
     overall = np.array([audit.rate, *audit.interval])
@@ -478,9 +520,11 @@ def final_accuracy(
         if count == 0:
             continue
         inside = (audit_p >= low) & (audit_p < high)
-        n, ok = int(inside.sum()), int(audit_ok[inside].sum())
-        interval = wilson_interval(ok, n) if n >= MIN_STRATUM_AUDITS else None
-        expected += count * (np.array([ok / n, *interval]) if interval else overall)
+        stratum = Agreement.of(audit_ok[inside].tolist(), audit_chance[inside].tolist())
+        if stratum.pairs >= MIN_STRATUM_AUDITS and stratum.interval:
+            expected += count * np.array([stratum.rate, *stratum.interval])
+        else:
+            expected += count * overall
     estimate, low, high = (humans + expected) / total
     return float(estimate), (float(low), float(high))
 

@@ -27,7 +27,12 @@ from models_backend import services as backend_services
 from models_backend.models import JudgeJob, Judgment
 from prefarena.bulk import insert_rows
 from routing import selectors
-from routing.allocation import allocate
+from routing.allocation import (
+    DEFAULT_AUDIT_TILT,
+    allocate,
+    audit_probabilities,
+    draw_audit,
+)
 from routing.consensus import Verdict
 from routing.disagreement import (
     ColdStartRule,
@@ -65,6 +70,7 @@ def routing_policy_set(
     budget_share: float = 0.25,
     daily_human_votes: int = 0,
     audit_fraction: float = 0.05,
+    audit_tilt: float = DEFAULT_AUDIT_TILT,
     retrain_every: int = 20,
     min_batch: int = 50,
     max_wait_minutes: int = 30,
@@ -83,6 +89,7 @@ def routing_policy_set(
     policy.budget_share = budget_share
     policy.daily_human_votes = daily_human_votes
     policy.audit_fraction = audit_fraction
+    policy.audit_tilt = audit_tilt
     policy.retrain_every = retrain_every
     policy.min_batch = min_batch
     policy.max_wait_minutes = max_wait_minutes
@@ -299,9 +306,11 @@ def comparisons_route(
 
     n = len(comparisons)
     budget = human_budget_left(project, policy, n)
-    # The audit stream: each pair independently at `audit_fraction`, always (it is what keeps
-    # the judge measured without selection bias), paid first from the budget.
-    audit = [i for i in range(n) if rng.random() < policy.audit_fraction]
+    # The audit stream, always drawn (it is what keeps the judge measured without selection
+    # bias: each audited pair is weighted by 1 / its chance) and paid first from the budget.
+    chance = audit_probabilities(p_disagree, policy.audit_fraction, policy.audit_tilt)
+    drawn = draw_audit(chance, np.random.default_rng(rng.randrange(2**32)))
+    audit = [int(i) for i in np.flatnonzero(drawn)]
     audited = set(audit)
     rest = [i for i in range(n) if i not in audited]
     allocation = allocate(
@@ -324,6 +333,7 @@ def comparisons_route(
             route=routes[i],
             reason=reasons.get(routes[i], RouteDecision.Reason.BUDGET),
             p_disagree=float(p_disagree[i]),
+            audit_chance=float(chance[i]),
             priority=priority[i],
             judge=policy.judge,
             judge_verdict=pairs[i].llm_label or "",

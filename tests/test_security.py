@@ -112,6 +112,7 @@ POST_FORMS = [
             "budget_share": "0.3",
             "daily_human_votes": "0",
             "audit_fraction": "0.1",
+            "audit_tilt": "0.7",
             "retrain_every": "20",
             "min_batch": "50",
             "max_wait_minutes": "30",

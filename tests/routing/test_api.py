@@ -37,7 +37,8 @@ def test_the_overview_and_the_decisions_over_the_api(api: APIClient, project: Pr
     assert overview["routes"]["human"] == 2 and overview["routes"]["judge"] == 2
     assert overview["human_share"] == 0.5
     assert overview["audit"] == {
-        "pairs": 0, "agree": 0, "rate": None, "interval": None, "by_category": [],
+        "pairs": 0, "agree": 0, "rate": None, "effective_pairs": None, "interval": None,
+        "by_category": [],
     }  # fmt: skip
     assert overview["fit"] is None and overview["weighs_most"] == []
 

@@ -151,7 +151,9 @@ def test_baselines_in_a_synthetic_run() -> None:
         label = "tie (inconsistent)" if inconsistent else "model_a"
         lines.append(_record(i, label, ["model_b" if inconsistent else "model_a"]))
     labelled = labelled_pairs_from_lines(lines).pairs
-    report = evaluate_routing(labelled, budgets=[0.0, 0.25, 1.0], folds=5, random_seeds=50)
+    report = evaluate_routing(
+        labelled, budgets=[0.0, 0.25, 1.0], folds=5, random_seeds=50, audit_tilt=0.0
+    )
     zero, quarter, full = report["budgets"]
     assert zero["router"]["accuracy"] == zero["random"]["accuracy"] == 0.75
     assert quarter["judge_confidence"]["error_capture"] == 1.0
@@ -165,6 +167,11 @@ def test_baselines_in_a_synthetic_run() -> None:
     assert quarter["audit_pairs"] == 20
     assert full["router"]["accuracy"] == 1.0
     assert report["disagreement_model"]["auroc"] == 1.0
+    # An audit leaning on risk draws most of its 20 pairs among the inconsistent verdicts
+    # (chance 0.155 each against 0.015 at the default tilt), so it catches errors too.
+    tilted = evaluate_routing(labelled, budgets=[0.25], folds=5, random_seeds=50)
+    assert tilted["audit_tilt"] == 0.7 and tilted["budgets"][0]["audit_pairs"] == 20
+    assert tilted["budgets"][0]["router"]["error_capture"] >= 0.93
 
 
 def test_cold_start_when_the_training_folds_are_small() -> None:
@@ -202,6 +209,9 @@ def test_router_eval_command_on_a_sample(tmp_path: Path) -> None:
             assert set(row[routing]) == {"accuracy", "error_capture"}
             assert all(0 <= v <= 1 for v in row[routing].values())
     assert report["budgets"][-1]["router"]["accuracy"] == 1.0
+    # The audit alone estimates the judge's error rate over every pair (weighted).
+    assert report["audit_tilt"] == 0.7
+    assert 0 < report["budgets"][2]["judge_error_rate_from_audit"] < 1
     table = StringIO()
     call_command("router_eval", pairs=str(sample), folds=3, format="table", stdout=table)
     assert "AUROC" in table.getvalue()
@@ -355,3 +365,13 @@ def test_router_eval_refuses_a_missing_file(tmp_path: Path) -> None:
 def test_the_shared_pairs_file_loads() -> None:
     loaded = load_labelled_pairs(PAIRS_FILE)
     assert loaded.records == len(loaded.pairs) + loaded.skipped_no_votes
+
+
+@pytest.mark.parametrize("option", ["audit_fraction", "audit_tilt"])
+def test_router_eval_refuses_an_audit_setting_outside_zero_to_one(
+    tmp_path: Path, option: str
+) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(_record(0, "tie", ["tie"]) + "\n", encoding="utf-8")
+    with pytest.raises(CommandError, match=f"--{option.replace('_', '-')} must lie in"):
+        call_command("router_eval", pairs=str(good), stdout=StringIO(), **{option: 1.2})

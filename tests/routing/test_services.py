@@ -228,6 +228,8 @@ def test_the_route_command_turns_routing_on_and_reports(project: Project) -> Non
         call_command("route", project=project.slug)
     with pytest.raises(CommandError, match="budget-share"):
         call_command("route", project=project.slug, enable=True, budget_share=2.0)
+    with pytest.raises(CommandError, match="audit-tilt"):
+        call_command("route", project=project.slug, enable=True, audit_tilt=-0.1)
     ComparisonFactory.create_batch(2, project=project)
     out = StringIO()
     call_command("route", project=project.slug, enable=True, judge=JUDGE, format="json", stdout=out)
@@ -240,10 +242,12 @@ def test_the_route_command_turns_routing_on_and_reports(project: Project) -> Non
         project=project.slug,
         budget_share=0.5,
         audit_fraction=0.0,
+        audit_tilt=0.3,
         format="json",
         stdout=out,
     )
     assert '"routed": 4' in out.getvalue() and '"human": 2' in out.getvalue()
+    assert selectors.policy_for(project).audit_tilt == 0.3
     assert '"escalated": 0' in out.getvalue()  # a share budget has nothing left over
 
 
@@ -557,3 +561,52 @@ def test_escalation_scores_every_candidate_in_batches_and_only_its_judges_pairs(
     assert services.judge_pairs_escalate(project=project) == 1
     assert Comparison.objects.get(pk=risky.pk).route == "human"
     assert Comparison.objects.get(pk=foreign.pk).route == "judge"
+
+
+def test_a_tilted_audit_draws_risky_pairs_more_and_weights_them_back(project: Project) -> None:
+    policy(project, budget_share=1.0, audit_fraction=0.5, audit_tilt=1.0)
+    confident = judged(project, 12, p_a=0.95)  # the judge is right on these
+    flipped = judged(project, 4, verdict="tie", consistent=False, p_a=0.5)  # and wrong on these
+
+    services.comparisons_route(project=project, rng=random.Random(4))
+
+    decisions = {d.comparison_id: d for d in RouteDecision.objects.all()}
+    chances = {pk: d.audit_chance for pk, d in decisions.items()}
+    assert sum(chances.values()) == pytest.approx(8.0)  # half of 16 pairs, in expectation
+    # Tilt 1: a pair's chance is proportional to its P(disagree), up to 1: the flipped
+    # verdicts (cold-start prior 0.6) are always audited, the rest share what is left.
+    assert {chances[c.pk] for c in flipped} == {1.0}
+    ratios = {
+        round(decisions[c.pk].audit_chance / decisions[c.pk].p_disagree, 9) for c in confident
+    }
+    assert len(ratios) == 1
+    assert sum(chances[c.pk] for c in confident) == pytest.approx(4.0)
+    audited = [pk for pk, d in decisions.items() if d.route == "both"]
+    assert len(audited) == 8 and {c.pk for c in flipped} <= set(audited)
+    for comparison in confident + flipped:
+        vote(comparison, ["model_a"] * comparison.votes_wanted)
+
+    audit = selectors.audit_agreement(project, JUDGE)
+
+    ok = {c.pk: True for c in confident} | {c.pk: False for c in flipped}
+    weights = {pk: 1 / chances[pk] for pk in audited}
+    expected = sum(weights[pk] for pk in audited if ok[pk]) / sum(weights.values())
+    assert audit.pairs == 8 and audit.agree == sum(ok[pk] for pk in audited)
+    assert audit.rate == pytest.approx(expected)
+    # Unweighted, the flipped pairs drawn more often would make the judge look worse.
+    assert audit.rate > audit.agree / audit.pairs
+    assert audit.effective_pairs < 8 and audit.interval[0] < audit.rate < audit.interval[1]
+    accuracy = selectors.final_accuracy(project, JUDGE, audit)
+    assert accuracy is not None and 0.0 < accuracy[0] <= 1.0
+
+
+def test_audits_decided_before_the_tilt_count_as_uniform(project: Project) -> None:
+    policy(project, budget_share=1.0, audit_fraction=1.0)
+    comparisons = judged(project, 4)
+    services.comparisons_route(project=project)
+    RouteDecision.objects.update(audit_chance=None)  # as migrated from an older version
+    for comparison, winner in zip(comparisons, ["model_a", "model_a", "model_a", "tie"]):
+        vote(comparison, [winner] * comparison.votes_wanted)
+    audit = selectors.audit_agreement(project, JUDGE)
+    assert (audit.pairs, audit.agree, audit.rate, audit.effective_pairs) == (4, 3, 0.75, 4.0)
+    assert audit.interval == pytest.approx(selectors.wilson_interval(3, 4))

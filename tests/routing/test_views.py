@@ -34,6 +34,7 @@ POLICY = {
     "budget_share": "0.5",
     "daily_human_votes": "0",
     "audit_fraction": "0",
+    "audit_tilt": "0.4",
     "retrain_every": "20",
     "min_batch": "1",
     "max_wait_minutes": "30",
@@ -49,6 +50,7 @@ def test_it_saves_a_policy_routes_and_shows_the_waiting_pairs(
     assert b"Routing is off" in admin_client.get(page).content
     response = admin_client.post(reverse("routing:router-policy", args=[project.slug]), POLICY)
     assert response.status_code == 302
+    assert RoutingPolicy.objects.get(project=project).audit_tilt == 0.4
     judged(project, 2, p_a=0.95)
     flipped = judged(project, 2, verdict="tie", consistent=False, p_a=0.5)
     # "Route now" queues the task (eager in these tests; a real worker in the end-to-end one).
@@ -65,12 +67,15 @@ def test_it_saves_a_policy_routes_and_shows_the_waiting_pairs(
     assert fragment.lstrip().startswith('<section id="overview"')
 
 
-def test_it_rejects_a_bad_policy_with_the_reason(admin_client: Client, project: Project) -> None:
+@pytest.mark.parametrize("field", ["budget_share", "audit_tilt"])
+def test_it_rejects_a_bad_policy_with_the_reason(
+    admin_client: Client, project: Project, field: str
+) -> None:
     response = admin_client.post(
-        reverse("routing:router-policy", args=[project.slug]), {**POLICY, "budget_share": "1.5"}
+        reverse("routing:router-policy", args=[project.slug]), {**POLICY, field: "1.5"}
     )
     assert response.status_code == 400
-    assert b"budget_share" in response.content or b"1.5" in response.content
+    assert f"routing_{field}_range".encode() in response.content
     assert not RoutingPolicy.objects.exists()
 
 

@@ -12,6 +12,9 @@ from annotation.management.commands._project import project_or_fail
 from routing import selectors, services
 from routing.models import POLICY_SETTINGS
 
+# The policy settings this command takes, each a number in [0, 1].
+SHARES = ("budget_share", "audit_fraction", "audit_tilt")
+
 
 class Command(BaseCommand):
     help = "Route a project's judged pending comparisons between humans and the judge."
@@ -26,15 +29,19 @@ class Command(BaseCommand):
         parser.add_argument("--judge", default=None, help="judge whose verdicts to read")
         parser.add_argument("--budget-share", type=float, default=None)
         parser.add_argument("--audit-fraction", type=float, default=None)
+        parser.add_argument(
+            "--audit-tilt",
+            type=float,
+            default=None,
+            help="0: every pair has the same chance of an audit; 1: in proportion to its risk",
+        )
         parser.add_argument("--retrain", action="store_true", help="refit the model first")
         parser.add_argument("--format", choices=["text", "json"], default="text")
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = project_or_fail(options["project"])
         policy = selectors.policy_for(project)
-        changes = any(
-            options[key] is not None for key in ("judge", "budget_share", "audit_fraction")
-        )
+        changes = any(options[key] is not None for key in ("judge", *SHARES))
         if options["enable"] or policy is None or changes:
             if policy is None and not options["enable"]:
                 raise CommandError(f"routing is off for {project.slug}: pass --enable")
@@ -43,7 +50,7 @@ class Command(BaseCommand):
             fields.pop("judge", None)
             if options["enable"]:
                 fields["enabled"] = True
-            for key in ("budget_share", "audit_fraction"):
+            for key in SHARES:
                 if options[key] is not None:
                     if not 0.0 <= options[key] <= 1.0:
                         raise CommandError(f"--{key.replace('_', '-')} must lie in [0, 1]")

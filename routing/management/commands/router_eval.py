@@ -6,6 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from routing.allocation import DEFAULT_AUDIT_TILT
+
 
 def _budgets(text: str) -> list[float]:
     budgets = []
@@ -42,6 +44,13 @@ class Command(BaseCommand):
             type=float,
             default=0.05,
             help="random pairs labelled by both, paid from the human budget (default: 0.05)",
+        )
+        parser.add_argument(
+            "--audit-tilt",
+            type=float,
+            default=DEFAULT_AUDIT_TILT,
+            help="how far a pair's chance of an audit follows its P(disagree): 0 uniform, "
+            "1 proportional (default: %(default)s)",
         )
         parser.add_argument("--random-seeds", type=int, default=20)
         parser.add_argument(
@@ -87,8 +96,9 @@ class Command(BaseCommand):
         from routing.features import FeatureConfig
 
         budgets = _budgets(options["budgets"])
-        if not 0.0 <= options["audit_fraction"] <= 1.0:
-            raise CommandError("--audit-fraction must lie in [0, 1]")
+        for option in ("audit_fraction", "audit_tilt"):
+            if not 0.0 <= options[option] <= 1.0:
+                raise CommandError(f"--{option.replace('_', '-')} must lie in [0, 1]")
         if options["random_seeds"] < 1:
             raise CommandError("--random-seeds must be at least 1")
         if options["repeat"] < 1:
@@ -115,6 +125,7 @@ class Command(BaseCommand):
                     folds=options["folds"],
                     seed=seed,
                     audit_fraction=options["audit_fraction"],
+                    audit_tilt=options["audit_tilt"],
                     random_seeds=options["random_seeds"],
                     config=config,
                     context=loaded.context,

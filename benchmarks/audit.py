@@ -1,0 +1,140 @@
+"""The audit stream's design: a uniform draw vs draws leaning on risk, side by side in one run.
+
+The audit stream is paid from the human budget and catches judge errors only at their base
+rate when drawn uniformly. Leaning the draw on the router's P(judge wrong) (`audit_tilt`)
+catches more of them; each audited pair is then weighted by 1 / its chance, so the audit's
+estimate of the judge's error rate stays unbiased, at some cost in its spread.
+
+For each dataset, P(judge wrong) is cross-fitted per seed exactly as `router_eval` does it;
+then, per audit tilt, many audit draws: the error capture of the router as it runs (audit
+included) against random routing at each budget, and the audit's estimate of the judge's error
+rate over all the pairs (bias and RMSE, weighted and unweighted; effective sample size).
+
+    python -m benchmarks.audit                   # MT-Bench and the PandaLM subset
+    python -m benchmarks.audit --seeds 2 --draws 50
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from routing.allocation import allocate, weighted_rate
+from routing.disagreement import fit_disagreement_model
+from routing.evaluation import cross_fit, group_folds, judge_wrong, load_labelled_pairs
+from routing.features import build_features
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = {
+    "MT-Bench (GPT-4 judge)": ROOT.parent / "shared/data/mtbench/pairs_human_vs_gpt4.jsonl",
+    "PandaLM subset (GPT-3.5 judge)": ROOT / "benchmarks/data/pandalm_subset/pairs.jsonl",
+}
+TILTS = (0.0, 0.3, 0.7, 1.0)
+
+
+def cross_fitted(path: Path, seeds: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Whether the judge was wrong per pair, and out-of-fold P(judge wrong) per seed."""
+    loaded = load_labelled_pairs(path)
+    features = build_features([lp.pair for lp in loaded.pairs], context=loaded.context)
+    wrong = judge_wrong(loaded.pairs)
+    groups = [lp.group for lp in loaded.pairs]
+    scores = []
+    for seed in range(seeds):
+        p, _ = cross_fit(
+            features,
+            wrong,
+            group_folds(groups, 5, seed),
+            lambda x, y, seed=seed: fit_disagreement_model(x, y, seed=seed),
+        )
+        scores.append(p)
+    return wrong, scores
+
+
+def audit_figures(
+    wrong: np.ndarray,
+    scores: list[np.ndarray],
+    *,
+    tilt: float,
+    budgets: list[float],
+    fraction: float,
+    draws: int,
+) -> dict[str, float]:
+    """Mean capture ratio per budget over seeds and draws; the audit estimate's error."""
+    n, errors = len(wrong), wrong > 0
+    capture = {budget: [] for budget in budgets}
+    weighted, plain, effective = [], [], []
+    for seed, p in enumerate(scores):
+        for draw in range(draws):
+            for budget in budgets:
+                allocation = allocate(
+                    p,
+                    budget=budget,
+                    audit_fraction=fraction,
+                    audit_tilt=tilt,
+                    seed=seed * 100_003 + draw,
+                )
+                to_human = allocation.to_human
+                random_share = to_human.sum() / n  # what random routing captures
+                capture[budget].append((to_human & errors).sum() / errors.sum() / random_share)
+            # The audit draw does not depend on the budget (it is drawn first), only on the
+            # seed: take the last allocation's.
+            audited = np.array(allocation.routes) == "both"
+            if audited.any():
+                rate, size = weighted_rate(wrong[audited], allocation.audit_chance[audited])
+                weighted.append(rate - wrong.mean())
+                plain.append(wrong[audited].mean() - wrong.mean())
+                effective.append(size)
+    figures = {f"capture {budget:.0%}": float(np.mean(capture[budget])) for budget in budgets}
+    figures |= {
+        "bias": float(np.mean(weighted)),
+        "rmse": float(np.sqrt(np.mean(np.square(weighted)))),
+        "unweighted bias": float(np.mean(plain)),
+        "audited": float(np.mean([fraction * n])),
+        "effective": float(np.mean(effective)),
+    }
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5, help="cross-fitting seeds")
+    parser.add_argument("--draws", type=int, default=200, help="audit draws per seed")
+    parser.add_argument("--audit-fraction", type=float, default=0.05)
+    parser.add_argument("--budgets", default="0.1,0.25,0.5")
+    args = parser.parse_args()
+    budgets = [float(b) for b in args.budgets.split(",")]
+
+    for name, path in DATASETS.items():
+        wrong, scores = cross_fitted(path, args.seeds)
+        print(
+            f"\n{name}: {len(wrong)} pairs, judge wrong on {wrong.mean():.3f}; audit "
+            f"{args.audit_fraction:.0%} of the pairs, paid from the budget; "
+            f"{args.seeds} seeds x {args.draws} draws"
+        )
+        header = (
+            "audit tilt  "
+            + "  ".join(f"x random @{b:.0%}" for b in budgets)
+            + "   error-rate estimate: bias    RMSE  (unweighted bias)  effective n / drawn"
+        )
+        print(header)
+        for tilt in TILTS:
+            f = audit_figures(
+                wrong,
+                scores,
+                tilt=tilt,
+                budgets=budgets,
+                fraction=args.audit_fraction,
+                draws=args.draws,
+            )
+            captures = "  ".join(f"{f[f'capture {b:.0%}']:>13.3f}" for b in budgets)
+            print(
+                f"{tilt:>10.1f}  {captures}   {f['bias']:>+25.4f}  {f['rmse']:.4f}"
+                f"  ({f['unweighted bias']:+.4f})          {f['effective']:.0f} / "
+                f"{f['audited']:.0f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
