@@ -605,7 +605,9 @@ def test_audits_decided_before_the_tilt_count_as_uniform(project: Project) -> No
     comparisons = judged(project, 4)
     services.comparisons_route(project=project)
     RouteDecision.objects.update(audit_chance=None)  # as migrated from an older version
-    for comparison, winner in zip(comparisons, ["model_a", "model_a", "model_a", "tie"]):
+    for comparison, winner in zip(
+        comparisons, ["model_a", "model_a", "model_a", "tie"], strict=True
+    ):
         vote(comparison, [winner] * comparison.votes_wanted)
     audit = selectors.audit_agreement(project, JUDGE)
     assert (audit.pairs, audit.agree, audit.rate, audit.effective_pairs) == (4, 3, 0.75, 4.0)
