@@ -76,6 +76,8 @@ def audit_probabilities(p_disagree: np.ndarray, fraction: float, tilt: float) ->
 
     A chance is proportional to (1 - tilt) + tilt x p / mean(p), capped at 1 (the cap's excess
     spread over the others): tilt 0 is a uniform draw, tilt 1 proportional to P(disagree).
+    Below 1 every pair keeps a chance of at least (1 - tilt) x `fraction`; at 1 a pair scored
+    0 is never audited, and audit estimates then speak only for pairs scored above 0.
     """
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"audit_fraction must lie in [0, 1], not {fraction}")
@@ -86,9 +88,8 @@ def audit_probabilities(p_disagree: np.ndarray, fraction: float, tilt: float) ->
     if n == 0 or fraction == 0.0:
         return np.zeros(n)
     mean = p.mean()
+    # Nothing to lean on (every score 0): uniform.
     weight = (1.0 - tilt) + (tilt * p / mean if mean > 0 else tilt)
-    if not weight.any():  # tilt 1 and one pair, or nothing to lean on: uniform
-        weight = np.ones(n)
     target = fraction * n
     chance = np.zeros(n)
     capped = np.zeros(n, bool)

@@ -152,8 +152,8 @@ class RouteDecision(models.Model):
         null=True,
         blank=True,
         help_text="The pair's chance of being drawn for the audit stream (the weight of an "
-        "audited pair is 1 / it); empty on decisions from before audits were tilted, whose "
-        "audits were uniform.",
+        "audited pair is 1 / it); filled with the policy's audit share on decisions from before "
+        "audits were tilted, which were uniform.",
     )
     priority = models.FloatField()
     judge = models.CharField(max_length=200)

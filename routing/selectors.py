@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from annotation.models import Annotator, Comparison, Project, Prompt, Vote
 from models_backend.models import Judgment
-from routing.allocation import weighted_rate
+from routing.allocation import DEFAULT_AUDIT_FRACTION, weighted_rate
 from routing.consensus import Verdict
 from routing.disagreement import ColdStartRule, DisagreementModel
 from routing.evaluation import Outcome, human_majority, judge_outcome
@@ -376,6 +376,11 @@ class Agreement:
         return cls(n, agree, wilson_interval(rate * effective, effective), rate, effective, **more)
 
     @property
+    def unequal_chances(self) -> bool:
+        """Whether the weighting mattered: the pairs had different chances of an audit."""
+        return self.effective_pairs is not None and self.effective_pairs < self.pairs - 1e-6
+
+    @property
     def rate(self) -> float | None:
         if self.weighted_rate is not None:
             return self.weighted_rate
@@ -394,11 +399,6 @@ class AuditAgreement(Agreement):
     scored: tuple[tuple[float, bool, float], ...] = ()
     # The same per prompt category, the least trusted first.
     by_category: tuple[CategoryAgreement, ...] = ()
-
-
-# The weight of an audited pair decided before audits were tilted (a decision without an
-# audit chance): those audits were uniform, and pairs of equal chance weigh alike.
-UNIFORM_CHANCE = 1.0
 
 
 def audit_agreement(project: Project, judge: str) -> AuditAgreement:
@@ -425,10 +425,12 @@ def audit_agreement(project: Project, judge: str) -> AuditAgreement:
         )
     )
     agreed = {pk: judge_outcome(verdicts[pk]) == truths[pk] for pk in verdicts}
-    # Audits from before they were tilted were uniform: any equal chance weighs them alike.
-    scored = tuple(
-        (audited[pk][0], ok, audited[pk][2] or UNIFORM_CHANCE) for pk, ok in agreed.items()
-    )
+    # A decision written without a chance (none since migration 0003 filled them in) had a
+    # uniform audit: the policy's audit share.
+    uniform = (
+        RoutingPolicy.objects.filter(project=project).values_list("audit_fraction", flat=True)
+    ).first() or DEFAULT_AUDIT_FRACTION
+    scored = tuple((audited[pk][0], ok, audited[pk][2] or uniform) for pk, ok in agreed.items())
     per_category: defaultdict[str, list[tuple[float, bool, float]]] = defaultdict(list)
     for pk, row in zip(agreed, scored, strict=True):
         per_category[audited[pk][1] or "uncategorised"].append(row)

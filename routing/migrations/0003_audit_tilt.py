@@ -3,6 +3,17 @@
 from django.db import migrations, models
 
 
+def uniform_chances(apps, schema_editor):
+    """Decisions from before audits were tilted: every pair of a project had the same chance,
+    its policy's audit share (the best record of it there is)."""
+    RoutingPolicy = apps.get_model("routing", "RoutingPolicy")
+    RouteDecision = apps.get_model("routing", "RouteDecision")
+    for project_id, fraction in RoutingPolicy.objects.values_list("project_id", "audit_fraction"):
+        RouteDecision.objects.filter(
+            comparison__project_id=project_id, audit_chance__isnull=True
+        ).update(audit_chance=fraction)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -14,7 +25,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='routedecision',
             name='audit_chance',
-            field=models.FloatField(blank=True, help_text="The pair's chance of being drawn for the audit stream (the weight of an audited pair is 1 / it); empty on decisions from before audits were tilted, whose audits were uniform.", null=True),
+            field=models.FloatField(blank=True, help_text="The pair's chance of being drawn for the audit stream (the weight of an audited pair is 1 / it); filled with the policy's audit share on decisions from before audits were tilted, which were uniform.", null=True),
         ),
         migrations.AddField(
             model_name='routingpolicy',
@@ -29,4 +40,5 @@ class Migration(migrations.Migration):
             model_name='routingpolicy',
             constraint=models.CheckConstraint(condition=models.Q(('audit_tilt__gte', 0.0), ('audit_tilt__lte', 1.0)), name='routing_audit_tilt_range'),
         ),
+        migrations.RunPython(uniform_chances, migrations.RunPython.noop),
     ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import random
 from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.apps import apps as django_apps
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
@@ -600,14 +602,17 @@ def test_a_tilted_audit_draws_risky_pairs_more_and_weights_them_back(project: Pr
     assert accuracy is not None and 0.0 < accuracy[0] <= 1.0
 
 
-def test_audits_decided_before_the_tilt_count_as_uniform(project: Project) -> None:
+def test_audits_decided_before_the_tilt_get_their_uniform_chance(project: Project) -> None:
     policy(project, budget_share=1.0, audit_fraction=1.0)
     comparisons = judged(project, 4)
     services.comparisons_route(project=project)
-    RouteDecision.objects.update(audit_chance=None)  # as migrated from an older version
-    for comparison, winner in zip(
-        comparisons, ["model_a", "model_a", "model_a", "tie"], strict=True
-    ):
+    RouteDecision.objects.update(audit_chance=None)  # as before migration 0003
+    RoutingPolicy.objects.filter(project=project).update(audit_fraction=0.2)
+    migration = importlib.import_module("routing.migrations.0003_audit_tilt")
+    migration.uniform_chances(django_apps, None)
+    assert set(RouteDecision.objects.values_list("audit_chance", flat=True)) == {0.2}
+    winners = ["model_a", "model_a", "model_a", "tie"]
+    for comparison, winner in zip(comparisons, winners, strict=True):
         vote(comparison, [winner] * comparison.votes_wanted)
     audit = selectors.audit_agreement(project, JUDGE)
     assert (audit.pairs, audit.agree, audit.rate, audit.effective_pairs) == (4, 3, 0.75, 4.0)

@@ -10,7 +10,7 @@ from django.urls import reverse
 from annotation.models import Comparison, Project
 from routing import services
 from routing.disagreement import DisagreementModel
-from routing.models import DisagreementFit, RoutingPolicy
+from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
 from tests.factories import (
     ComparisonFactory,
     ModelEntryFactory,
@@ -195,3 +195,23 @@ def test_a_decision_page_shows_the_judge_at_the_conversations_other_turns(
     assert f'href="{first_url}"' in rows[0] and "this pair's answer A" in rows[0]
     assert f">{third.pk}<" in rows[1] and "flipped with the order" in rows[1]
     assert "<i>please</i>" not in body and "&lt;i&gt;please&lt;/i&gt;" in body
+
+
+def test_the_router_page_says_when_the_audit_is_weighted(
+    admin_client: Client, project: Project
+) -> None:
+    services.routing_policy_set(
+        project=project, judge=JUDGE, budget_share=1.0, audit_fraction=1.0, min_batch=1
+    )
+    comparisons = judged(project, 4)
+    services.comparisons_route(project=project)
+    for comparison in comparisons:
+        vote(comparison, ["model_a"] * 3)
+    page = reverse("routing:router", args=[project.slug])
+    assert "weighted by 1 / its chance" not in admin_client.get(page).content.decode()
+    chances = [1.0, 1.0, 0.5, 0.25]
+    for comparison, chance in zip(comparisons, chances, strict=True):
+        RouteDecision.objects.filter(comparison=comparison).update(audit_chance=chance)
+    body = admin_client.get(page).content.decode()
+    # Weights 1, 1, 2, 4: as precise as 64 / 22 = 2.9 uniform pairs.
+    assert "each pair weighted by 1 / its chance of an audit, as precise as 3 uniform" in body
