@@ -13,7 +13,16 @@ from prefarena.bulk import insert_rows
 from routing.models import DisagreementFit, RouteDecision
 from tests.routing.helpers import JUDGE, judged
 
-FIELDS = ("route", "reason", "p_disagree", "priority", "judge", "judge_verdict", "features")
+FIELDS = (
+    "route",
+    "reason",
+    "p_disagree",
+    "audit_chance",
+    "priority",
+    "judge",
+    "judge_verdict",
+    "features",
+)
 
 
 def decision(comparison, fit, i: int) -> RouteDecision:
@@ -22,6 +31,7 @@ def decision(comparison, fit, i: int) -> RouteDecision:
         route=("human", "judge", "both")[i % 3],
         reason="priority",
         p_disagree=i / 10,
+        audit_chance=None if i % 2 else 0.05 * i,  # empty, and a float
         priority=i / 10,
         judge=JUDGE,
         judge_verdict="tie (inconsistent)",
@@ -42,7 +52,8 @@ def test_rows_inserted_by_copy_read_back_like_bulk_create(project: Project) -> N
         insert_rows([decision(c, fit, i) for i, c in enumerate(comparisons[:4])])
     assert copies(queries) == [
         'COPY "routing_routedecision" ("comparison_id", "route", "reason", "p_disagree", '
-        '"priority", "judge", "judge_verdict", "features", "fit_id", "decided_at") FROM STDIN'
+        '"audit_chance", "priority", "judge", "judge_verdict", "features", "fit_id", '
+        '"decided_at") FROM STDIN'
     ]
     RouteDecision.objects.bulk_create([decision(c, fit, i) for i, c in enumerate(comparisons[4:])])
     by_bulk_create = RouteDecision.objects.filter(comparison__in=comparisons[4:])
