@@ -215,6 +215,7 @@ def test_router_eval_command_on_a_sample(tmp_path: Path) -> None:
     table = StringIO()
     call_command("router_eval", pairs=str(sample), folds=3, format="table", stdout=table)
     assert "AUROC" in table.getvalue()
+    assert "audit stream: 5% of the pairs, tilt 0.7" in table.getvalue()
 
 
 def _arena_records(prompts: int, flip_share: float, seed: int = 0) -> list[str]:

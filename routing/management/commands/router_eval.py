@@ -170,6 +170,12 @@ class Command(BaseCommand):
             f"{model['auroc_judge_confidence']}), Brier {model['brier']} "
             f"(base rate {model['brier_base_rate']})"
         )
+        estimates = {row["judge_error_rate_from_audit"] for row in report["budgets"]} - {None}
+        self.stdout.write(
+            f"audit stream: {report['audit_fraction']:.0%} of the pairs, tilt "
+            f"{report['audit_tilt']}, paid from the budget; its weighted estimate of the judge "
+            f"error rate: {', '.join(f'{e:.3f}' for e in sorted(estimates)) or '-'}"
+        )
         header = (
             f"{'budget':>6} {'humans':>6} | {'router acc':>10} {'capture':>7} {'x rand':>6} "
             f"{'no audit':>8} | "
