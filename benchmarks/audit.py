@@ -8,7 +8,9 @@ estimate of the judge's error rate stays unbiased, at some cost in its spread.
 For each dataset, P(judge wrong) is cross-fitted per seed exactly as `router_eval` does it;
 then, per audit tilt, many audit draws: the error capture of the router as it runs (audit
 included) against random routing at each budget, and the audit's estimate of the judge's error
-rate over all the pairs (bias and RMSE, weighted and unweighted; effective sample size).
+rate over all the pairs (bias and RMSE, weighted and unweighted; effective sample size), and
+the router page's estimate of how often the judge-labelled pairs are right (post-stratified by
+P(disagree), `routing.audit.judge_labels_right`) against the truth.
 
     python -m benchmarks.audit                   # MT-Bench and the PandaLM subset
     python -m benchmarks.audit --seeds 2 --draws 50
@@ -21,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from routing.allocation import allocate, weighted_rate
+from routing.allocation import allocate
+from routing.audit import judge_labels_right, weighted_rate
 from routing.disagreement import fit_disagreement_model
 from routing.evaluation import cross_fit, group_folds, judge_wrong, load_labelled_pairs
 from routing.features import build_features
@@ -32,6 +35,8 @@ DATASETS = {
     "PandaLM subset (GPT-3.5 judge)": ROOT / "benchmarks/data/pandalm_subset/pairs.jsonl",
 }
 TILTS = (0.0, 0.3, 0.7, 1.0)
+# The budget at which the final-label accuracy estimate is checked.
+FINAL_BUDGET = 0.25
 
 
 def cross_fitted(path: Path, seeds: int) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -52,6 +57,19 @@ def cross_fitted(path: Path, seeds: int) -> tuple[np.ndarray, list[np.ndarray]]:
     return wrong, scores
 
 
+def _final_accuracy_error(allocation, p: np.ndarray, wrong: np.ndarray) -> float:
+    """The router page's estimate of the judge-labelled pairs' accuracy (post-stratified by
+    P(disagree), audits weighted) minus their true accuracy."""
+    routes = np.array(allocation.routes)
+    audited, judge_only = routes == "both", routes == "judge"
+    if not audited.any() or not judge_only.any():
+        return np.nan
+    right = judge_labels_right(
+        p[judge_only], p[audited], 1.0 - wrong[audited], allocation.audit_chance[audited]
+    )
+    return right[0] / judge_only.sum() - (1.0 - wrong[judge_only].mean())
+
+
 def audit_figures(
     wrong: np.ndarray,
     scores: list[np.ndarray],
@@ -64,7 +82,7 @@ def audit_figures(
     """Mean capture ratio per budget over seeds and draws; the audit estimate's error."""
     n, errors = len(wrong), wrong > 0
     capture = {budget: [] for budget in budgets}
-    weighted, plain, effective = [], [], []
+    weighted, plain, effective, final = [], [], [], []
     for seed, p in enumerate(scores):
         for draw in range(draws):
             for budget in budgets:
@@ -78,6 +96,8 @@ def audit_figures(
                 to_human = allocation.to_human
                 random_share = to_human.sum() / n  # what random routing captures
                 capture[budget].append((to_human & errors).sum() / errors.sum() / random_share)
+                if budget == FINAL_BUDGET:
+                    final.append(_final_accuracy_error(allocation, p, wrong))
             # The audit draw does not depend on the budget (it is drawn first), only on the
             # seed: take the last allocation's.
             audited = np.array(allocation.routes) == "both"
@@ -91,6 +111,7 @@ def audit_figures(
         "bias": float(np.mean(weighted)),
         "rmse": float(np.sqrt(np.mean(np.square(weighted)))),
         "unweighted bias": float(np.mean(plain)),
+        "final rmse": float(np.sqrt(np.nanmean(np.square(final)))) if final else np.nan,
         "audited": float(np.mean([fraction * n])),
         "effective": float(np.mean(effective)),
     }
@@ -117,6 +138,7 @@ def main() -> None:
             "audit tilt  "
             + "  ".join(f"x random @{b:.0%}" for b in budgets)
             + "   error-rate estimate: bias    RMSE  (unweighted bias)  effective n / drawn"
+            + f"   judge-label accuracy RMSE @{FINAL_BUDGET:.0%}"
         )
         print(header)
         for tilt in TILTS:
@@ -132,7 +154,7 @@ def main() -> None:
             print(
                 f"{tilt:>10.1f}  {captures}   {f['bias']:>+25.4f}  {f['rmse']:.4f}"
                 f"  ({f['unweighted bias']:+.4f})          {f['effective']:.0f} / "
-                f"{f['audited']:.0f}"
+                f"{f['audited']:.0f}{f['final rmse']:>33.4f}"
             )
 
 

@@ -6,7 +6,7 @@ Every pair gets one route:
   judge's accuracy is measured on a sample with known inclusion probabilities; pairs the
   router chose for humans are the judge's hardest and would make it look worse than it is.
   With `audit_tilt` 0 every pair has the same chance; above 0 a pair's chance grows with its
-  P(judge disagrees) (`audit_probabilities`), so the audit also catches more of the judge's
+  P(judge disagrees) (`routing.audit`), so the audit also catches more of the judge's
   errors, and estimates weight each audited pair by 1 / its chance (`weighted_rate`), which
   keeps them unbiased.
 - `human`: the pairs with the highest expected value of a human label per unit of cost,
@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
+from routing.audit import audit_probabilities, draw_audit
 
 Route = Literal["human", "judge", "both"]
 ROUTES: tuple[Route, ...] = ("human", "judge", "both")
@@ -69,66 +71,6 @@ def budget_units(budget: float | int, total: float) -> float:
     if not 0.0 <= budget <= 1.0 or math.isnan(budget):
         raise ValueError(f"a budget share must lie in [0, 1], not {budget}")
     return budget * total
-
-
-def audit_probabilities(p_disagree: np.ndarray, fraction: float, tilt: float) -> np.ndarray:
-    """Each pair's chance of joining the audit stream; they sum to `fraction` x the pairs.
-
-    A chance is proportional to (1 - tilt) + tilt x p / mean(p), capped at 1 (the cap's excess
-    spread over the others): tilt 0 is a uniform draw, tilt 1 proportional to P(disagree).
-    Below 1 every pair keeps a chance of at least (1 - tilt) x `fraction`; at 1 a pair scored
-    0 is never audited, and audit estimates then speak only for pairs scored above 0.
-    """
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"audit_fraction must lie in [0, 1], not {fraction}")
-    if not 0.0 <= tilt <= 1.0:
-        raise ValueError(f"audit_tilt must lie in [0, 1], not {tilt}")
-    p = np.clip(np.asarray(p_disagree, dtype=float), 0.0, 1.0)
-    n = len(p)
-    if n == 0 or fraction == 0.0:
-        return np.zeros(n)
-    mean = p.mean()
-    # Nothing to lean on (every score 0): uniform.
-    weight = (1.0 - tilt) + (tilt * p / mean if mean > 0 else tilt)
-    target = fraction * n
-    chance = np.zeros(n)
-    capped = np.zeros(n, bool)
-    for _ in range(n):  # each pass caps at least one more pair, or stops
-        free = ~capped
-        chance[free] = (target - capped.sum()) * weight[free] / weight[free].sum()
-        over = free & (chance >= 1.0)
-        if not over.any():
-            break
-        capped |= over
-        chance[capped] = 1.0
-    return chance
-
-
-def draw_audit(chance: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Systematic sampling in a random order: pair i is drawn with probability `chance[i]`,
-    and the draw's size is the sum of the chances rounded up or down (never far from it)."""
-    n = len(chance)
-    drawn = np.zeros(n, bool)
-    if n == 0:
-        return drawn
-    order = rng.permutation(n)
-    edges = np.cumsum(chance[order])
-    points = rng.random() + np.arange(int(np.ceil(edges[-1])) + 1)
-    hits = np.searchsorted(edges, points[points < edges[-1]], side="right")
-    drawn[order[hits[hits < n]]] = True
-    return drawn
-
-
-def weighted_rate(hits: np.ndarray, chance: np.ndarray) -> tuple[float, float]:
-    """The rate of `hits` in the whole population a sample came from, each sampled pair
-    weighted by 1 / its chance of being sampled (Hajek), and the sample's effective size
-    (Kish: what a uniform sample of that size would tell), for an interval."""
-    hits = np.asarray(hits, dtype=float)
-    weight = 1.0 / np.asarray(chance, dtype=float)
-    if len(hits) == 0:
-        raise ValueError("no sampled pairs")
-    rate = float((weight * hits).sum() / weight.sum())
-    return rate, float(weight.sum() ** 2 / (weight**2).sum())
 
 
 def allocate(

@@ -39,13 +39,8 @@ from typing import Any, Literal
 import numpy as np
 from scipy.stats import rankdata
 
-from routing.allocation import (
-    DEFAULT_AUDIT_FRACTION,
-    DEFAULT_AUDIT_TILT,
-    Allocation,
-    allocate,
-    weighted_rate,
-)
+from routing.allocation import DEFAULT_AUDIT_FRACTION, DEFAULT_AUDIT_TILT, Allocation, allocate
+from routing.audit import weighted_rate
 from routing.consensus import Verdict
 from routing.disagreement import (
     ColdStartRule,

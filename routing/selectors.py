@@ -3,8 +3,6 @@ final label of each comparison, and the figures of a project's router page."""
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,7 +14,8 @@ from django.utils import timezone
 
 from annotation.models import Annotator, Comparison, Project, Prompt, Vote
 from models_backend.models import Judgment
-from routing.allocation import DEFAULT_AUDIT_FRACTION, weighted_rate
+from routing.allocation import DEFAULT_AUDIT_FRACTION
+from routing.audit import judge_labels_right, weighted_interval
 from routing.consensus import Verdict
 from routing.disagreement import ColdStartRule, DisagreementModel
 from routing.evaluation import Outcome, human_majority, judge_outcome
@@ -341,17 +340,6 @@ def _seen_from(label: str, same_sides: bool) -> str:
 # --- the router page --------------------------------------------------------------------
 
 
-def wilson_interval(successes: float, n: float, z: float = 1.96) -> tuple[float, float] | None:
-    """95% Wilson score interval of a proportion; None without observations. For a weighted
-    sample, pass its weighted rate x its effective size as `successes`, and that size as `n`."""
-    if n <= 0:
-        return None
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 @dataclass(frozen=True, slots=True)
 class Agreement:
     """How often the judge agreed with the human majority, with a 95% Wilson interval.
@@ -369,11 +357,11 @@ class Agreement:
 
     @classmethod
     def of(cls, oks: Sequence[bool], chances: Sequence[float], **more: Any) -> Agreement:
-        n, agree = len(oks), sum(oks)
-        if not n:
+        weighted = weighted_interval(np.array(oks, dtype=float), np.array(chances, dtype=float))
+        if weighted is None:
             return cls(0, 0, None, **more)
-        rate, effective = weighted_rate(np.array(oks), np.array(chances))
-        return cls(n, agree, wilson_interval(rate * effective, effective), rate, effective, **more)
+        rate, low, high, effective = weighted
+        return cls(len(oks), sum(oks), (low, high), rate, effective, **more)
 
     @property
     def unequal_chances(self) -> bool:
@@ -475,20 +463,13 @@ def final_sources(project: Project, judge: str) -> dict[str, int]:
     return {source: sources[source] for source in ("human", "judge", "none") if sources[source]}
 
 
-# P(disagree) strata for the final-label accuracy estimate.
-ACCURACY_STRATA = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0 + 1e-9])
-MIN_STRATUM_AUDITS = 5
-
-
 def final_accuracy(
     project: Project, judge: str, audit: AuditAgreement
 ) -> tuple[float, tuple[float, float]] | None:
     """Estimated share of right final labels, with a 95% interval, or None before audits.
 
-    Human labels count as right (they define the truth). The judge-labelled pairs are those
-    the router judged least likely wrong, so one overall audit rate would undersell them: they
-    are post-stratified by the router's P(disagree), each stratum taking the (weighted)
-    agreement of the audited pairs in it (the overall rate where a stratum has under five).
+    Human labels count as right (they define the truth); the judge-labelled ones as often as
+    the judge agreed on audited pairs of the same predicted risk (`judge_labels_right`).
     """
     if not audit.pairs or audit.interval is None:
         return None
@@ -510,23 +491,9 @@ def final_accuracy(
     total = humans + len(judge_only)
     if total == 0:
         return None
-    audit_p = np.array([p for p, _, _ in audit.scored], dtype=float)
-    audit_ok = np.array([ok for _, ok, _ in audit.scored], dtype=bool)
-    audit_chance = np.array([chance for *_, chance in audit.scored], dtype=float)
-    expected = np.zeros(3)  # estimate, low, high: judge-labelled pairs expected right
-    undecided = np.isnan(judge_only)
-    overall = np.array([audit.rate, *audit.interval])
-    expected += undecided.sum() * overall
-    for low, high in itertools.pairwise(ACCURACY_STRATA):
-        count = int(((judge_only >= low) & (judge_only < high)).sum())
-        if count == 0:
-            continue
-        inside = (audit_p >= low) & (audit_p < high)
-        stratum = Agreement.of(audit_ok[inside].tolist(), audit_chance[inside].tolist())
-        if stratum.pairs >= MIN_STRATUM_AUDITS and stratum.interval:
-            expected += count * np.array([stratum.rate, *stratum.interval])
-        else:
-            expected += count * overall
+    scored = np.array(audit.scored, dtype=float).reshape(-1, 3)
+    expected = judge_labels_right(judge_only, scored[:, 0], scored[:, 1], scored[:, 2])
+    assert expected is not None  # there are audited pairs
     estimate, low, high = (humans + expected) / total
     return float(estimate), (float(low), float(high))
 

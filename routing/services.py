@@ -27,12 +27,8 @@ from models_backend import services as backend_services
 from models_backend.models import JudgeJob, Judgment
 from prefarena.bulk import insert_rows
 from routing import selectors
-from routing.allocation import (
-    DEFAULT_AUDIT_TILT,
-    allocate,
-    audit_probabilities,
-    draw_audit,
-)
+from routing.allocation import DEFAULT_AUDIT_TILT, allocate
+from routing.audit import audit_probabilities, draw_audit
 from routing.consensus import Verdict
 from routing.disagreement import (
     ColdStartRule,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from routing.allocation import allocate, audit_probabilities, draw_audit, weighted_rate
+from routing.allocation import allocate
 
 
 @pytest.mark.parametrize("n", [1, 7, 40, 333])
@@ -81,68 +81,3 @@ def test_bad_budgets_are_refused(budget: object) -> None:
 def test_bad_costs_are_refused() -> None:
     with pytest.raises(ValueError, match="costs"):
         allocate(np.ones(3), budget=0.5, costs=np.array([1.0, 0.0, 1.0]))
-
-
-@pytest.mark.parametrize("tilt", [0.0, 0.3, 0.7, 1.0])
-def test_audit_chances_sum_to_the_audit_share_and_lean_on_risk_as_asked(tilt: float) -> None:
-    p = np.random.default_rng(0).beta(2, 4, size=500)
-    chance = audit_probabilities(p, 0.05, tilt)
-    assert chance.sum() == pytest.approx(25.0)
-    assert chance.min() >= (1 - tilt) * 0.05 - 1e-12  # every pair keeps a floor
-    riskiest, safest = np.argmax(p), np.argmin(p)
-    if tilt == 0.0:
-        assert np.allclose(chance, 0.05)
-    else:
-        assert chance[riskiest] > chance[safest]
-        # Linear in P(disagree) between the floor and the top.
-        assert np.corrcoef(chance, p)[0, 1] == pytest.approx(1.0)
-
-
-def test_a_chance_above_one_is_capped_and_its_excess_spread() -> None:
-    p = np.array([1.0, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01])
-    chance = audit_probabilities(p, 0.3, 1.0)
-    assert chance[0] == 1.0
-    assert chance.sum() == pytest.approx(3.0)
-    assert np.allclose(chance[1:], 2.0 / 9)
-
-
-def test_the_audit_draw_has_its_size_and_each_pair_its_chance() -> None:
-    p = np.linspace(0.05, 0.95, 40)
-    chance = audit_probabilities(p, 0.25, 0.7)
-    rng = np.random.default_rng(1)
-    draws = np.array([draw_audit(chance, rng) for _ in range(4000)])
-    assert set(draws.sum(axis=1)) == {10}  # the chances sum to 10: exactly 10 every time
-    # Each pair's share of draws matches its chance (4000 draws: within 0.03).
-    assert np.abs(draws.mean(axis=0) - chance).max() < 0.03
-
-
-def test_a_tilted_audit_catches_more_errors_and_its_weighted_estimate_stays_unbiased() -> None:
-    rng = np.random.default_rng(2)
-    p = rng.beta(2, 4, size=2000)  # the router's P(judge wrong), calibrated here
-    wrong = rng.random(2000) < p
-    estimates, caught = {0.0: [], 0.7: []}, {0.0: [], 0.7: []}
-    naive = []
-    for tilt in (0.0, 0.7):
-        chance = audit_probabilities(p, 0.05, tilt)
-        for _ in range(600):
-            drawn = draw_audit(chance, rng)
-            rate, _ = weighted_rate(wrong[drawn], chance[drawn])
-            estimates[tilt].append(rate)
-            caught[tilt].append(wrong[drawn].sum())
-            if tilt:
-                naive.append(wrong[drawn].mean())
-    truth = wrong.mean()
-    for tilt in (0.0, 0.7):
-        assert np.mean(estimates[tilt]) == pytest.approx(truth, abs=0.004)
-    assert np.mean(naive) > truth + 0.03  # unweighted, the tilted draw overstates errors
-    assert np.mean(caught[0.7]) > 1.15 * np.mean(caught[0.0])
-
-
-def test_the_weighted_rate_of_a_uniform_sample_is_its_plain_rate() -> None:
-    hits = np.array([1, 0, 0, 1, 1])
-    rate, effective = weighted_rate(hits, np.full(5, 0.1))
-    assert rate == pytest.approx(0.6)
-    assert effective == pytest.approx(5.0)
-    rate, effective = weighted_rate(np.array([1, 0]), np.array([0.5, 0.1]))
-    assert rate == pytest.approx(2 / 12)  # the rarely drawn miss stands for five pairs
-    assert effective == pytest.approx(144 / 104)

@@ -22,6 +22,7 @@ from annotation.selectors import LeaderboardFilters, battle_counts
 from models_backend.models import JudgeJob, Judgment
 from models_backend.services import DEFAULT_JUDGE
 from routing import selectors, services
+from routing.audit import wilson_interval
 from routing.features import conversation_of, feature_names
 from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
 from routing.tasks import router_run_all_task
@@ -616,4 +617,4 @@ def test_audits_decided_before_the_tilt_get_their_uniform_chance(project: Projec
         vote(comparison, [winner] * comparison.votes_wanted)
     audit = selectors.audit_agreement(project, JUDGE)
     assert (audit.pairs, audit.agree, audit.rate, audit.effective_pairs) == (4, 3, 0.75, 4.0)
-    assert audit.interval == pytest.approx(selectors.wilson_interval(3, 4))
+    assert audit.interval == pytest.approx(wilson_interval(3, 4))

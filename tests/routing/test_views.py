@@ -142,17 +142,24 @@ def test_a_decision_page_shows_what_pushed_the_pair_to_people(
     assert "fitted on other features" in body
 
 
-def test_the_router_page_shows_agreement_by_category(
-    admin_client: Client, project: Project
-) -> None:
+def all_audited(project: Project, n: int, categories: tuple[str, ...] = ()) -> list[Comparison]:
+    """`n` judged comparisons, every one routed to the audit stream; the first ones in
+    `categories`."""
     services.routing_policy_set(
         project=project, judge=JUDGE, budget_share=1.0, audit_fraction=1.0, min_batch=1
     )
-    comparisons = judged(project, 4)
-    for comparison in comparisons[:2]:
-        comparison.prompt.category = "math"
+    comparisons = judged(project, n)
+    for comparison, category in zip(comparisons, categories, strict=False):
+        comparison.prompt.category = category
         comparison.prompt.save()
     services.comparisons_route(project=project)
+    return comparisons
+
+
+def test_the_router_page_shows_agreement_by_category(
+    admin_client: Client, project: Project
+) -> None:
+    comparisons = all_audited(project, 4, categories=("math", "math"))
     winners = ["model_b", "model_a", "model_a", "model_a"]  # the judge said model_a on all
     for comparison, winner in zip(comparisons, winners, strict=True):
         vote(comparison, [winner] * 3)
@@ -200,11 +207,7 @@ def test_a_decision_page_shows_the_judge_at_the_conversations_other_turns(
 def test_the_router_page_says_when_the_audit_is_weighted(
     admin_client: Client, project: Project
 ) -> None:
-    services.routing_policy_set(
-        project=project, judge=JUDGE, budget_share=1.0, audit_fraction=1.0, min_batch=1
-    )
-    comparisons = judged(project, 4)
-    services.comparisons_route(project=project)
+    comparisons = all_audited(project, 4)
     for comparison in comparisons:
         vote(comparison, ["model_a"] * 3)
     page = reverse("routing:router", args=[project.slug])
