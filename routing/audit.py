@@ -39,6 +39,8 @@ def audit_probabilities(p_disagree: np.ndarray, fraction: float, tilt: float) ->
     capped = np.zeros(n, bool)
     for _ in range(n):  # each pass caps at least one more pair, or stops
         free = ~capped
+        if not weight[free].any():  # tilt 1: the rest are scored 0 and never audited
+            break
         chance[free] = (target - capped.sum()) * weight[free] / weight[free].sum()
         over = free & (chance >= 1.0)
         if not over.any():

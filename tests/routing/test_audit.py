@@ -37,6 +37,11 @@ def test_a_chance_above_one_is_capped_and_its_excess_spread() -> None:
     assert np.allclose(chance[1:], 2.0 / 9)
 
 
+def test_at_tilt_one_pairs_scored_zero_are_never_audited() -> None:
+    chance = audit_probabilities(np.array([0.0, 0.0, 0.0, 1.0]), 0.5, 1.0)
+    assert chance.tolist() == [0.0, 0.0, 0.0, 1.0]  # two wanted, one can be had
+
+
 def test_the_audit_draw_has_its_size_and_each_pair_its_chance() -> None:
     p = np.linspace(0.05, 0.95, 40)
     chance = audit_probabilities(p, 0.25, 0.7)
