@@ -114,6 +114,7 @@ def pair_record(pair: PairLabels) -> dict[str, Any]:
         "judge_p_b": judgment.p_b if judgment else None,
         "judge_p_tie": judgment.p_tie if judgment else None,
         "route": pair.context.route,
+        "audit_chance": pair.context.audit_chance,
         "final_label": final,
         "final_source": final_source,
     }

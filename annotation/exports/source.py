@@ -35,6 +35,9 @@ class PairContext:
     responses_a: list[str]
     responses_b: list[str]
     route: str
+    # The router's chance of drawing the pair for its audit stream (route "both"): weight an
+    # audited pair by 1 / it to estimate the judge's accuracy. None when never routed.
+    audit_chance: float | None
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,7 @@ def stream_pairs(
                 "candidate_a__responses",
                 "candidate_b__responses",
                 "route",
+                "route_decision__audit_chance",
             )[:chunk]
         )
         if not rows:

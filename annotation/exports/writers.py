@@ -69,6 +69,7 @@ SCHEMAS = {
             ("judge_p_b", pa.float64()),
             ("judge_p_tie", pa.float64()),
             ("route", pa.string()),
+            ("audit_chance", pa.float64()),
             ("final_label", pa.string()),
             ("final_source", pa.string()),
         ]
