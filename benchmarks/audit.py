@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from routing.allocation import allocate
+from routing.allocation import Allocation, allocate
 from routing.audit import judge_labels_right, weighted_rate
 from routing.disagreement import fit_disagreement_model
 from routing.evaluation import cross_fit, group_folds, judge_wrong, load_labelled_pairs
@@ -57,11 +57,10 @@ def cross_fitted(path: Path, seeds: int) -> tuple[np.ndarray, list[np.ndarray]]:
     return wrong, scores
 
 
-def _final_accuracy_error(allocation, p: np.ndarray, wrong: np.ndarray) -> float:
+def _final_accuracy_error(allocation: Allocation, p: np.ndarray, wrong: np.ndarray) -> float:
     """The router page's estimate of the judge-labelled pairs' accuracy (post-stratified by
     P(disagree), audits weighted) minus their true accuracy."""
-    routes = np.array(allocation.routes)
-    audited, judge_only = routes == "both", routes == "judge"
+    audited, judge_only = allocation.audited, ~allocation.to_human
     if not audited.any() or not judge_only.any():
         return np.nan
     right = judge_labels_right(
@@ -100,7 +99,7 @@ def audit_figures(
                     final.append(_final_accuracy_error(allocation, p, wrong))
             # The audit draw does not depend on the budget (it is drawn first), only on the
             # seed: take the last allocation's.
-            audited = np.array(allocation.routes) == "both"
+            audited = allocation.audited
             if audited.any():
                 rate, size = weighted_rate(wrong[audited], allocation.audit_chance[audited])
                 weighted.append(rate - wrong.mean())
@@ -112,7 +111,7 @@ def audit_figures(
         "rmse": float(np.sqrt(np.mean(np.square(weighted)))),
         "unweighted bias": float(np.mean(plain)),
         "final rmse": float(np.sqrt(np.nanmean(np.square(final)))) if final else np.nan,
-        "audited": float(np.mean([fraction * n])),
+        "audited": fraction * n,
         "effective": float(np.mean(effective)),
     }
     return figures

@@ -52,6 +52,11 @@ class Allocation:
         """True where a human labels the pair (routes `human` and `both`)."""
         return np.fromiter((r != "judge" for r in self.routes), bool, len(self.routes))
 
+    @property
+    def audited(self) -> np.ndarray:
+        """True where the pair joined the audit stream (route `both`)."""
+        return np.fromiter((r == "both" for r in self.routes), bool, len(self.routes))
+
     def count(self, route: Route) -> int:
         return sum(r == route for r in self.routes)
 

@@ -335,7 +335,7 @@ def evaluate_routing(
 def _audit_estimate(allocation: Allocation, wrong: np.ndarray) -> float | None:
     """The judge's error rate over all the pairs as the audit stream alone estimates it (each
     audited pair weighted by 1 / its chance), to set against the true `judge_error_rate`."""
-    audited = np.array(allocation.routes) == "both"
+    audited = allocation.audited
     if not audited.any():
         return None
     rate, _ = weighted_rate(wrong[audited], allocation.audit_chance[audited])

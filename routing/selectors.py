@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from django.db.models import Avg, Count, Exists, F, OuterRef, Q, QuerySet
@@ -356,7 +356,7 @@ class Agreement:
     effective_pairs: float | None = None
 
     @classmethod
-    def of(cls, oks: Sequence[bool], chances: Sequence[float], **more: Any) -> Agreement:
+    def of(cls, oks: Sequence[bool], chances: Sequence[float], **more: Any) -> Self:
         weighted = weighted_interval(np.array(oks, dtype=float), np.array(chances, dtype=float))
         if weighted is None:
             return cls(0, 0, None, **more)
@@ -413,11 +413,7 @@ def audit_agreement(project: Project, judge: str) -> AuditAgreement:
         )
     )
     agreed = {pk: judge_outcome(verdicts[pk]) == truths[pk] for pk in verdicts}
-    # A decision written without a chance (none since migration 0003 filled them in) had a
-    # uniform audit: the policy's audit share.
-    uniform = (
-        RoutingPolicy.objects.filter(project=project).values_list("audit_fraction", flat=True)
-    ).first() or DEFAULT_AUDIT_FRACTION
+    uniform = _uniform_chance(project) if any(row[2] is None for row in audited.values()) else 0
     scored = tuple((audited[pk][0], ok, audited[pk][2] or uniform) for pk, ok in agreed.items())
     per_category: defaultdict[str, list[tuple[float, bool, float]]] = defaultdict(list)
     for pk, row in zip(agreed, scored, strict=True):
@@ -431,16 +427,21 @@ def audit_agreement(project: Project, judge: str) -> AuditAgreement:
         ),
         key=lambda row: (row.rate, row.category),
     )
-    overall = Agreement.of([ok for _, ok, _ in scored], [chance for *_, chance in scored])
-    return AuditAgreement(
-        overall.pairs,
-        overall.agree,
-        overall.interval,
-        overall.weighted_rate,
-        overall.effective_pairs,
+    return AuditAgreement.of(
+        [ok for _, ok, _ in scored],
+        [chance for *_, chance in scored],
         scored=scored,
         by_category=tuple(by_category),
     )
+
+
+def _uniform_chance(project: Project) -> float:
+    """The audit chance of a decision written without one (none since migration 0003 filled
+    them in): audits were uniform then, at the policy's audit share."""
+    share = (
+        RoutingPolicy.objects.filter(project=project).values_list("audit_fraction", flat=True)
+    ).first()
+    return share or DEFAULT_AUDIT_FRACTION
 
 
 def final_sources(project: Project, judge: str) -> dict[str, int]:
