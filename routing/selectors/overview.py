@@ -1,0 +1,254 @@
+"""The figures of a project's router page: judge-human agreement on the audit stream, where
+final labels come from and how many are right, the budget used."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+from django.db.models import Avg, Count, Exists, F, OuterRef
+
+from annotation.models import Annotator, Comparison, Project, Vote
+from models_backend.models import Judgment
+from routing.allocation import DEFAULT_AUDIT_FRACTION
+from routing.audit import judge_labels_right, weighted_interval
+from routing.disagreement import DisagreementModel
+from routing.evaluation import judge_outcome
+from routing.features import feature_meaning
+from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
+from routing.selectors.comparisons import budget_left_today, current_fit, human_majorities
+from routing.selectors.decisions import FeatureRow
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """How often the judge agreed with the human majority, with a 95% Wilson interval.
+
+    `pairs` and `agree` count audited pairs. When their chances of an audit differed, `rate`
+    is the weighted rate (each pair counting 1 / its chance, which stands for every routed
+    pair) and the interval is over the sample's `effective_pairs`.
+    """
+
+    pairs: int
+    agree: int
+    interval: tuple[float, float] | None
+    weighted_rate: float | None = None
+    effective_pairs: float | None = None
+
+    @classmethod
+    def of(cls, oks: Sequence[bool], chances: Sequence[float], **more: Any) -> Self:
+        weighted = weighted_interval(np.array(oks, dtype=float), np.array(chances, dtype=float))
+        if weighted is None:
+            return cls(0, 0, None, **more)
+        rate, low, high, effective = weighted
+        return cls(len(oks), sum(oks), (low, high), rate, effective, **more)
+
+    @property
+    def unequal_chances(self) -> bool:
+        """Whether the weighting mattered: the pairs had different chances of an audit."""
+        return self.effective_pairs is not None and self.effective_pairs < self.pairs - 1e-6
+
+    @property
+    def rate(self) -> float | None:
+        if self.weighted_rate is not None:
+            return self.weighted_rate
+        return self.agree / self.pairs if self.pairs else None
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryAgreement(Agreement):
+    category: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditAgreement(Agreement):
+    # Per finished audited pair: the router's P(disagree), whether the judge agreed, and the
+    # pair's chance of an audit.
+    scored: tuple[tuple[float, bool, float], ...] = ()
+    # The same per prompt category, the least trusted first.
+    by_category: tuple[CategoryAgreement, ...] = ()
+
+
+def audit_agreement(project: Project, judge: str) -> AuditAgreement:
+    """Judge-human agreement on the random audit stream only (route `both`), each pair
+    weighted by 1 / its chance of an audit: unbiased. Also per prompt category: where the
+    judge can be trusted and where it cannot."""
+    audited = {
+        pk: (p, category, chance)
+        for pk, p, category, chance in Comparison.objects.filter(
+            project=project,
+            route_decision__reason=RouteDecision.Reason.AUDIT,
+            vote_count__gte=F("votes_wanted"),
+        ).values_list(
+            "pk",
+            "route_decision__p_disagree",
+            "prompt__category",
+            "route_decision__audit_chance",
+        )
+    }
+    truths = human_majorities(audited)
+    verdicts = dict(
+        Judgment.objects.filter(judge=judge, comparison_id__in=list(truths)).values_list(
+            "comparison_id", "verdict"
+        )
+    )
+    agreed = {pk: judge_outcome(verdicts[pk]) == truths[pk] for pk in verdicts}
+    uniform = _uniform_chance(project) if any(row[2] is None for row in audited.values()) else 0
+    scored = tuple((audited[pk][0], ok, audited[pk][2] or uniform) for pk, ok in agreed.items())
+    per_category: defaultdict[str, list[tuple[float, bool, float]]] = defaultdict(list)
+    for pk, row in zip(agreed, scored, strict=True):
+        per_category[audited[pk][1] or "uncategorised"].append(row)
+    by_category = sorted(
+        (
+            CategoryAgreement.of(
+                [ok for _, ok, _ in rows], [chance for *_, chance in rows], category=name
+            )
+            for name, rows in per_category.items()
+        ),
+        key=lambda row: (row.rate, row.category),
+    )
+    return AuditAgreement.of(
+        [ok for _, ok, _ in scored],
+        [chance for *_, chance in scored],
+        scored=scored,
+        by_category=tuple(by_category),
+    )
+
+
+def _uniform_chance(project: Project) -> float:
+    """The audit chance of a decision written without one (none since migration 0003 filled
+    them in): audits were uniform then, at the policy's audit share."""
+    share = (
+        RoutingPolicy.objects.filter(project=project).values_list("audit_fraction", flat=True)
+    ).first()
+    return share or DEFAULT_AUDIT_FRACTION
+
+
+def final_sources(project: Project, judge: str) -> dict[str, int]:
+    """How many comparisons' final label comes from people, the judge, or nobody yet (SQL)."""
+    counted = Vote.objects.filter(
+        comparison=OuterRef("pk"), annotator__state=Annotator.State.ACTIVE
+    )
+    verdict = Judgment.objects.filter(comparison=OuterRef("pk"), judge=judge)
+    rows = (
+        Comparison.objects.for_project(project)
+        .rated()
+        .annotate(human=Exists(counted), judged=Exists(verdict))
+        .values_list("human", "judged")
+        .annotate(n=Count("*"))
+        .order_by()
+    )
+    sources: Counter[str] = Counter()
+    for human, judged, n in rows:
+        sources["human" if human else "judge" if judged else "none"] += n
+    return {source: sources[source] for source in ("human", "judge", "none") if sources[source]}
+
+
+def final_accuracy(
+    project: Project, judge: str, audit: AuditAgreement
+) -> tuple[float, tuple[float, float]] | None:
+    """Estimated share of right final labels, with a 95% interval, or None before audits.
+
+    Human labels count as right (they define the truth); the judge-labelled ones as often as
+    the judge agreed on audited pairs of the same predicted risk (`judge_labels_right`).
+    """
+    if not audit.pairs or audit.interval is None:
+        return None
+    counted = Vote.objects.filter(
+        comparison=OuterRef("pk"), annotator__state=Annotator.State.ACTIVE
+    )
+    judge_only = np.array(
+        [
+            p if p is not None else np.nan
+            for p in Comparison.objects.filter(
+                project=project, is_gold=False, judgments__judge=judge
+            )
+            .exclude(Exists(counted))
+            .values_list("route_decision__p_disagree", flat=True)
+        ],
+        dtype=float,
+    )
+    humans = final_sources(project, judge).get("human", 0)
+    total = humans + len(judge_only)
+    if total == 0:
+        return None
+    scored = np.array(audit.scored, dtype=float).reshape(-1, 3)
+    expected = judge_labels_right(judge_only, scored[:, 0], scored[:, 1], scored[:, 2])
+    assert expected is not None  # there are audited pairs
+    estimate, low, high = (humans + expected) / total
+    return float(estimate), (float(low), float(high))
+
+
+@dataclass(frozen=True, slots=True)
+class RouterOverview:
+    policy: RoutingPolicy
+    routes: dict[str, int]
+    pending_unjudged: int
+    judges_seen: list[str]
+    human_share: float | None
+    budget_comparisons: int | None
+    human_votes_today: int
+    audit: AuditAgreement
+    final_sources: dict[str, int]
+    final_accuracy: float | None
+    final_accuracy_interval: tuple[float, float] | None
+    model_accuracy_judge_only: float | None
+    fit: DisagreementFit | None
+
+    @property
+    def weighs_most(self) -> list[FeatureRow]:
+        """The current fit's heaviest standardised weights (+ towards people), with what each
+        feature means; empty under the cold-start rule."""
+        if self.fit is None or self.fit.kind != DisagreementFit.Kind.LOGISTIC:
+            return []
+        weights = DisagreementModel.from_params(self.fit.params).weights()
+        return [
+            FeatureRow(name, 0.0, feature_meaning(name), weight)
+            for name, weight in list(weights.items())[:WEIGHTS_SHOWN]
+        ]
+
+
+WEIGHTS_SHOWN = 8
+
+
+def router_overview(project: Project, policy: RoutingPolicy) -> RouterOverview:
+    """The figures admins watch: who labels what, budget used, how far the judge is trusted."""
+    routes = Counter(
+        dict(
+            Comparison.objects.for_project(project)
+            .rated()
+            .values_list("route")
+            .annotate(n=Count("*"))
+            .order_by()
+        )
+    )
+    decided = RouteDecision.objects.filter(comparison__project=project)
+    n_decided = decided.count()
+    n_human = decided.filter(route__in=["human", "both"]).count()
+    pending = Comparison.objects.filter(project=project, route=Comparison.Route.PENDING)
+    unjudged = pending.exclude(judgments__judge=policy.judge).count()
+    judges = Judgment.objects.filter(comparison__project=project).values_list("judge", flat=True)
+    audit = audit_agreement(project, policy.judge)
+    accuracy = final_accuracy(project, policy.judge, audit)
+    expected_wrong = decided.filter(route="judge").aggregate(mean=Avg("p_disagree"))["mean"]
+    budget = None
+    if policy.budget_kind == RoutingPolicy.BudgetKind.SHARE:
+        budget = round(policy.budget_share * n_decided)
+    return RouterOverview(
+        policy=policy,
+        routes={route: routes.get(route, 0) for route in Comparison.Route.values},
+        pending_unjudged=unjudged,
+        judges_seen=sorted(judges.order_by().distinct()),
+        human_share=n_human / n_decided if n_decided else None,
+        budget_comparisons=budget,
+        human_votes_today=budget_left_today(project, policy).votes_today,
+        audit=audit,
+        final_sources=final_sources(project, policy.judge),
+        final_accuracy=accuracy[0] if accuracy else None,
+        final_accuracy_interval=accuracy[1] if accuracy else None,
+        model_accuracy_judge_only=1.0 - expected_wrong if expected_wrong is not None else None,
+        fit=current_fit(project, policy.judge),
+    )
