@@ -75,6 +75,7 @@ class OverviewSerializer(serializers.Serializer):
     final_accuracy = serializers.FloatField(allow_null=True)
     final_accuracy_interval = Interval()
     model_accuracy_judge_only = serializers.FloatField(allow_null=True)
+    model_judge_only_pairs = serializers.IntegerField()
     fit = FitSerializer(allow_null=True)
     weighs_most = WeightSerializer(many=True)
 

@@ -4,12 +4,16 @@ every routing can be explained later."""
 
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from annotation.models import Comparison, Project
 from routing.allocation import DEFAULT_AUDIT_TILT
+
+# A share, checked on the field (a readable error on the form) and by the table's constraint.
+SHARE_RANGE = [MinValueValidator(0.0), MaxValueValidator(1.0)]
 
 # The settings an admin chooses (the router page's form, the API's view of a policy).
 POLICY_SETTINGS = (
@@ -48,18 +52,22 @@ class RoutingPolicy(models.Model):
         max_length=8, choices=BudgetKind.choices, default=BudgetKind.SHARE
     )
     budget_share = models.FloatField(
-        default=0.25, help_text="Share of the routed comparisons that humans label, 0 to 1."
+        default=0.25,
+        validators=SHARE_RANGE,
+        help_text="Share of the routed comparisons that humans label, 0 to 1.",
     )
     daily_human_votes = models.PositiveIntegerField(
         default=0, help_text="Human votes the project can pay for each day (daily budgets)."
     )
     audit_fraction = models.FloatField(
         default=0.05,
+        validators=SHARE_RANGE,
         help_text="Share of routed comparisons drawn at random for both a human and the judge "
         "(paid from the human budget), to measure the judge without selection bias.",
     )
     audit_tilt = models.FloatField(
         default=DEFAULT_AUDIT_TILT,
+        validators=SHARE_RANGE,
         help_text="How far a pair's chance of an audit follows its predicted P(judge wrong): "
         "0 the same for every pair, 1 proportional to it. Tilted, the audit also catches more "
         "of the judge's errors; its estimates weight each pair by 1 / its chance, so they stay "
@@ -67,6 +75,7 @@ class RoutingPolicy(models.Model):
     )
     min_batch = models.PositiveIntegerField(
         default=50,
+        validators=[MinValueValidator(1)],
         help_text="Route once this many judged pairs wait (the budget goes to the best of a "
         "batch, not to whichever pair came first) ...",
     )
@@ -74,7 +83,9 @@ class RoutingPolicy(models.Model):
         default=30, help_text="... or once the oldest judged pair has waited this long."
     )
     retrain_every = models.PositiveIntegerField(
-        default=20, help_text="Refit the disagreement model after this many new labelled pairs."
+        default=20,
+        validators=[MinValueValidator(1)],
+        help_text="Refit the disagreement model after this many new labelled pairs.",
     )
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -97,6 +108,12 @@ class RoutingPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"routing policy of {self.project}"
+
+    @property
+    def audit_exceeds_budget(self) -> bool:
+        """A share budget smaller than the audit share: only part of the audit is drawn, and
+        nothing is left for the pairs the router ranks first."""
+        return self.budget_kind == self.BudgetKind.SHARE and self.audit_fraction > self.budget_share
 
 
 class DisagreementFit(models.Model):

@@ -316,7 +316,9 @@ def comparisons_route(
         seed=rng.randrange(2**32),
     )
     routes: dict[int, str] = {i: "both" for i in audit}
-    priority = dict.fromkeys(audit, 1.0)
+    # An audited pair's priority is what the allocation ranks the others by: P(disagree) x a
+    # value of 1 per unit of cost.
+    priority = {i: float(p_disagree[i]) for i in audit}
     for j, i in enumerate(rest):
         routes[i] = allocation.routes[j]
         priority[i] = float(allocation.priority[j])

@@ -16,6 +16,9 @@ from routing.forms import RoutingPolicyForm
 from routing.models import RouteDecision, RoutingPolicy
 from routing.tasks import router_run_task
 
+# Pairs listed under "Waiting for humans", the most valuable first.
+WAITING_SHOWN = 50
+
 
 def _page(request: HttpRequest, project: Project, form: RoutingPolicyForm | None = None):
     policy = selectors.policy_for(project)
@@ -26,7 +29,9 @@ def _page(request: HttpRequest, project: Project, form: RoutingPolicyForm | None
     }
     if policy is not None:
         context["overview"] = selectors.router_overview(project, policy)
-        context["waiting"] = selectors.waiting_for_humans(project)
+        waiting = selectors.waiting_for_humans(project)
+        context["waiting"] = waiting[:WAITING_SHOWN]
+        context["waiting_total"] = waiting.count()
     status = 400 if form is not None and form.errors else 200
     template = "routing/router.html"
     if getattr(request, "htmx", False) and policy is not None:
@@ -47,14 +52,24 @@ def router_policy(request: HttpRequest, slug: str) -> HttpResponse:
     form = RoutingPolicyForm(request.POST, instance=instance)
     if not form.is_valid():
         return _page(request, project, form)
-    services.routing_policy_set(project=project, **form.cleaned_data)
+    policy = services.routing_policy_set(project=project, **form.cleaned_data)
     messages.success(request, "Routing policy saved.")
+    if policy.audit_exceeds_budget:
+        messages.warning(
+            request,
+            "The audit share is larger than the human share: only part of the audit is drawn, "
+            "and no human label is left for the pairs the router ranks riskiest.",
+        )
     return HttpResponseRedirect(reverse("routing:router", args=[project.slug]))
 
 
 @require_POST
 def router_run(request: HttpRequest, slug: str) -> HttpResponse:
     project = get_project_for_user(request.user, slug, admin=True)
+    policy = selectors.policy_for(project)
+    if policy is None or not policy.enabled:
+        messages.error(request, "Routing is off: tick “routing on” and save the policy first.")
+        return HttpResponseRedirect(reverse("routing:router", args=[project.slug]))
     router_run_task.delay_on_commit(project_pk=project.pk, force=True)
     messages.success(request, "Routing queued: refresh in a moment.")
     return HttpResponseRedirect(reverse("routing:router", args=[project.slug]))

@@ -252,7 +252,7 @@ def budget_left_today(project: Project, policy: RoutingPolicy) -> DailyBudget:
     return DailyBudget(votes_today, open_slots, left)
 
 
-def waiting_for_humans(project: Project, *, limit: int = 50) -> QuerySet[RouteDecision]:
+def waiting_for_humans(project: Project) -> QuerySet[RouteDecision]:
     """Routed to people and still short of votes, the most valuable first."""
     return (
         RouteDecision.objects.filter(
@@ -261,7 +261,7 @@ def waiting_for_humans(project: Project, *, limit: int = 50) -> QuerySet[RouteDe
             comparison__vote_count__lt=F("comparison__votes_wanted"),
         )
         .select_related("comparison__prompt")
-        .order_by("-priority", "id")[:limit]
+        .order_by("-priority", "id")
     )
 
 

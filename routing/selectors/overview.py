@@ -195,7 +195,10 @@ class RouterOverview:
     final_sources: dict[str, int]
     final_accuracy: float | None
     final_accuracy_interval: tuple[float, float] | None
+    # How often the fitted model expected the judge-only pairs it routed to be right (None
+    # while only the cold-start rule has routed), and how many pairs that speaks for.
     model_accuracy_judge_only: float | None
+    model_judge_only_pairs: int
     fit: DisagreementFit | None
 
     @property
@@ -233,7 +236,10 @@ def router_overview(project: Project, policy: RoutingPolicy) -> RouterOverview:
     judges = Judgment.objects.filter(comparison__project=project).values_list("judge", flat=True)
     audit = audit_agreement(project, policy.judge)
     accuracy = final_accuracy(project, policy.judge, audit)
-    expected_wrong = decided.filter(route="judge").aggregate(mean=Avg("p_disagree"))["mean"]
+    # The cold-start rule's scores order pairs but are no probabilities: only a fitted model's
+    # say how often the judge-only pairs should be right.
+    fitted_judge_only = decided.filter(route="judge", fit__kind=DisagreementFit.Kind.LOGISTIC)
+    expected = fitted_judge_only.aggregate(wrong=Avg("p_disagree"), pairs=Count("id"))
     budget = None
     if policy.budget_kind == RoutingPolicy.BudgetKind.SHARE:
         budget = round(policy.budget_share * n_decided)
@@ -249,6 +255,7 @@ def router_overview(project: Project, policy: RoutingPolicy) -> RouterOverview:
         final_sources=final_sources(project, policy.judge),
         final_accuracy=accuracy[0] if accuracy else None,
         final_accuracy_interval=accuracy[1] if accuracy else None,
-        model_accuracy_judge_only=1.0 - expected_wrong if expected_wrong is not None else None,
+        model_accuracy_judge_only=1.0 - expected["wrong"] if expected["pairs"] else None,
+        model_judge_only_pairs=expected["pairs"],
         fit=current_fit(project, policy.judge),
     )

@@ -370,7 +370,15 @@ def test_final_label_accuracy_is_post_stratified_by_predicted_risk(project: Proj
     assert overview.final_accuracy == 1.0
     low, high = overview.final_accuracy_interval
     assert 0.8 < low < 1.0 and high == 1.0
+    # Only the cold-start rule routed them: its scores are no probabilities.
+    assert overview.model_accuracy_judge_only is None
+    fit = DisagreementFit.objects.create(
+        project=project, judge=JUDGE, kind="logistic", labelled=60, judge_wrong=20
+    )
+    RouteDecision.objects.filter(route="judge").update(fit=fit)
+    overview = selectors.router_overview(project, selectors.policy_for(project))
     assert overview.model_accuracy_judge_only == pytest.approx(0.9)
+    assert overview.model_judge_only_pairs == 20
 
 
 def test_the_router_queues_its_judge_on_pending_pairs_once(project: Project) -> None:
@@ -601,6 +609,22 @@ def test_a_tilted_audit_draws_risky_pairs_more_and_weights_them_back(project: Pr
     assert audit.effective_pairs < 8 and audit.interval[0] < audit.rate < audit.interval[1]
     accuracy = selectors.final_accuracy(project, JUDGE, audit)
     assert accuracy is not None and 0.0 < accuracy[0] <= 1.0
+
+
+def test_an_audited_pair_is_ranked_by_its_risk_like_the_others(project: Project) -> None:
+    policy(project, budget_share=1.0, audit_fraction=0.5)
+    judged(project, 6)
+    judged(project, 6, verdict="tie", consistent=False, p_a=0.5)
+    services.comparisons_route(project=project, rng=random.Random(3))
+    decisions = RouteDecision.objects.all()
+    assert {d.route for d in decisions} == {"human", "both"}
+    for decision in decisions:
+        assert decision.priority == decision.p_disagree
+    # Decisions stored with the old placeholder priority get theirs back.
+    decisions.filter(route="both").update(priority=1.0)
+    migration = importlib.import_module("routing.migrations.0004_policy_ranges_audit_priority")
+    migration.audit_priorities(django_apps, None)
+    assert all(d.priority == d.p_disagree for d in RouteDecision.objects.all())
 
 
 def test_audits_decided_before_the_tilt_get_their_uniform_chance(project: Project) -> None:

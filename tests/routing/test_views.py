@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from annotation.models import Comparison, Project
-from routing import services
+from routing import services, views
 from routing.disagreement import DisagreementModel
 from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
 from tests.factories import (
@@ -67,16 +67,95 @@ def test_it_saves_a_policy_routes_and_shows_the_waiting_pairs(
     assert fragment.lstrip().startswith('<section id="overview"')
 
 
-@pytest.mark.parametrize("field", ["budget_share", "audit_tilt"])
-def test_it_rejects_a_bad_policy_with_the_reason(
-    admin_client: Client, project: Project, field: str
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("budget_share", "1.5", "Human share: Ensure this value is less than or equal to 1.0."),
+        (
+            "audit_fraction",
+            "-0.1",
+            "Audit share: Ensure this value is greater than or equal to 0.0.",
+        ),
+        (
+            "audit_tilt",
+            "1.01",
+            "Audit leaning on risk: Ensure this value is less than or equal to 1.0.",
+        ),
+        (
+            "retrain_every",
+            "0",
+            "Refit every (labelled pairs): Ensure this value is greater than or equal to 1.",
+        ),
+        (
+            "min_batch",
+            "0",
+            "Route batches of (judged pairs): Ensure this value is greater than or equal to 1.",
+        ),
+    ],
+)
+def test_it_rejects_a_bad_policy_naming_the_box(
+    admin_client: Client, project: Project, field: str, value: str, error: str
 ) -> None:
     response = admin_client.post(
-        reverse("routing:router-policy", args=[project.slug]), {**POLICY, field: "1.5"}
+        reverse("routing:router-policy", args=[project.slug]), {**POLICY, field: value}
     )
     assert response.status_code == 400
-    assert f"routing_{field}_range".encode() in response.content
+    body = response.content.decode()
+    assert error in body
+    assert "__all__" not in body and "Constraint" not in body
     assert not RoutingPolicy.objects.exists()
+
+
+def test_an_audit_larger_than_the_budget_is_saved_with_a_warning(
+    admin_client: Client, project: Project
+) -> None:
+    response = admin_client.post(
+        reverse("routing:router-policy", args=[project.slug]),
+        {**POLICY, "budget_share": "0.1", "audit_fraction": "0.5"},
+        follow=True,
+    )
+    assert RoutingPolicy.objects.get(project=project).audit_fraction == 0.5
+    assert "The audit share is larger than the human share" in response.content.decode()
+    response = admin_client.post(
+        reverse("routing:router-policy", args=[project.slug]), POLICY, follow=True
+    )
+    assert "The audit share is larger" not in response.content.decode()
+
+
+def test_with_routing_off_the_page_says_so_and_routes_nothing(
+    admin_client: Client, project: Project, django_capture_on_commit_callbacks
+) -> None:
+    page = reverse("routing:router", args=[project.slug])
+    run = reverse("routing:router-run", args=[project.slug])
+    admin_client.post(reverse("routing:router-policy", args=[project.slug]), POLICY)
+    assert run in admin_client.get(page).content.decode()
+    off = {key: value for key, value in POLICY.items() if key != "enabled"}
+    admin_client.post(reverse("routing:router-policy", args=[project.slug]), off)
+    assert not RoutingPolicy.objects.get(project=project).enabled
+    judged(project, 3)
+    body = admin_client.get(page).content.decode()
+    assert 'id="routing-off"' in body and run not in body
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = admin_client.post(run, follow=True)
+    assert not callbacks
+    assert "Routing is off: tick" in response.content.decode()
+    assert not RouteDecision.objects.exists()
+
+
+def test_the_waiting_list_says_how_many_it_leaves_out(
+    admin_client: Client, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin_client.post(reverse("routing:router-policy", args=[project.slug]), POLICY)
+    for comparison in judged(project, 4):
+        comparison.route = "human"
+        comparison.save(update_fields=["route"])
+        RouteDecisionFactory(comparison=comparison, route="human", judge=JUDGE)
+    page = reverse("routing:router", args=[project.slug])
+    assert "4 pairs waiting" in admin_client.get(page).content.decode()
+    monkeypatch.setattr(views, "WAITING_SHOWN", 3)
+    body = admin_client.get(page).content.decode()
+    assert "The 3 most valuable of 4 pairs waiting" in body
+    assert body.count("/router/decisions/") == 3
 
 
 def test_a_decision_page_explains_the_route_and_escapes_the_prompt(
