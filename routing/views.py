@@ -25,7 +25,7 @@ def _page(request: HttpRequest, project: Project, form: RoutingPolicyForm | None
     context: dict[str, object] = {
         "project": project,
         "policy": policy,
-        "form": form or RoutingPolicyForm(instance=policy or RoutingPolicy(project=project)),
+        "form": form or RoutingPolicyForm(instance=policy or selectors.policy_draft(project)),
     }
     if policy is not None:
         context["overview"] = selectors.router_overview(project, policy)

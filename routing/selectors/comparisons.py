@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from annotation.models import Annotator, Comparison, Project, Prompt, Vote
@@ -22,6 +22,22 @@ INCONSISTENT = "tie (inconsistent)"
 
 def policy_for(project: Project) -> RoutingPolicy | None:
     return RoutingPolicy.objects.filter(project=project).first()
+
+
+def policy_draft(project: Project) -> RoutingPolicy:
+    """The policy the router page offers before one is saved: the defaults, reading the judge
+    with the most verdicts in the arena (say, imported ones) if any judge has given some."""
+    draft = RoutingPolicy(project=project)
+    busiest = (
+        Judgment.objects.filter(comparison__project=project)
+        .values_list("judge", flat=True)
+        .annotate(n=Count("id"))
+        .order_by("-n", "judge")
+        .first()
+    )
+    if busiest:
+        draft.judge = busiest
+    return draft
 
 
 def judgments_by_comparison(

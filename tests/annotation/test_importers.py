@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from annotation.importers import ImportFailed, prompts_import
 from annotation.models import Candidate, Comparison, ModelEntry, Project, Prompt
+from models_backend.models import Judgment
 from tests.paths import DEMO_DIR, MTBENCH_DIR
 
 pytestmark = pytest.mark.django_db
@@ -182,3 +183,6 @@ def test_load_demo_is_repeatable(db: None) -> None:
     assert project.gold_rate == 0.05
     assert project.memberships.get().role == "admin"
     assert project.models.filter(backend="transformers").count() == 2
+    # GPT-4's published verdicts on every demo pair, once: the router can route the demo.
+    judged = Judgment.objects.filter(comparison__project=project, judge="gpt-4-mtbench")
+    assert judged.count() == 480 and judged.filter(consistent=False).exists()

@@ -8,6 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from annotation.models import Comparison, Project
+from models_backend.models import Judgment
 from routing import services, views
 from routing.disagreement import DisagreementModel
 from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
@@ -297,3 +298,17 @@ def test_the_router_page_says_when_the_audit_is_weighted(
     body = admin_client.get(page).content.decode()
     # Weights 1, 1, 2, 4: as precise as 64 / 22 = 2.9 uniform pairs.
     assert "each pair weighted by 1 / its chance of an audit, as precise as 3 uniform" in body
+
+
+def test_before_a_policy_the_form_offers_the_judge_with_the_most_verdicts(
+    admin_client: Client, project: Project
+) -> None:
+    page = reverse("routing:router", args=[project.slug])
+    default = RoutingPolicy._meta.get_field("judge").default
+    assert f'value="{default}"' in admin_client.get(page).content.decode()
+    judged(project, 3)
+    Judgment.objects.create(
+        comparison=ComparisonFactory(project=project), judge="another-judge", verdict="tie",
+        p_a=0.3, p_b=0.3, p_tie=0.4, consistent=True,
+    )  # fmt: skip
+    assert f'name="judge" value="{JUDGE}"' in admin_client.get(page).content.decode()

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from annotation.gold import gold_pairs_create
 from annotation.importers import mtbench_import
 from annotation.models import Membership, ModelEntry, Project
+from models_backend.importers import judgments_import
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo_data" / "mtbench"
 DEMO_SLUG = "mt-bench-demo"
@@ -21,6 +22,10 @@ DEMO_COMPETITORS = {
 }
 
 
+# GPT-4's MT-Bench verdicts on the demo's pairs (both orders, as published): the router can
+# route the demo at once, without hours of the bundled judge on a CPU.
+DEMO_JUDGE = "gpt-4-mtbench"
+DEMO_JUDGMENTS = DEMO_DIR / "judgments_gpt4_pair.jsonl"
 DEMO_GOLD_PAIRS = 10
 DEMO_GOLD_RATE = 0.05
 
@@ -47,6 +52,11 @@ class Command(BaseCommand):
             project.gold_rate = DEMO_GOLD_RATE
             project.save(update_fields=["gold_rate"])
             self.stdout.write(f"{made} gold pairs, served at {DEMO_GOLD_RATE:.0%}")
+        with DEMO_JUDGMENTS.open(encoding="utf-8") as lines:
+            judged = judgments_import(
+                project=project, judge=DEMO_JUDGE, lines=lines, source=DEMO_JUDGMENTS.name
+            )
+        self.stdout.write(f"Judge {DEMO_JUDGE}: {judged.summary()}")
         for name, generation in DEMO_COMPETITORS.items():
             ModelEntry.objects.get_or_create(
                 project=project,
