@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -23,6 +24,8 @@ def _context(project: Project, error: str = "") -> dict[str, object]:
             backend=ModelEntry.Backend.IMPORTED
         ),
         "error": error,
+        # No worker: a job runs inside the click that starts it (the demo's set-up).
+        "in_process": settings.CELERY_TASK_ALWAYS_EAGER,
     }
 
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
-from django.test import Client
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.test import Client, RequestFactory
 from django.urls import reverse
+from django.utils.html import escape
+from django.views.defaults import permission_denied
+from pytest_django.asserts import assertTemplateUsed
 
 from annotation.models import Annotator, Assignment, Project, Vote
 from tests.factories import ComparisonFactory, ModelEntryFactory, ProjectFactory
@@ -223,6 +230,47 @@ def test_leaderboard_is_for_researchers_and_admins(
         .lstrip()
         .startswith('<section id="board"')
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("annotation:leaderboard", "Log in as a researcher or admin of this arena."),
+        ("annotation:exports", "Log in as a researcher or admin of this arena."),
+        ("annotation:review", "Log in as an admin of this arena."),
+    ],
+)
+def test_it_tells_anonymous_visitors_to_log_in_on_a_staff_page(
+    client: Client, project: Project, name: str, message: str
+) -> None:
+    path = reverse(name, args=[project.slug]) + "?category=x&page=2"
+    response = client.get(path)
+    html = response.content.decode()
+    assert response.status_code == 403
+    assertTemplateUsed(response, "403.html")
+    assert message in html
+    login = f"{reverse('login')}?next={quote(path, safe='/')}"
+    assert f'<a href="{escape(login)}" data-testid="denied-login">Log in</a>' in html
+
+
+def test_it_tells_a_member_without_the_role_why_a_page_is_refused(
+    client: Client, project: Project, annotator_user
+) -> None:
+    client.force_login(annotator_user)
+    response = client.get(reverse("annotation:leaderboard", args=[project.slug]))
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert "Only researchers and admins of this arena may see this." in html
+    assert "logged in as annotator" in html
+    assert 'data-testid="denied-login"' not in html
+
+
+def test_it_escapes_the_refusal_message(rf: RequestFactory) -> None:
+    request = rf.get("/arena/demo/leaderboard/")
+    request.user = AnonymousUser()
+    html = permission_denied(request, PermissionDenied("<script>alert(1)</script>")).content
+    assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert b"<script>alert(1)" not in html
 
 
 def test_leaderboard_shows_live_elo_after_votes(

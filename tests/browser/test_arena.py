@@ -6,13 +6,17 @@ from __future__ import annotations
 import struct
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Dialog, Page, expect
 
 from annotation.models import Annotator, Assignment, Project, Vote
 from annotation.rendering import render_markdown
+from routing import services as routing_services
+from routing.models import RouteDecision
 from tests.browser.conftest import DEMO_ADMIN_PASSWORD, DEMO_SLUG
 from tests.factories import (
     CandidateFactory,
@@ -82,6 +86,14 @@ def wait_for_next_pair(page: Page, previous: Assignment) -> None:
         }""",
         arg=str(previous.token),
     )
+
+
+def log_in_as_admin(page: Page) -> None:
+    page.goto(f"/accounts/login/?next={ARENA}")
+    page.locator("#id_username").fill("admin")
+    page.locator("#id_password").fill(DEMO_ADMIN_PASSWORD)
+    page.locator("form.login button[type=submit]").click()
+    page.wait_for_url(f"**{ARENA}")
 
 
 def assert_revealed(page: Page, assignment: Assignment, choice_label: str) -> None:
@@ -303,6 +315,39 @@ def test_it_renders_hostile_outputs_and_model_names_inert(
     assert console_errors == []
 
 
+def test_it_clears_the_error_once_a_refused_vote_goes_through(
+    page: Page, demo_project: Project, console_errors: list[str]
+) -> None:
+    Project.objects.filter(pk=demo_project.pk).update(max_votes_per_minute=1)
+    page.goto(ARENA)
+    wait_until_votable(page)
+    first = served_assignment(page)
+    page.keyboard.press("a")
+    wait_for_next_pair(page, first)
+    wait_until_votable(page)
+    second = served_assignment(page)
+
+    with page.expect_response(lambda response: response.status == 429):
+        page.keyboard.press("a")
+
+    error = page.locator("#arena-error")
+    expect(error).to_contain_text("Try again in")
+    assert served_assignment(page).token == second.token
+    assert not Vote.objects.filter(assignment=second).exists()
+
+    # A minute passes: the first vote leaves the rate window, and the same pair is voted on.
+    Vote.objects.update(created_at=timezone.now() - timedelta(minutes=2))
+    wait_until_votable(page)
+    page.keyboard.press("a")
+
+    wait_for_next_pair(page, second)
+    assert_revealed(page, second, "A (left) is better")
+    assert_vote_recorded(second, "left")
+    expect(error).to_be_empty()
+    # Chromium logs every 4xx response; the refused vote is the only one expected.
+    assert len(console_errors) == 1 and "status of 429" in console_errors[0], console_errors
+
+
 def test_it_stacks_the_responses_on_a_phone(
     open_page: Callable[..., Page], demo_project: Project, console_errors: list[str]
 ) -> None:
@@ -344,11 +389,7 @@ def test_it_saves_a_screenshot_of_the_voting_page(
 def test_it_shows_the_voted_models_on_the_leaderboard_to_the_admin(
     page: Page, demo_project: Project, eager_tasks: None, console_errors: list[str]
 ) -> None:
-    page.goto(f"/accounts/login/?next={ARENA}")
-    page.locator("#id_username").fill("admin")
-    page.locator("#id_password").fill(DEMO_ADMIN_PASSWORD)
-    page.locator("form.login button[type=submit]").click()
-    page.wait_for_url(f"**{ARENA}")
+    log_in_as_admin(page)
 
     served: list[Assignment] = []
     for key, choice in (("a", "left"), ("ArrowRight", "right"), ("t", "tie")):
@@ -378,4 +419,43 @@ def test_it_shows_the_voted_models_on_the_leaderboard_to_the_admin(
     for name, count in expected.items():
         assert votes_by_model[name] == count > 0
     assert sum(votes_by_model.values()) == 2 * len(rated)
+    assert console_errors == []
+
+
+def test_it_scrolls_wide_tables_in_their_own_box_on_a_phone(
+    open_page: Callable[..., Page],
+    demo_project: Project,
+    eager_tasks: None,
+    console_errors: list[str],
+) -> None:
+    page = open_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    log_in_as_admin(page)
+    for _ in range(3):
+        wait_until_votable(page)
+        assignment = served_assignment(page)
+        page.keyboard.press("a")
+        wait_for_next_pair(page, assignment)
+
+    pseudonym = Annotator.objects.get(user__username="admin").pseudonym
+    for path in ("leaderboard/", "exports/", f"review/{pseudonym}/", "jobs/"):
+        page.goto(f"{ARENA}{path}")
+        expect(page.locator("main table").first).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+    # The ratings table is wider than the phone: it scrolls inside its box, all of it reachable.
+    page.goto(f"{ARENA}leaderboard/")
+    box = page.locator(".table-scroll", has=page.locator("#bt-table"))
+    sizes = box.evaluate("box => [box.scrollWidth, box.clientWidth]")
+    assert sizes[0] > sizes[1], sizes
+    box.evaluate("box => { box.scrollLeft = box.scrollWidth; }")
+    last_header = page.locator("#bt-table th").last.bounding_box()
+    assert last_header is not None and last_header["x"] + last_header["width"] <= 390
+    # The router's page and a decision's, with the demo routed by GPT-4's verdicts.
+    policy = routing_services.routing_policy_set(project=demo_project, judge="gpt-4-mtbench")
+    routing_services.router_run(project=demo_project, force=True)
+    decided = RouteDecision.objects.filter(comparison__project=demo_project).first()
+    assert decided is not None and policy.enabled
+    for path in ("router/", f"router/decisions/{decided.comparison_id}/"):
+        page.goto(f"{ARENA}{path}")
+        expect(page.locator("main table").first).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
     assert console_errors == []

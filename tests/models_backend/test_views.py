@@ -66,3 +66,13 @@ def test_judging_with_nothing_routed_finishes_at_once(
     assert response.status_code == 302
     job = JudgeJob.objects.get()
     assert (job.status, job.total) == (Job.Status.DONE, 0)
+
+
+@pytest.mark.parametrize("eager", [True, False])
+def test_it_warns_that_jobs_run_inside_the_click_without_a_worker(
+    client: Client, project: Project, researcher_user, settings, eager: bool
+) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = eager
+    client.force_login(researcher_user)
+    body = client.get(reverse("models_backend:jobs", args=[project.slug])).content.decode()
+    assert ('id="in-process"' in body) is eager
