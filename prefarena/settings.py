@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "prefarena.middleware.DatabaseUnavailableMiddleware",
+    "prefarena.middleware.NulCharacterMiddleware",
 ]
 
 ROOT_URLCONF = "prefarena.urls"

@@ -24,3 +24,14 @@ def handler500(request, *args, **kwargs):
     if request.path.startswith("/api/"):
         return api_server_error(request)
     return server_error(request)
+
+
+def handler400(request, exception=None, *args, **kwargs):
+    """JSON for API clients (a body Django refused to read, say), the plain page for browsers."""
+    from django.views.defaults import bad_request  # noqa: PLC0415
+
+    from annotation.api.errors import api_bad_request  # noqa: PLC0415
+
+    if request.path.startswith("/api/"):
+        return api_bad_request(request)
+    return bad_request(request, exception)

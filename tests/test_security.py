@@ -258,3 +258,21 @@ def test_import_votes_takes_a_file_whole_or_not_at_all(
         assert Vote.objects.count() == before
     else:
         assert Vote.objects.count() == before + report.votes_created
+
+
+def test_a_nul_character_in_a_query_or_form_is_a_400_not_a_database_error(
+    client: Client, project: Project, researcher_user, admin_user_of_project
+) -> None:
+    client.force_login(researcher_user)
+    board = reverse("annotation:leaderboard", args=[project.slug])
+    assert client.get(board, {"category": "chat"}).status_code == 200
+    page = client.get(board, {"category": "ch\x00at"})
+    assert page.status_code == 400 and b"NUL" in page.content
+    api = client.get(reverse("api:leaderboard", args=[project.slug]), {"category": "\x00"})
+    assert api.status_code == 400 and "NUL" in api.json()["detail"]
+    client.force_login(admin_user_of_project)
+    form = client.post(
+        reverse("routing:router-policy", args=[project.slug]), {"judge": "j\x00", "enabled": "on"}
+    )
+    assert form.status_code == 400
+    assert not RoutingPolicy.objects.exists()

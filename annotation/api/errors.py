@@ -37,6 +37,19 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonRespon
     return JsonResponse({"detail": "No such API endpoint.", "status": 404}, status=404)
 
 
+def api_bad_request(request: HttpRequest) -> JsonResponse:
+    """What Django refuses before the API sees the request (a body over the upload limits,
+    too many fields, a bad Host header): JSON like every other API error."""
+    return JsonResponse(
+        {
+            "detail": "The request could not be read: it is too large, has too many fields, "
+            "or is malformed.",
+            "status": 400,
+        },
+        status=400,
+    )
+
+
 def api_server_error(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"detail": "Internal error; it was logged. Please retry or report it.", "status": 500},

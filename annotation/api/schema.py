@@ -1,8 +1,13 @@
-"""OpenAPI post-processing: every operation documents the JSON errors it can answer."""
+"""The OpenAPI schema: every operation documents the JSON errors it can answer, and the schema
+itself comes as YAML or JSON."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
 
 ERROR = {
     "type": "object",
@@ -41,3 +46,17 @@ def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
             for code, text in reasons.items():
                 responses.setdefault(code, {"description": text, "content": reference})
     return result
+
+
+class SchemaFormatNegotiation(DefaultContentNegotiation):
+    """`?format=json` or `?format=yaml` picks the schema's renderer, as the Accept header does.
+
+    URL_FORMAT_OVERRIDE is off for the whole API, where ?format= names an export format, so the
+    schema view reads the parameter itself.
+    """
+
+    def select_renderer(
+        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        wanted = format_suffix or request.query_params.get("format")
+        return super().select_renderer(request, renderers, wanted)

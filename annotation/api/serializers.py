@@ -51,11 +51,28 @@ class ProjectSerializer(serializers.ModelSerializer):
         return self.context["roles"].get(project.pk, "annotator")
 
 
+def no_nul_characters(value: Any) -> Any:
+    """Refuse a JSON value with a NUL character in any string or key: PostgreSQL's jsonb and
+    text columns cannot hold one (it would be a server error, not the client's 400)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str) and "\x00" in item:
+            raise serializers.ValidationError("text must not contain NUL (\\u0000) characters")
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return value
+
+
 class ModelEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelEntry
         fields = ["id", "name", "description", "backend", "backend_config", "created_at"]
         read_only_fields = ["id", "created_at"]
+        extra_kwargs = {"backend_config": {"validators": [no_nul_characters]}}
 
 
 def _texts(value: Any, name: str) -> list[str]:
@@ -92,9 +109,19 @@ class PromptSerializer(serializers.ModelSerializer):
         return _texts(value, "turns")
 
 
+class ModelName(serializers.SlugRelatedField):
+    """A competitor by its name. A name with a NUL character is refused like any unknown one:
+    PostgreSQL could not even look it up."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", ""))
+        return super().to_internal_value(data)
+
+
 class CandidateSerializer(serializers.ModelSerializer):
     prompt = serializers.PrimaryKeyRelatedField(queryset=Prompt.objects.none())
-    model = serializers.SlugRelatedField(slug_field="name", queryset=ModelEntry.objects.none())
+    model = ModelName(slug_field="name", queryset=ModelEntry.objects.none())
     responses = serializers.ListField(
         child=serializers.CharField(max_length=MAX_TEXT, trim_whitespace=False), min_length=1
     )
@@ -103,6 +130,7 @@ class CandidateSerializer(serializers.ModelSerializer):
         model = Candidate
         fields = ["id", "prompt", "model", "responses", "settings_hash", "metadata", "created_at"]
         read_only_fields = ["id", "created_at"]
+        extra_kwargs = {"metadata": {"validators": [no_nul_characters]}}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -316,3 +344,22 @@ class ExportJobSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_card_url(self, job: ExportJob) -> str | None:
         return self._url(job, "export-card")
+
+
+PROJECT_URL_HELP = "URL template: put a project's slug in place of {slug}."
+
+
+class ApiRootSerializer(serializers.Serializer):
+    projects = serializers.URLField()
+    project = serializers.CharField(help_text=PROJECT_URL_HELP)
+    models = serializers.CharField(help_text=PROJECT_URL_HELP)
+    prompts = serializers.CharField(help_text=PROJECT_URL_HELP)
+    candidates = serializers.CharField(help_text=PROJECT_URL_HELP)
+    comparisons = serializers.CharField(help_text=PROJECT_URL_HELP)
+    next_pair = serializers.CharField(help_text=PROJECT_URL_HELP)
+    votes = serializers.CharField(help_text=PROJECT_URL_HELP)
+    judgments = serializers.CharField(help_text=PROJECT_URL_HELP)
+    leaderboard = serializers.CharField(help_text=PROJECT_URL_HELP)
+    exports = serializers.CharField(help_text=PROJECT_URL_HELP)
+    schema = serializers.URLField(help_text="This API's OpenAPI schema (?format=json or yaml).")
+    docs = serializers.URLField(help_text="The schema as browsable docs (Swagger UI).")

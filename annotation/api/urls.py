@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from annotation.api import errors, views
+from annotation.api import errors, schema, views
 from routing import api as routing_api
 
 app_name = "api"
@@ -11,7 +11,12 @@ app_name = "api"
 project = "projects/<slug:slug>/"
 
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("", views.ApiRoot.as_view(), name="root"),
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(content_negotiation_class=schema.SchemaFormatNegotiation),
+        name="schema",
+    ),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("projects/", views.ProjectList.as_view(), name="projects"),
     path(project, views.ProjectDetail.as_view(), name="project"),

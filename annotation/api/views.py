@@ -9,10 +9,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, StreamingHttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound, ParseError, ValidationError
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -73,6 +75,53 @@ DATE_PARAMS = [
     OpenApiParameter("until", OpenApiTypes.DATETIME, description="created before (ISO)"),
 ]
 CATEGORY = OpenApiParameter("category", str, description="prompt category")
+
+
+# --- the API root ----------------------------------------------------------------------------
+
+# Project endpoints listed in the root, by URL name; their URLs are templates with {slug}.
+PROJECT_ENDPOINTS = (
+    "project",
+    "models",
+    "prompts",
+    "candidates",
+    "comparisons",
+    "next-pair",
+    "votes",
+    "judgments",
+    "leaderboard",
+    "exports",
+)
+# A valid slug that stands for {slug}: reverse() only builds URLs its converter accepts.
+_SLUG_STANDIN = "SLUG"
+
+
+class ApiRoot(APIView):
+    """Where things are: absolute URLs of the main endpoints, the schema and the docs.
+
+    Open to anyone, as the schema is: it names URLs, never data.
+    """
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=s.ApiRootSerializer)
+    def get(self, request: Request) -> Response:
+        def absolute(name: str, **kwargs: str) -> str:
+            return request.build_absolute_uri(reverse(f"api:{name}", kwargs=kwargs))
+
+        endpoints = {
+            name.replace("-", "_"): absolute(name, slug=_SLUG_STANDIN).replace(
+                f"/projects/{_SLUG_STANDIN}/", "/projects/{slug}/"
+            )
+            for name in PROJECT_ENDPOINTS
+        }
+        root = {
+            "projects": absolute("projects"),
+            **endpoints,
+            "schema": absolute("schema"),
+            "docs": absolute("docs"),
+        }
+        return Response(s.ApiRootSerializer(root).data)
 
 
 # --- projects ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from annotation.models import Comparison, ExportJob, Project, Vote
+from annotation.models import Candidate, Comparison, ExportJob, ModelEntry, Project, Prompt, Vote
 from models_backend.models import Judgment
 from routing import services as routing_services
 from tests.factories import ComparisonFactory, ModelEntryFactory, PromptFactory
@@ -316,6 +316,46 @@ def test_schema_and_docs_are_served_without_a_cdn(as_role) -> None:
     assert "swagger-ui" in docs and "cdn.jsdelivr" not in docs
 
 
+def test_the_api_root_lists_the_main_endpoints_schema_and_docs(as_role, project: Project) -> None:
+    response = as_role("anonymous").get("/api/v1/")
+    assert response.status_code == 200
+    root = response.json()
+    base = "http://testserver/api/v1/"
+    assert root["projects"] == f"{base}projects/"
+    assert root["project"] == f"{base}projects/{{slug}}/"
+    assert root["next_pair"] == f"{base}projects/{{slug}}/comparisons/next/"
+    assert root["votes"] == f"{base}projects/{{slug}}/votes/"
+    assert root["leaderboard"] == f"{base}projects/{{slug}}/leaderboard/"
+    assert root["exports"] == f"{base}projects/{{slug}}/exports/"
+    assert (root["schema"], root["docs"]) == (f"{base}schema/", f"{base}docs/")
+    researcher = as_role("researcher")
+    for key in ("projects", "schema", "docs"):
+        assert researcher.get(root[key]).status_code == 200, key
+    for key in ("project", "models", "comparisons", "judgments", "leaderboard", "exports"):
+        filled = root[key].replace("{slug}", project.slug)
+        assert researcher.get(filled).status_code == 200, key
+
+
+def test_the_api_root_refuses_post(as_role) -> None:
+    response = as_role("researcher").post("/api/v1/")
+    assert response.status_code == 405 and response.json()["status"] == 405
+
+
+def test_the_schema_comes_as_json_or_yaml_as_asked(as_role) -> None:
+    client = as_role("anonymous")
+    as_json = client.get(reverse("api:schema"), {"format": "json"})
+    assert as_json.status_code == 200
+    assert as_json["Content-Type"].startswith("application/vnd.oai.openapi+json")
+    assert as_json["Content-Disposition"].endswith('.json"')
+    assert "/api/v1/projects/{slug}/votes/" in as_json.json()["paths"]
+    for query in ({"format": "yaml"}, {}):
+        as_yaml = client.get(reverse("api:schema"), query)
+        assert as_yaml.status_code == 200
+        assert as_yaml["Content-Type"].startswith("application/vnd.oai.openapi")
+        assert as_yaml.content.startswith(b"openapi: ")
+    assert client.get(reverse("api:schema"), {"format": "xml"}).status_code == 404
+
+
 def test_token_from_the_management_command_authenticates(
     project: Project, pair: Comparison
 ) -> None:
@@ -332,3 +372,46 @@ def test_token_from_the_management_command_authenticates(
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert client.get(reverse("api:project", args=[project.slug])).status_code == 200
     assert ExportJob.objects.count() == 0
+
+
+@pytest.mark.parametrize("limit", ["DATA_UPLOAD_MAX_MEMORY_SIZE", "DATA_UPLOAD_MAX_NUMBER_FIELDS"])
+def test_a_body_django_refuses_to_read_is_a_json_400(
+    as_role, project: Project, settings, limit: str
+) -> None:
+    setattr(settings, limit, 10)
+    client = as_role("admin")
+    fields = "&".join(f"f{i}=ccccc" for i in range(20))
+    response = client.post(
+        url("candidates", project), fields, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert "could not be read" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body"),
+    [
+        ("candidates", {"model": "m1\x00", "responses": ["Hi"]}),
+        ("candidates", {"model": "m1", "responses": ["Hi"], "metadata": {"k": "v\x00"}}),
+        ("candidates", {"model": "m1", "responses": ["Hi"], "metadata": {"k\x00": 1}}),
+        ("candidates", {"model": "m1", "responses": ["H\x00i"]}),
+        ("prompts", {"external_id": "q\x00", "turns": ["One?"]}),
+        ("models", {"name": "m\x00", "backend_config": {}}),
+        ("models", {"name": "m3", "backend_config": {"source": "\x00"}}),
+    ],
+)
+def test_a_nul_character_anywhere_is_a_400_not_a_server_error(
+    as_role, project: Project, endpoint: str, body: dict
+) -> None:
+    # PostgreSQL stores no NUL in text or jsonb: refused before it gets there, nothing stored.
+    admin = as_role("admin")
+    ModelEntryFactory(project=project, name="m1")
+    prompt = PromptFactory(project=project, turns=["Say hi."])
+    if endpoint == "candidates":
+        body = {**body, "prompt": prompt.pk}
+    before = (Candidate.objects.count(), Prompt.objects.count(), ModelEntry.objects.count())
+    response = admin.post(url(endpoint, project), body, format="json")
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == "application/json"
+    assert (Candidate.objects.count(), Prompt.objects.count(), ModelEntry.objects.count()) == before
