@@ -1,8 +1,10 @@
 """Render untrusted text (model outputs, prompts, guidelines) as sanitized HTML.
 
-Markdown is converted first and the result is cleaned by nh3 (Ammonia): only an allow-list
-of tags and attributes survives, so `<script>`, event handlers and `javascript:` URLs in a
-model's output never reach the browser as live code.
+Raw HTML in the text is not HTML to us: it is shown as written (`List<int>`, `Dear <your
+name>`, a `<script>` a model wrote), escaped, as a model's reader would expect. Markdown is
+converted with its raw-HTML rules switched off, and the result is still cleaned by nh3
+(Ammonia): only an allow-list of tags and attributes survives, so event handlers and
+`javascript:` URLs never reach the browser as live code.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import functools
 
 import markdown
 import nh3
+from markdown.extensions import Extension
 
 ALLOWED_TAGS = {
     "a",
@@ -50,13 +53,22 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "code": {"class"}, "th": {"align"}
 URL_SCHEMES = {"http", "https", "mailto"}
 
 
+class _RawHtmlAsText(Extension):
+    """Python-Markdown passes raw HTML through; without its block and inline HTML rules, a
+    `<tag>` in the text is escaped like any other character."""
+
+    def extendMarkdown(self, md: markdown.Markdown) -> None:
+        md.preprocessors.deregister("html_block")
+        md.inlinePatterns.deregister("html")
+
+
 @functools.lru_cache(maxsize=2048)
 def render_markdown(text: str) -> str:
     """Markdown to sanitized HTML. Pure, so cached: every annotator of a pair reads the same
     answers, and rendering is a large part of serving a page."""
     html = markdown.markdown(
         text or "",
-        extensions=["fenced_code", "tables", "sane_lists", "nl2br"],
+        extensions=["fenced_code", "tables", "sane_lists", "nl2br", _RawHtmlAsText()],
         output_format="html",
     )
     return nh3.clean(

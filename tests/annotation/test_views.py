@@ -14,6 +14,7 @@ from django.views.defaults import permission_denied
 from pytest_django.asserts import assertTemplateUsed
 
 from annotation.models import Annotator, Assignment, Project, Vote
+from annotation.rendering import render_markdown
 from tests.factories import ComparisonFactory, ModelEntryFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db
@@ -195,8 +196,10 @@ def test_it_escapes_hostile_outputs_and_model_names(client: Client, project: Pro
     reveal = response.content.decode()
     for html in (page, reveal):
         assert "<script>alert" not in html
-        assert "onerror=alert" not in html and 'onerror="alert' not in html
+        assert "<img" not in html
         assert "javascript:alert" not in html
+    # What the model wrote is shown as text, escaped, not dropped.
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;" in page
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in reveal
     assert comparison.pk == assignment.comparison_id
 
@@ -206,6 +209,21 @@ def test_it_shows_guidelines_as_sanitized_markdown(client: Client) -> None:
     html = client.get(reverse("annotation:guidelines", args=[project.slug])).content.decode()
     assert "<h1>Rules</h1>" in html and "<strong>bold</strong>" in html
     assert "<script>alert" not in html
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("Thanks,\n<your name>", "Thanks,<br>\n&lt;your name&gt;"),
+        ("Use List<int> or <T>.", "Use List&lt;int&gt; or &lt;T&gt;."),
+        ("<b>not bold</b> but **bold**", "&lt;b&gt;not bold&lt;/b&gt; but <strong>bold</strong>"),
+        ("```\n<div>x</div>\n```", "<pre><code>&lt;div&gt;x&lt;/div&gt;"),
+    ],
+)
+def test_an_answer_that_looks_like_html_is_shown_as_written(text: str, shown: str) -> None:
+    # A model's `<placeholder>` or `List<int>` is part of its answer: dropping it (as a
+    # sanitizer drops unknown tags) would change what annotators judge.
+    assert shown in render_markdown(text)
 
 
 def test_leaderboard_is_for_researchers_and_admins(
