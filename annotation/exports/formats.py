@@ -88,7 +88,15 @@ def _judgment_row(pair: PairLabels, judgment: JudgeLabel) -> dict[str, Any]:
     }
 
 
-def vote_records(pair: PairLabels) -> Iterator[dict[str, Any]]:
+def vote_records(pair: PairLabels, options: ExportOptions) -> Iterator[dict[str, Any]]:
+    """Every label the export takes, one row each. With final labels: the human votes where
+    people voted, else the judge's verdict (the one `pair.final` reads), never both."""
+    if options.source == "final":
+        if pair.votes:
+            yield from (_vote_row(pair, vote) for vote in pair.votes)
+        elif pair.judgment is not None:
+            yield _judgment_row(pair, pair.judgment)
+        return
     for vote in pair.votes:
         yield _vote_row(pair, vote)
     for judgment in pair.judgments:
@@ -205,7 +213,7 @@ def records(
 ) -> Iterator[dict[str, Any]]:
     """The records one comparison contributes; what a format cannot take goes to ``skipped``."""
     if options.format == "votes":
-        yield from vote_records(pair)
+        yield from vote_records(pair, options)
         return
     if options.format == "pairs":
         yield pair_record(pair)

@@ -167,19 +167,32 @@ def test_raw_votes_keep_ties_sides_and_exclusion_state(
     )
     assert first["answer_a"] == ["4"] and first["prompt"] == ["What is 2+2?"]
     assert first["excluded"] is False and first["time_to_vote_ms"] == 12000
-    everything = export_to_path(
+    Judgment.objects.create(
+        comparison=arena["double"], judge="judge-lm", verdict="model_b",
+        p_a=0.2, p_b=0.7, p_tie=0.1, consistent=True,
+    )  # fmt: skip
+    both = export_to_path(
+        project,
+        parse_options({"format": "votes", "source": "judge"}),
+        tmp_path / "judge.jsonl",
+    )
+    assert [r["winner"] for r in read_jsonl(both.data)] == ["model_a", "model_b"]
+    final = export_to_path(
         project,
         parse_options({"format": "votes", "source": "final", "include_flagged": "true"}),
-        tmp_path / "all.jsonl",
+        tmp_path / "final.jsonl",
     )
-    rows = read_jsonl(everything.data)
+    rows = read_jsonl(final.data)
+    # Final labels: people's votes where they voted (not the judge's verdict on that pair
+    # too), the judge's verdict where nobody did.
     assert [(r["source"], r["winner"], r["excluded"]) for r in rows] == [
         ("human", "model_a", False),
         ("human", "tie", False),
         ("human", "model_b", True),
-        ("judge", "model_a", False),
+        ("judge", "model_b", False),
     ]
-    assert rows[-1]["p_a"] == 0.7 and rows[2]["annotator_state"] == "flagged"
+    assert rows[-1]["p_b"] == 0.7 and rows[-1]["comparison_id"] == arena["double"].pk
+    assert rows[2]["annotator_state"] == "flagged"
 
 
 def test_pairs_aggregate_votes_judge_and_final_label(
