@@ -62,7 +62,7 @@ def get_project_for_user(
     """The project an arena URL names, if this user may see it.
 
     Inactive projects are visible to their staff only; `staff=True` asks for a researcher or
-    admin role (leaderboards, exports), `admin=True` an admin role (annotator review).
+    admin role (leaderboards, exports), `admin=True` an admin role (annotator review, the router).
     Raises Http404 / PermissionDenied.
     """
     project = Project.objects.filter(slug=slug).first()
@@ -72,7 +72,7 @@ def get_project_for_user(
     if admin and role != Membership.Role.ADMIN:
         if not user.is_authenticated:
             raise PermissionDenied("Log in as an admin of this arena.")
-        raise PermissionDenied("Only admins of this arena may review annotators.")
+        raise PermissionDenied("Only admins of this arena may see this.")
     if staff and role not in STAFF_ROLES:
         if not user.is_authenticated:
             raise PermissionDenied("Log in as a researcher or admin of this arena.")

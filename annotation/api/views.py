@@ -90,7 +90,10 @@ PROJECT_ENDPOINTS = (
     "votes",
     "judgments",
     "leaderboard",
+    "export-stream",
     "exports",
+    "router",
+    "router-decisions",
 )
 # A valid slug that stands for {slug}: reverse() only builds URLs its converter accepts.
 _SLUG_STANDIN = "SLUG"

@@ -327,6 +327,9 @@ def test_the_api_root_lists_the_main_endpoints_schema_and_docs(as_role, project:
     assert root["votes"] == f"{base}projects/{{slug}}/votes/"
     assert root["leaderboard"] == f"{base}projects/{{slug}}/leaderboard/"
     assert root["exports"] == f"{base}projects/{{slug}}/exports/"
+    assert root["export_stream"] == f"{base}projects/{{slug}}/export/"
+    assert root["router"] == f"{base}projects/{{slug}}/router/"
+    assert root["router_decisions"] == f"{base}projects/{{slug}}/router/decisions/"
     assert (root["schema"], root["docs"]) == (f"{base}schema/", f"{base}docs/")
     researcher = as_role("researcher")
     for key in ("projects", "schema", "docs"):

@@ -312,3 +312,16 @@ def test_before_a_policy_the_form_offers_the_judge_with_the_most_verdicts(
         p_a=0.3, p_b=0.3, p_tie=0.4, consistent=True,
     )  # fmt: skip
     assert f'name="judge" value="{JUDGE}"' in admin_client.get(page).content.decode()
+
+
+def test_a_researcher_is_told_the_router_is_for_admins(
+    client: Client, project: Project, researcher_user
+) -> None:
+    client.force_login(researcher_user)
+    for url in (
+        reverse("routing:router", args=[project.slug]),
+        reverse("api:router", args=[project.slug]),
+    ):
+        response = client.get(url)
+        assert response.status_code == 403
+        assert "Only admins of this arena may see this." in response.content.decode()
