@@ -143,9 +143,16 @@ def leaderboard(request: HtmxHttpRequest, slug: str) -> HttpResponse:
 def leaderboard_refresh(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     project = selectors.get_project_for_user(request.user, slug, staff=True)
     services.leaderboard_snapshot_create(project=project)
+    # The board comes back with the filters it was showing (they travel in the query string).
+    form = LeaderboardFilterForm(request.GET or None)
+    valid = form.is_bound and form.is_valid()
     if not request.htmx:
-        return HttpResponseRedirect(reverse("annotation:leaderboard", args=[project.slug]))
-    context = _leaderboard_context(project, LeaderboardFilterForm(), selectors.LeaderboardFilters())
+        page = reverse("annotation:leaderboard", args=[project.slug])
+        return HttpResponseRedirect(f"{page}?{request.GET.urlencode()}" if valid else page)
+    if not valid:
+        form = LeaderboardFilterForm()
+    filters = form.filters() if valid else selectors.LeaderboardFilters()
+    context = _leaderboard_context(project, form, filters)
     return render(request, "annotation/leaderboard.html#board", context)
 
 

@@ -190,6 +190,14 @@ def test_recompute_now_adds_a_snapshot(
     response = client.post(url, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     assert LeaderboardSnapshot.objects.filter(project=project).count() == 1
+    # The board keeps the filters it was showing, and its button keeps them for next time.
+    page = reverse("annotation:leaderboard", args=[project.slug])
+    judge_board = client.get(page, {"source": "judge"}).content.decode()
+    assert f"{url}?source=judge" in judge_board
+    fragment = client.post(f"{url}?source=judge", HTTP_HX_REQUEST="true").content.decode()
+    assert "LLM-judge verdicts" in fragment and f"{url}?source=judge" in fragment
+    redirect = client.post(f"{url}?source=judge")
+    assert redirect.status_code == 302 and redirect["Location"] == f"{page}?source=judge"
 
 
 def test_charts_escape_hostile_model_names() -> None:
