@@ -82,9 +82,7 @@ def _judgment_row(pair: PairLabels, judgment: JudgeLabel) -> dict[str, Any]:
         "created_at": judgment.created_at.isoformat(),
         "annotator_state": None,
         "excluded": False,
-        "p_a": judgment.p_a,
-        "p_b": judgment.p_b,
-        "p_tie": judgment.p_tie,
+        **dict(zip(("p_a", "p_b", "p_tie"), judgment.probabilities, strict=True)),
     }
 
 
@@ -118,9 +116,15 @@ def pair_record(pair: PairLabels) -> dict[str, Any]:
         "agreement": pair.agreement,
         "judge": judgment.judge if judgment else None,
         "judge_verdict": judgment.verdict if judgment else None,
-        "judge_p_a": judgment.p_a if judgment else None,
-        "judge_p_b": judgment.p_b if judgment else None,
-        "judge_p_tie": judgment.p_tie if judgment else None,
+        **dict(
+            zip(
+                ("judge_p_a", "judge_p_b", "judge_p_tie"),
+                judgment.probabilities if judgment else (None, None, None),
+                strict=True,
+            )
+        ),
+        # False where the verdict flipped when the answers were swapped (stored as a tie).
+        "judge_consistent": judgment.consistent if judgment else None,
         "route": pair.context.route,
         "audit_chance": pair.context.audit_chance,
         "final_label": final,

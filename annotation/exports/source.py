@@ -68,6 +68,14 @@ class JudgeLabel:
     consistent: bool
     created_at: datetime
 
+    @property
+    def probabilities(self) -> tuple[float | None, float | None, float | None]:
+        """(P(A), P(B), P(tie)), or Nones where the judge reported none: a verdict imported
+        without probabilities stores 0 for each."""
+        if self.p_a == self.p_b == self.p_tie == 0.0:
+            return None, None, None
+        return self.p_a, self.p_b, self.p_tie
+
 
 @dataclass
 class PairLabels:

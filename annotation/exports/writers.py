@@ -68,6 +68,7 @@ SCHEMAS = {
             ("judge_p_a", pa.float64()),
             ("judge_p_b", pa.float64()),
             ("judge_p_tie", pa.float64()),
+            ("judge_consistent", pa.bool_()),
             ("route", pa.string()),
             ("audit_chance", pa.float64()),
             ("final_label", pa.string()),

@@ -216,6 +216,7 @@ def test_pairs_aggregate_votes_judge_and_final_label(
     assert single["agreement"] == pytest.approx(2 / 3)
     assert (single["final_label"], single["final_source"]) == ("model_a", "human")
     assert (double["votes"], double["judge_verdict"], double["judge_p_b"]) == (0, "model_b", 0.8)
+    assert double["judge_consistent"] is True and single["judge_consistent"] is None
     assert (double["final_label"], double["final_source"], double["route"]) == (
         "model_b",
         "judge",
@@ -405,3 +406,24 @@ def test_export_page_runs_a_job_and_serves_its_files(
     assert b"rows: 1" in b"".join(card.streaming_content)
     bad = client.post(page, {"format": "dpo", "file_type": "csv", "source": "human"})
     assert bad.status_code == 400 and ExportJob.objects.count() == 1
+
+
+def test_a_verdict_imported_without_probabilities_exports_none_not_zero(
+    project: Project, arena: dict[str, Comparison], tmp_path: Path
+) -> None:
+    Judgment.objects.create(
+        comparison=arena["single"], judge="gpt-4-mtbench", verdict="tie",
+        p_a=0.0, p_b=0.0, p_tie=0.0, consistent=False,
+    )  # fmt: skip
+    options = {"source": "judge"}
+    pairs = export_to_path(
+        project, parse_options({**options, "format": "pairs"}), tmp_path / "p.jsonl"
+    )
+    (row,) = read_jsonl(pairs.data)
+    assert (row["judge_p_a"], row["judge_p_b"], row["judge_p_tie"]) == (None, None, None)
+    assert (row["judge_verdict"], row["judge_consistent"]) == ("tie", False)
+    votes = export_to_path(
+        project, parse_options({**options, "format": "votes"}), tmp_path / "v.parquet"
+    )
+    (vote_row,) = pq.read_table(votes.data).to_pylist()
+    assert (vote_row["p_a"], vote_row["p_b"], vote_row["p_tie"]) == (None, None, None)
