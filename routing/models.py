@@ -200,3 +200,8 @@ class RouteDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.comparison} to {self.route} ({self.get_reason_display()})"
+
+    @property
+    def audit_weight(self) -> float | None:
+        """How many routed pairs an audited pair stands for in the audit figures: 1 / its chance."""
+        return 1.0 / self.audit_chance if self.audit_chance else None

@@ -54,6 +54,13 @@ def router_policy(request: HttpRequest, slug: str) -> HttpResponse:
         return _page(request, project, form)
     policy = services.routing_policy_set(project=project, **form.cleaned_data)
     messages.success(request, "Routing policy saved.")
+    if policy.enabled and not selectors.judge_has_verdicts(project, policy.judge):
+        messages.warning(
+            request,
+            f"No comparison of this arena has a verdict from “{policy.judge}” yet: nothing is "
+            "routed until that judge has labelled the pending pairs (see the jobs page), and "
+            "pairs already judge-labelled by another name do not count.",
+        )
     if policy.audit_exceeds_budget:
         messages.warning(
             request,

@@ -24,6 +24,10 @@ def policy_for(project: Project) -> RoutingPolicy | None:
     return RoutingPolicy.objects.filter(project=project).first()
 
 
+def judge_has_verdicts(project: Project, judge: str) -> bool:
+    return Judgment.objects.filter(comparison__project=project, judge=judge).exists()
+
+
 def policy_draft(project: Project) -> RoutingPolicy:
     """The policy the router page offers before one is saved: the defaults, reading the judge
     with the most verdicts in the arena (say, imported ones) if any judge has given some."""

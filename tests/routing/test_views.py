@@ -325,3 +325,29 @@ def test_a_researcher_is_told_the_router_is_for_admins(
         response = client.get(url)
         assert response.status_code == 403
         assert "Only admins of this arena may see this." in response.content.decode()
+
+
+def test_saving_a_judge_without_verdicts_warns_that_nothing_will_be_routed(
+    admin_client: Client, project: Project
+) -> None:
+    save = reverse("routing:router-policy", args=[project.slug])
+    response = admin_client.post(save, {**POLICY, "judge": "no-such-judge"}, follow=True)
+    assert "No comparison of this arena has a verdict from “no-such-judge”" in (
+        response.content.decode()
+    )
+    judged(project, 1)
+    response = admin_client.post(save, POLICY, follow=True)
+    assert "No comparison of this arena has a verdict" not in response.content.decode()
+
+
+def test_a_decision_page_shows_the_pairs_chance_of_an_audit(
+    admin_client: Client, project: Project
+) -> None:
+    audited, routed = judged(project, 2)
+    RouteDecisionFactory(comparison=audited, route="both", reason="audit", audit_chance=0.08)
+    RouteDecisionFactory(comparison=routed, route="judge", audit_chance=0.02)
+    page = reverse("routing:router-decision", args=[project.slug, audited.pk])
+    assert "0.0800: drawn; counts as 12.5 pairs" in admin_client.get(page).content.decode()
+    page = reverse("routing:router-decision", args=[project.slug, routed.pk])
+    body = admin_client.get(page).content.decode()
+    assert "0.0200" in body and "drawn" not in body
