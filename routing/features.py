@@ -482,11 +482,12 @@ FEATURE_MEANINGS: dict[str, str] = {
     "picked_more_structured": "the judge picked the answer with more lists and headings",
     "picked_the_refusal": "the judge picked the answer that refuses",
     "decisive_on_similar": "a decisive verdict on two similar answers",
-    "tie_on_dissimilar": "a tie between two dissimilar answers",
+    "tie_on_dissimilar": "a tie (or a verdict that flipped) between two dissimilar answers",
     "decisive_margin": "the confidence of a decisive verdict",
     "answers_embed_cosine": "how alike the two answers mean (sentence embeddings)",
     "decisive_on_similar_embed": "a decisive verdict on two answers that mean the same",
-    "prompt_judge_ties": "share of the judge's other verdicts on this prompt that are ties",
+    "prompt_judge_ties": "share of the judge's other verdicts on this prompt that are ties "
+    "(flipped ones included)",
     "prompt_judge_flips": "share of the judge's other verdicts on this prompt that flipped",
     "prompt_standing": "how highly the judge's other verdicts on this prompt rank both answers "
     "(+ both high, - both low)",
@@ -496,10 +497,10 @@ FEATURE_MEANINGS: dict[str, str] = {
     "conversation",
     "conversation_agree": "the verdict agrees (+) or conflicts (-) with the judge's verdicts "
     "on these two models at the conversation's other turns",
-    "conversation_ties": "share of ties among the judge's verdicts on these two models at the "
-    "conversation's other turns",
+    "conversation_ties": "share of ties (flipped verdicts included) among the judge's verdicts "
+    "on these two models at the conversation's other turns",
     "decisive_conversation_ties": "a decisive verdict where the judge called these two models "
-    "a tie at another turn",
+    "a tie (or flipped) at another turn",
     **{
         f"{scope}_consensus": f"the verdict agrees (+) or conflicts (-) with {words}"
         for scope, words in _SCOPE_WORDS.items()
@@ -509,7 +510,8 @@ FEATURE_MEANINGS: dict[str, str] = {
         for scope, words in _SCOPE_WORDS.items()
     },
     **{
-        f"tie_{scope}_gap": f"a tie between models ranked far apart by {words}"
+        f"tie_{scope}_gap": f"a tie (or a verdict that flipped) between models ranked far apart "
+        f"by {words}"
         for scope, words in _SCOPE_WORDS.items()
     },
 }

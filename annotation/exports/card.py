@@ -39,7 +39,9 @@ class ExportStats:
         judgment, majority = pair.judgment, pair.majority
         if judgment is not None and majority not in (None, "split"):
             self.judge_compared += 1
-            self.judge_agreeing += judgment.verdict == majority
+            # A judge has no "both bad": it says tie there, as the router counts it.
+            human = "tie" if majority == "tie (bothbad)" else majority
+            self.judge_agreeing += judgment.verdict == human
 
     def add_record(self, record: dict) -> None:
         self.rows += 1
@@ -110,7 +112,8 @@ def dataset_card(
         f"- human agreement: {agreement}",
         f"- judge agrees with the human majority on "
         f"{_percent(stats.judge_agreeing, stats.judge_compared)} of "
-        f"{stats.judge_compared} comparisons with both",
+        f"{stats.judge_compared} comparisons with both (a both-bad majority counts as a tie; "
+        "comparisons where people split evenly are left out)",
         "",
         "## Filters",
         "",

@@ -427,3 +427,21 @@ def test_a_verdict_imported_without_probabilities_exports_none_not_zero(
     )
     (vote_row,) = pq.read_table(votes.data).to_pylist()
     assert (vote_row["p_a"], vote_row["p_b"], vote_row["p_tie"]) == (None, None, None)
+
+
+def test_the_card_counts_a_both_bad_majority_against_a_judge_tie_as_agreement(
+    project: Project, arena: dict[str, Comparison], tmp_path: Path
+) -> None:
+    for winner in ("tie (bothbad)", "tie (bothbad)", "model_a"):
+        vote(arena["single"], winner)
+    vote(arena["double"], "model_a")
+    vote(arena["double"], "model_b")  # split: left out
+    for comparison in arena.values():
+        Judgment.objects.create(
+            comparison=comparison, judge="j", verdict="tie",
+            p_a=0.3, p_b=0.3, p_tie=0.4, consistent=True,
+        )  # fmt: skip
+    result = export_to_path(project, parse_options({"format": "pairs"}), tmp_path / "p.jsonl")
+    card = result.card.read_text()
+    assert "judge agrees with the human majority on 100.0% of 1 comparisons with both" in card
+    assert "a both-bad majority counts as a tie" in card
