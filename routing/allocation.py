@@ -86,12 +86,15 @@ def allocate(
     audit_tilt: float = DEFAULT_AUDIT_TILT,
     value: float | np.ndarray = 1.0,
     costs: np.ndarray | None = None,
+    audit_beyond_budget: bool = False,
     seed: int = 0,
 ) -> Allocation:
     """Route each pair to `human`, `judge` or `both` within `budget`.
 
     The audit stream is drawn first (`audit_probabilities`, `draw_audit`), then the rest of
-    the budget goes to the highest priorities.
+    the budget goes to the highest priorities. With `audit_beyond_budget` (the arena: the
+    judge stays measured even when the budget is spent) every drawn pair is audited, and the
+    ranking gets what the audit left of the budget, if anything.
 
     `budget` is a share of the pairs (float in [0, 1]) or a number of pairs (int); with
     `costs` (say, proportional to reading length) it is a share of the total cost or an amount
@@ -115,7 +118,7 @@ def allocate(
 
     # In a random order, so a budget smaller than the draw keeps a random part of it.
     for i in rng.permutation(np.flatnonzero(draw_audit(chance, rng))):
-        if spent + cost[i] <= limit + 1e-9:
+        if audit_beyond_budget or spent + cost[i] <= limit + 1e-9:
             routes[i] = "both"
             spent += cost[i]
 

@@ -28,7 +28,6 @@ from models_backend.models import JudgeJob, Judgment
 from prefarena.bulk import insert_rows
 from routing import selectors
 from routing.allocation import DEFAULT_AUDIT_TILT, allocate
-from routing.audit import audit_probabilities, draw_audit
 from routing.consensus import Verdict
 from routing.disagreement import (
     ColdStartRule,
@@ -304,24 +303,15 @@ def comparisons_route(
     budget = human_budget_left(project, policy, n)
     # The audit stream, always drawn (it is what keeps the judge measured without selection
     # bias: each audited pair is weighted by 1 / its chance) and paid first from the budget.
-    chance = audit_probabilities(p_disagree, policy.audit_fraction, policy.audit_tilt)
-    drawn = draw_audit(chance, np.random.default_rng(rng.randrange(2**32)))
-    audit = [int(i) for i in np.flatnonzero(drawn)]
-    audited = set(audit)
-    rest = [i for i in range(n) if i not in audited]
     allocation = allocate(
-        p_disagree[rest],
-        budget=max(0, budget - len(audit)),
-        audit_fraction=0.0,
+        p_disagree,
+        budget=budget,
+        audit_fraction=policy.audit_fraction,
+        audit_tilt=policy.audit_tilt,
+        audit_beyond_budget=True,
         seed=rng.randrange(2**32),
     )
-    routes: dict[int, str] = {i: "both" for i in audit}
-    # An audited pair's priority is what the allocation ranks the others by: P(disagree) x a
-    # value of 1 per unit of cost.
-    priority = {i: float(p_disagree[i]) for i in audit}
-    for j, i in enumerate(rest):
-        routes[i] = allocation.routes[j]
-        priority[i] = float(allocation.priority[j])
+    routes, chance = allocation.routes, allocation.audit_chance
 
     reasons = {"both": RouteDecision.Reason.AUDIT, "human": RouteDecision.Reason.PRIORITY}
     stored = _stored_features(features)
@@ -332,7 +322,7 @@ def comparisons_route(
             reason=reasons.get(routes[i], RouteDecision.Reason.BUDGET),
             p_disagree=float(p_disagree[i]),
             audit_chance=float(chance[i]),
-            priority=priority[i],
+            priority=float(allocation.priority[i]),
             judge=policy.judge,
             judge_verdict=pairs[i].llm_label or "",
             features=stored[i],
@@ -344,8 +334,10 @@ def comparisons_route(
     for route in ("human", "judge", "both"):
         ids = [comparisons[i].pk for i in range(n) if routes[i] == route]
         Comparison.objects.filter(pk__in=ids).update(route=route)
-    counts = {route: sum(r == route for r in routes.values()) for route in ("human", "judge")}
-    return RoutingResult(routed=n, both=len(audit), waiting_for_judge=pending - n, **counts)
+    counts = {route: allocation.count(route) for route in ("human", "judge")}
+    return RoutingResult(
+        routed=n, both=allocation.count("both"), waiting_for_judge=pending - n, **counts
+    )
 
 
 def _judge_spec(project: Project, judge: str) -> dict | None:

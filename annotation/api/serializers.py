@@ -347,22 +347,35 @@ class ExportJobSerializer(serializers.ModelSerializer):
 
 
 PROJECT_URL_HELP = "URL template: put a project's slug in place of {slug}."
+# The project endpoints the API root lists, by URL name (a field each, `-` as `_`).
+PROJECT_ENDPOINTS = (
+    "project",
+    "models",
+    "prompts",
+    "candidates",
+    "comparisons",
+    "next-pair",
+    "votes",
+    "judgments",
+    "leaderboard",
+    "export-stream",
+    "exports",
+    "router",
+    "router-decisions",
+)
 
-
-class ApiRootSerializer(serializers.Serializer):
-    projects = serializers.URLField()
-    project = serializers.CharField(help_text=PROJECT_URL_HELP)
-    models = serializers.CharField(help_text=PROJECT_URL_HELP)
-    prompts = serializers.CharField(help_text=PROJECT_URL_HELP)
-    candidates = serializers.CharField(help_text=PROJECT_URL_HELP)
-    comparisons = serializers.CharField(help_text=PROJECT_URL_HELP)
-    next_pair = serializers.CharField(help_text=PROJECT_URL_HELP)
-    votes = serializers.CharField(help_text=PROJECT_URL_HELP)
-    judgments = serializers.CharField(help_text=PROJECT_URL_HELP)
-    leaderboard = serializers.CharField(help_text=PROJECT_URL_HELP)
-    export_stream = serializers.CharField(help_text=PROJECT_URL_HELP)
-    exports = serializers.CharField(help_text=PROJECT_URL_HELP)
-    router = serializers.CharField(help_text=PROJECT_URL_HELP)
-    router_decisions = serializers.CharField(help_text=PROJECT_URL_HELP)
-    schema = serializers.URLField(help_text="This API's OpenAPI schema (?format=json or yaml).")
-    docs = serializers.URLField(help_text="The schema as browsable docs (Swagger UI).")
+ApiRootSerializer = type(
+    "ApiRootSerializer",
+    (serializers.Serializer,),
+    {
+        "projects": serializers.URLField(),
+        **{
+            name.replace("-", "_"): serializers.CharField(help_text=PROJECT_URL_HELP)
+            for name in PROJECT_ENDPOINTS
+        },
+        "schema": serializers.URLField(
+            help_text="This API's OpenAPI schema (?format=json or yaml)."
+        ),
+        "docs": serializers.URLField(help_text="The schema as browsable docs (Swagger UI)."),
+    },
+)

@@ -79,22 +79,6 @@ CATEGORY = OpenApiParameter("category", str, description="prompt category")
 
 # --- the API root ----------------------------------------------------------------------------
 
-# Project endpoints listed in the root, by URL name; their URLs are templates with {slug}.
-PROJECT_ENDPOINTS = (
-    "project",
-    "models",
-    "prompts",
-    "candidates",
-    "comparisons",
-    "next-pair",
-    "votes",
-    "judgments",
-    "leaderboard",
-    "export-stream",
-    "exports",
-    "router",
-    "router-decisions",
-)
 # A valid slug that stands for {slug}: reverse() only builds URLs its converter accepts.
 _SLUG_STANDIN = "SLUG"
 
@@ -116,7 +100,7 @@ class ApiRoot(APIView):
             name.replace("-", "_"): absolute(name, slug=_SLUG_STANDIN).replace(
                 f"/projects/{_SLUG_STANDIN}/", "/projects/{slug}/"
             )
-            for name in PROJECT_ENDPOINTS
+            for name in s.PROJECT_ENDPOINTS
         }
         root = {
             "projects": absolute("projects"),

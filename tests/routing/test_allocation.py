@@ -81,3 +81,17 @@ def test_bad_budgets_are_refused(budget: object) -> None:
 def test_bad_costs_are_refused() -> None:
     with pytest.raises(ValueError, match="costs"):
         allocate(np.ones(3), budget=0.5, costs=np.array([1.0, 0.0, 1.0]))
+
+
+def test_an_audit_beyond_the_budget_keeps_every_drawn_pair_and_leaves_no_ranking() -> None:
+    p = np.linspace(0.0, 1.0, 40)
+    capped = allocate(p, budget=2, audit_fraction=0.25, audit_tilt=0.0, seed=3)
+    assert capped.count("both") == 2 and capped.count("human") == 0
+    kept = allocate(
+        p, budget=2, audit_fraction=0.25, audit_tilt=0.0, audit_beyond_budget=True, seed=3
+    )
+    assert kept.count("both") == 10 and kept.count("human") == 0
+    room = allocate(
+        p, budget=15, audit_fraction=0.25, audit_tilt=0.0, audit_beyond_budget=True, seed=3
+    )
+    assert room.count("both") == 10 and room.count("human") == 5
