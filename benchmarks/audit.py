@@ -10,7 +10,9 @@ then, per audit tilt, many audit draws: the error capture of the router as it ru
 included) against random routing at each budget, and the audit's estimate of the judge's error
 rate over all the pairs (bias and RMSE, weighted and unweighted; effective sample size), and
 the router page's estimate of how often the judge-labelled pairs are right (post-stratified by
-P(disagree), `routing.audit.judge_labels_right`) against the truth.
+P(disagree), `routing.audit.judge_labels_right`) against the truth. Each tilt is drawn twice:
+systematically over a random order of the pairs, and over the pairs sorted by P(judge wrong)
+(the router's default; the same chances, spread evenly over the range of risk).
 
     python -m benchmarks.audit                   # MT-Bench and the PandaLM subset
     python -m benchmarks.audit --seeds 2 --draws 50
@@ -19,6 +21,7 @@ P(disagree), `routing.audit.judge_labels_right`) against the truth.
 from __future__ import annotations
 
 import argparse
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +80,7 @@ def audit_figures(
     budgets: list[float],
     fraction: float,
     draws: int,
+    by_risk: bool = True,
 ) -> dict[str, float]:
     """Mean capture ratio per budget over seeds and draws; the audit estimate's error."""
     n, errors = len(wrong), wrong > 0
@@ -90,6 +94,7 @@ def audit_figures(
                     budget=budget,
                     audit_fraction=fraction,
                     audit_tilt=tilt,
+                    audit_by_risk=by_risk,
                     seed=seed * 100_003 + draw,
                 )
                 to_human = allocation.to_human
@@ -134,13 +139,13 @@ def main() -> None:
             f"{args.seeds} seeds x {args.draws} draws"
         )
         header = (
-            "audit tilt  "
+            "audit tilt  draw order  "
             + "  ".join(f"x random @{b:.0%}" for b in budgets)
             + "   error-rate estimate: bias    RMSE  (unweighted bias)  effective n / drawn"
             + f"   judge-label accuracy RMSE @{FINAL_BUDGET:.0%}"
         )
         print(header)
-        for tilt in TILTS:
+        for tilt, by_risk in itertools.product(TILTS, (False, True)):
             f = audit_figures(
                 wrong,
                 scores,
@@ -148,10 +153,12 @@ def main() -> None:
                 budgets=budgets,
                 fraction=args.audit_fraction,
                 draws=args.draws,
+                by_risk=by_risk,
             )
             captures = "  ".join(f"{f[f'capture {b:.0%}']:>13.3f}" for b in budgets)
+            order = "by risk" if by_risk else "random"
             print(
-                f"{tilt:>10.1f}  {captures}   {f['bias']:>+25.4f}  {f['rmse']:.4f}"
+                f"{tilt:>10.1f}  {order:>10}  {captures}   {f['bias']:>+25.4f}  {f['rmse']:.4f}"
                 f"  ({f['unweighted bias']:+.4f})          {f['effective']:.0f} / "
                 f"{f['audited']:.0f}{f['final rmse']:>33.4f}"
             )

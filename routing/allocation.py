@@ -87,6 +87,7 @@ def allocate(
     value: float | np.ndarray = 1.0,
     costs: np.ndarray | None = None,
     audit_beyond_budget: bool = False,
+    audit_by_risk: bool = True,
     seed: int = 0,
 ) -> Allocation:
     """Route each pair to `human`, `judge` or `both` within `budget`.
@@ -94,7 +95,9 @@ def allocate(
     The audit stream is drawn first (`audit_probabilities`, `draw_audit`), then the rest of
     the budget goes to the highest priorities. With `audit_beyond_budget` (the arena: the
     judge stays measured even when the budget is spent) every drawn pair is audited, and the
-    ranking gets what the audit left of the budget, if anything.
+    ranking gets what the audit left of the budget, if anything. With `audit_by_risk` (the
+    default) the systematic draw runs over the pairs sorted by P(disagree), so the audit covers
+    every level of risk in proportion (`draw_audit`); without it, over a random order.
 
     `budget` is a share of the pairs (float in [0, 1]) or a number of pairs (int); with
     `costs` (say, proportional to reading length) it is a share of the total cost or an amount
@@ -117,7 +120,7 @@ def allocate(
     spent = 0.0
 
     # In a random order, so a budget smaller than the draw keeps a random part of it.
-    for i in rng.permutation(np.flatnonzero(draw_audit(chance, rng))):
+    for i in rng.permutation(np.flatnonzero(draw_audit(chance, rng, p if audit_by_risk else None))):
         if audit_beyond_budget or spent + cost[i] <= limit + 1e-9:
             routes[i] = "both"
             spent += cost[i]

@@ -99,3 +99,24 @@ def test_judge_labels_are_counted_right_as_often_as_audits_of_the_same_risk() ->
     expected = 10 * np.array([1.0, *safe]) + 6 * np.array(overall)
     assert right == pytest.approx(expected)
     assert judge_labels_right(judge_only, audit_p[:0], audit_ok[:0], audit_chance[:0]) is None
+
+
+def test_a_draw_sorted_by_risk_keeps_each_chance_and_spreads_the_estimate_less() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.beta(2, 4, size=600)  # the router's P(judge wrong), calibrated here
+    wrong = rng.random(600) < p
+    chance = audit_probabilities(p, 0.05, 0.7)
+    draws = {
+        by_risk: np.array([draw_audit(chance, rng, p if by_risk else None) for _ in range(3000)])
+        for by_risk in (False, True)
+    }
+    # Sorting changes which pairs are drawn together, never how often each one is.
+    assert np.abs(draws[True].mean(axis=0) - chance).max() < 0.02
+    assert set(draws[True].sum(axis=1)) == set(draws[False].sum(axis=1)) == {30}
+    errors = {
+        by_risk: np.array([weighted_rate(wrong[d], chance[d])[0] for d in drawn]) - wrong.mean()
+        for by_risk, drawn in draws.items()
+    }
+    assert abs(errors[True].mean()) < 0.004  # still unbiased
+    rmse = {by_risk: np.sqrt(np.mean(e**2)) for by_risk, e in errors.items()}
+    assert rmse[True] < 0.9 * rmse[False]
