@@ -30,6 +30,7 @@ from annotation.models import (
     Project,
     Vote,
 )
+from prefarena.celery import enqueue_on_commit
 
 
 class StateChangeRefused(Exception):
@@ -270,4 +271,4 @@ def _refresh_ratings(projects: Iterable[Project]) -> None:
 
     for project in projects:
         services.elo_schedule_refresh(project=project)
-        leaderboard_snapshot_task.delay_on_commit(project_pk=project.pk)
+        enqueue_on_commit(leaderboard_snapshot_task, project_pk=project.pk)

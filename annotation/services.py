@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -40,6 +39,7 @@ from annotation.models import (
     Vote,
 )
 from models_backend.models import Judgment
+from prefarena.celery import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -471,7 +471,7 @@ def elo_schedule_refresh(*, project: Project) -> None:
     from annotation.tasks import elo_refresh_task  # noqa: PLC0415 - tasks import services
 
     if settings.CELERY_TASK_ALWAYS_EAGER:
-        elo_refresh_task.delay_on_commit(project_pk=project.pk)
+        enqueue_on_commit(elo_refresh_task, project_pk=project.pk)
         return
     try:
         due = cache.add(f"elo-refresh:{project.pk}", 1, timeout=ELO_DEBOUNCE_SECONDS)
@@ -479,15 +479,7 @@ def elo_schedule_refresh(*, project: Project) -> None:
         logger.warning("Redis is unavailable: live Elo refresh of project %s skipped", project.pk)
         return
     if due:
-        # robust: a broker that fails after the vote committed is logged, not raised as a 500.
-        transaction.on_commit(
-            partial(
-                elo_refresh_task.apply_async,
-                kwargs={"project_pk": project.pk},
-                countdown=ELO_DEBOUNCE_SECONDS,
-            ),
-            robust=True,
-        )
+        enqueue_on_commit(elo_refresh_task, countdown=ELO_DEBOUNCE_SECONDS, project_pk=project.pk)
 
 
 def counted_votes(project: Project) -> Q:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
@@ -305,3 +306,76 @@ def test_leaderboard_shows_live_elo_after_votes(
     html = client.get(reverse("annotation:leaderboard", args=[project.slug])).content.decode()
     assert comparison.candidate_a.model.name in html
     assert "1002" in html or "998" in html  # one K=4 vote moves each side by 2 points
+
+
+def test_a_failing_live_elo_refresh_never_fails_the_vote_it_follows(
+    client: Client,
+    project: Project,
+    *,
+    settings,
+    monkeypatch,
+    caplog,
+    django_capture_on_commit_callbacks,
+) -> None:
+    """The demo runs tasks in-process: a refresh that hits a locked SQLite database (and
+    retries itself) used to turn a saved vote into a 500."""
+    from django.db import OperationalError
+
+    from annotation import services
+
+    def locked(**_kwargs):
+        raise OperationalError("database is locked")
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    monkeypatch.setattr(services, "elo_refresh", locked)
+    ComparisonFactory.create_batch(2, project=project)
+    assignment = served(client, project)
+    with django_capture_on_commit_callbacks(execute=True) as hooks:
+        response = client.post(
+            vote_url(project),
+            {"assignment": str(assignment.token), "choice": "left"},
+            HTTP_HX_REQUEST="true",
+        )
+    assert len(hooks) == 1  # the refresh did run, and failed
+    assert response.status_code == 200
+    assert 'data-testid="reveal"' in response.content.decode()
+    assert Vote.objects.get().assignment == assignment
+    assert "enqueue_on_commit(annotation.tasks.elo_refresh_task)" in caplog.text
+    assert "database is locked" in caplog.text
+
+
+@contextmanager
+def _broker_down(app):
+    """Publish through a broker address nothing listens on, then back to the real one."""
+    from benchmarks.faults import free_port
+
+    real = app.conf.broker_write_url
+    app.conf.broker_write_url = f"redis://127.0.0.1:{free_port()}/0"
+    app._pool = app.amqp._producer_pool = None  # the cached connections to the real broker
+    try:
+        yield
+    finally:
+        app.conf.broker_write_url = real
+        app._pool = app.amqp._producer_pool = None
+
+
+def test_a_broker_that_refuses_the_live_elo_refresh_never_fails_the_vote(
+    client: Client, project: Project, settings, caplog, django_capture_on_commit_callbacks
+) -> None:
+    from prefarena.celery import app
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    ComparisonFactory.create_batch(2, project=project)
+    assignment = served(client, project)
+    with _broker_down(app), django_capture_on_commit_callbacks(execute=True) as hooks:
+        response = client.post(
+            vote_url(project),
+            {"assignment": str(assignment.token), "choice": "right"},
+            HTTP_HX_REQUEST="true",
+        )
+    assert len(hooks) == 1
+    assert response.status_code == 200
+    assert Vote.objects.get().assignment == assignment
+    assert "enqueue_on_commit(annotation.tasks.elo_refresh_task)" in caplog.text
+    assert "Connection refused" in caplog.text
