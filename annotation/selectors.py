@@ -15,10 +15,12 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import (
     Count,
     Exists,
+    F,
     FloatField,
     Func,
     IntegerField,
     OuterRef,
+    Q,
     QuerySet,
     TextField,
     Value,
@@ -167,14 +169,18 @@ def _judgments(project: Project, filters: LeaderboardFilters) -> QuerySet[Judgme
     judgments = Judgment.objects.filter(comparison__project=project, comparison__is_gold=False)
     if filters.source == "final":
         # The judge speaks only where no counted human vote exists (in any date window), and
-        # only the judge the project's router reads when it has one: one verdict per pair.
+        # only the judge the project's router reads when it has one (for a routed pair, the one
+        # the router gave it to): one verdict per pair.
         humans = _human_votes(project, LeaderboardFilters(include_flagged=filters.include_flagged))
         judgments = judgments.filter(
             ~Exists(humans.filter(comparison_id=OuterRef("comparison_id")))
         )
         judge = router_judge(project)
         if judge:
-            judgments = judgments.filter(judge=judge)
+            judgments = judgments.filter(
+                Q(comparison__route_decision__isnull=True, judge=judge)
+                | Q(judge=F("comparison__route_decision__judge"))
+            )
     return _in_window(judgments, filters)
 
 

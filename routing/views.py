@@ -49,11 +49,19 @@ def router_page(request: HttpRequest, slug: str) -> HttpResponse:
 def router_policy(request: HttpRequest, slug: str) -> HttpResponse:
     project = get_project_for_user(request.user, slug, admin=True)
     instance = selectors.policy_for(project) or RoutingPolicy(project=project)
+    previous_judge = instance.judge if instance.pk else None
     form = RoutingPolicyForm(request.POST, instance=instance)
     if not form.is_valid():
         return _page(request, project, form)
     policy = services.routing_policy_set(project=project, **form.cleaned_data)
     messages.success(request, "Routing policy saved.")
+    kept = selectors.judge_routed_count(project, previous_judge) if previous_judge else 0
+    if previous_judge != policy.judge and kept:
+        messages.info(
+            request,
+            f"{kept} pairs already routed to “{previous_judge}” keep its verdicts as their final "
+            f"labels; pairs routed from now on get the verdicts of “{policy.judge}”.",
+        )
     if policy.enabled and not selectors.judge_has_verdicts(project, policy.judge):
         messages.warning(
             request,

@@ -116,6 +116,6 @@ class RouteDecisionFactory(factory.django.DjangoModelFactory):
     )
     p_disagree = 0.2
     priority = factory.SelfAttribute("p_disagree")
-    judge = "judge"
+    judge = "test-judge"  # tests.routing.helpers.JUDGE, the policy judge of the routing tests
     judge_verdict = "model_a"
     features = factory.LazyFunction(lambda: {"margin": 0.8})

@@ -84,7 +84,8 @@ class PairLabels:
     context: PairContext
     votes: list[HumanLabel] = field(default_factory=list)
     judgments: list[JudgeLabel] = field(default_factory=list)
-    # The judge whose verdict is the final label when several judged (the router's judge).
+    # The judge whose verdict is the final label when several judged: the one the router gave
+    # the pair to, else the router's current judge.
     preferred_judge: str = ""
 
     @property
@@ -185,13 +186,17 @@ def stream_pairs(
                 "candidate_b__responses",
                 "route",
                 "route_decision__audit_chance",
+                "route_decision__judge",
             )[:chunk]
         )
         if not rows:
             return
         last = rows[-1][0]
+        # The judge a routed pair was given to labels it, even after the policy names another.
         pairs = {
-            row[0]: PairLabels(PairContext(*row), preferred_judge=router_judge or "")
+            row[0]: PairLabels(
+                PairContext(*row[:-1]), preferred_judge=row[-1] or router_judge or ""
+            )
             for row in rows
         }
         if want_votes:

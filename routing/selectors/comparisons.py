@@ -28,6 +28,13 @@ def judge_has_verdicts(project: Project, judge: str) -> bool:
     return Judgment.objects.filter(comparison__project=project, judge=judge).exists()
 
 
+def judge_routed_count(project: Project, judge: str) -> int:
+    """How many comparisons the router gave to `judge` alone: their final labels are its."""
+    return RouteDecision.objects.filter(
+        comparison__project=project, route=Comparison.Route.JUDGE, judge=judge
+    ).count()
+
+
 def policy_draft(project: Project) -> RoutingPolicy:
     """The policy the router page offers before one is saved: the defaults, reading the judge
     with the most verdicts in the arena (say, imported ones) if any judge has given some."""
@@ -182,25 +189,41 @@ class FinalLabel:
     comparison_id: int
     label: Outcome | None
     source: str  # "human", "judge" or "none"
+    judge: str | None = None  # whose verdict a "judge" label is
+
+
+def deciding_judges(comparison_ids: Iterable[int], judge: str) -> dict[int, str]:
+    """Whose verdict labels each comparison that people did not: the judge its routing
+    decision read (a policy that later names another judge does not relabel routed pairs),
+    else `judge`, the policy's."""
+    ids = list(comparison_ids)
+    decided = dict(
+        RouteDecision.objects.filter(comparison_id__in=ids).values_list("comparison_id", "judge")
+    )
+    return {pk: decided.get(pk, judge) for pk in ids}
 
 
 def final_labels(project: Project, judge: str) -> list[FinalLabel]:
-    """Per comparison: the human majority where humans voted, else the judge's verdict."""
+    """Per comparison: the human majority where humans voted, else the verdict of the judge
+    that the router gave it to (`deciding_judges`; `judge` for pairs not routed yet)."""
     ids = list(
         Comparison.objects.for_project(project).rated().order_by("id").values_list("pk", flat=True)
     )
     humans = human_majorities(ids)
-    verdicts = dict(
-        Judgment.objects.filter(judge=judge, comparison_id__in=ids).values_list(
-            "comparison_id", "verdict"
-        )
-    )
+    judges = deciding_judges(ids, judge)
+    verdicts = {
+        (pk, name): verdict
+        for pk, name, verdict in Judgment.objects.filter(
+            judge__in=set(judges.values()), comparison_id__in=ids
+        ).values_list("comparison_id", "judge", "verdict")
+    }
     labels = []
     for pk in ids:
+        verdict = verdicts.get((pk, judges[pk]))
         if pk in humans:
             labels.append(FinalLabel(pk, humans[pk], "human"))
-        elif pk in verdicts:
-            labels.append(FinalLabel(pk, judge_outcome(verdicts[pk]), "judge"))
+        elif verdict is not None:
+            labels.append(FinalLabel(pk, judge_outcome(verdict), "judge", judges[pk]))
         else:
             labels.append(FinalLabel(pk, None, "none"))
     return labels

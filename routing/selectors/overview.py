@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy as np
-from django.db.models import Avg, Count, Exists, F, OuterRef
+from django.db.models import Avg, Count, Exists, F, OuterRef, Value
+from django.db.models.functions import Coalesce
 
 from annotation.models import Annotator, Comparison, Project, Vote
 from models_backend.models import Judgment
@@ -127,16 +128,22 @@ def _uniform_chance(project: Project) -> float:
     return share or DEFAULT_AUDIT_FRACTION
 
 
+def _judged_by_decider(judge: str) -> Exists:
+    """Whether a comparison has a verdict from its deciding judge: the one its routing
+    decision read, else `judge` (see `deciding_judges`)."""
+    decider = Coalesce(OuterRef("route_decision__judge"), Value(judge))
+    return Exists(Judgment.objects.filter(comparison=OuterRef("pk"), judge=decider))
+
+
 def final_sources(project: Project, judge: str) -> dict[str, int]:
     """How many comparisons' final label comes from people, the judge, or nobody yet (SQL)."""
     counted = Vote.objects.filter(
         comparison=OuterRef("pk"), annotator__state=Annotator.State.ACTIVE
     )
-    verdict = Judgment.objects.filter(comparison=OuterRef("pk"), judge=judge)
     rows = (
         Comparison.objects.for_project(project)
         .rated()
-        .annotate(human=Exists(counted), judged=Exists(verdict))
+        .annotate(human=Exists(counted), judged=_judged_by_decider(judge))
         .values_list("human", "judged")
         .annotate(n=Count("*"))
         .order_by()
@@ -153,31 +160,37 @@ def final_accuracy(
     """Estimated share of right final labels, with a 95% interval, or None before audits.
 
     Human labels count as right (they define the truth); the judge-labelled ones as often as
-    the judge agreed on audited pairs of the same predicted risk (`judge_labels_right`).
+    their judge agreed on audited pairs of the same predicted risk (`judge_labels_right`).
+    Pairs routed under an earlier policy keep that policy's judge, measured on its own audits.
     """
     if not audit.pairs or audit.interval is None:
         return None
     counted = Vote.objects.filter(
         comparison=OuterRef("pk"), annotator__state=Annotator.State.ACTIVE
     )
-    judge_only = np.array(
-        [
-            p if p is not None else np.nan
-            for p in Comparison.objects.filter(
-                project=project, is_gold=False, judgments__judge=judge
-            )
-            .exclude(Exists(counted))
-            .values_list("route_decision__p_disagree", flat=True)
-        ],
-        dtype=float,
-    )
+    judge_only: defaultdict[str, list[float]] = defaultdict(list)
+    for p, decider in (
+        Comparison.objects.filter(project=project, is_gold=False)
+        .exclude(Exists(counted))
+        .filter(_judged_by_decider(judge))
+        .values_list("route_decision__p_disagree", "route_decision__judge")
+    ):
+        judge_only[decider or judge].append(p if p is not None else np.nan)
     humans = final_sources(project, judge).get("human", 0)
-    total = humans + len(judge_only)
+    total = humans + sum(len(ps) for ps in judge_only.values())
     if total == 0:
         return None
-    scored = np.array(audit.scored, dtype=float).reshape(-1, 3)
-    expected = judge_labels_right(judge_only, scored[:, 0], scored[:, 1], scored[:, 2])
-    assert expected is not None  # there are audited pairs
+    expected = np.zeros(3)
+    for name, ps in judge_only.items():
+        scored = np.array((audit if name == judge else audit_agreement(project, name)).scored)
+        if not len(scored):
+            return None  # a judge never audited here: nothing says how often it is right
+        scored = scored.astype(float).reshape(-1, 3)
+        right = judge_labels_right(
+            np.array(ps, dtype=float), scored[:, 0], scored[:, 1], scored[:, 2]
+        )
+        assert right is not None  # there are audited pairs
+        expected += right
     estimate, low, high = (humans + expected) / total
     return float(estimate), (float(low), float(high))
 

@@ -381,6 +381,49 @@ def test_final_label_accuracy_is_post_stratified_by_predicted_risk(project: Proj
     assert overview.model_judge_only_pairs == 20
 
 
+def test_a_policy_naming_another_judge_keeps_the_routed_pairs_final_labels(
+    project: Project,
+) -> None:
+    policy(project)
+    audited, judge_only = judged(project, 10), judged(project, 20)
+    for comparisons, route, reason in ((audited, "both", "audit"), (judge_only, "judge", "budget")):
+        for comparison in comparisons:
+            RouteDecisionFactory(comparison=comparison, route=route, reason=reason, judge=JUDGE)
+    for comparison in audited:
+        vote(comparison, ["model_a"] * 3)  # the judge said model_a on every pair
+    newcomer = judged(project, 5, verdict="model_b", judge="new-judge")  # not routed yet
+    before = selectors.router_overview(project, selectors.policy_for(project))
+
+    services.routing_policy_set(project=project, judge="new-judge")
+    after = selectors.router_overview(project, selectors.policy_for(project))
+
+    labels = {label.comparison_id: label for label in selectors.final_labels(project, "new-judge")}
+    assert {(labels[c.pk].source, labels[c.pk].judge) for c in judge_only} == {("judge", JUDGE)}
+    assert {(labels[c.pk].label, labels[c.pk].judge) for c in newcomer} == {
+        ("model_b", "new-judge")
+    }
+    assert after.final_sources == {"human": 10, "judge": 25}
+    assert before.final_sources == {"human": 10, "judge": 20, "none": 5}
+    # The routed pairs are measured by their own judge's audits; the new judge has none here,
+    # so nothing says how often its labels on the 5 newcomers are right.
+    assert before.final_accuracy == 1.0
+    assert after.final_accuracy is None
+    assert selectors.judge_routed_count(project, JUDGE) == 20
+    # Exports and the leaderboard's final labels agree, even where the new judge judged too.
+    Judgment.objects.create(
+        comparison=judge_only[0], judge="new-judge", verdict="tie", p_a=0.3, p_b=0.3,
+        p_tie=0.4, consistent=True,
+    )  # fmt: skip
+    exported = {
+        pair.context.comparison_id: pair.final
+        for pair in stream_pairs(project, ExportOptions(format="pairs", source="final"))
+    }
+    assert exported[judge_only[0].pk] == ("model_a", "judge")
+    assert exported[newcomer[0].pk] == ("model_b", "judge")
+    final = battle_counts(project, LeaderboardFilters(source="final"))
+    assert final.total_votes == 10 * 3 + 25
+
+
 def test_the_router_queues_its_judge_on_pending_pairs_once(project: Project) -> None:
     policy(project)
     pending = ComparisonFactory.create_batch(2, project=project, route="pending")

@@ -340,6 +340,22 @@ def test_saving_a_judge_without_verdicts_warns_that_nothing_will_be_routed(
     assert "No comparison of this arena has a verdict" not in response.content.decode()
 
 
+def test_switching_the_judge_says_that_routed_pairs_keep_their_labels(
+    admin_client: Client, project: Project
+) -> None:
+    save = reverse("routing:router-policy", args=[project.slug])
+    admin_client.post(save, POLICY)
+    for comparison in judged(project, 3):
+        RouteDecisionFactory(comparison=comparison, route="judge", judge=POLICY["judge"])
+    same = admin_client.post(save, POLICY, follow=True).content.decode()
+    assert "keep its verdicts" not in same
+    switched = admin_client.post(save, {**POLICY, "judge": "another-judge"}, follow=True)
+    assert (
+        f"3 pairs already routed to “{POLICY['judge']}” keep its verdicts as their final labels"
+        in switched.content.decode()
+    )
+
+
 def test_a_decision_page_shows_the_pairs_chance_of_an_audit(
     admin_client: Client, project: Project
 ) -> None:
