@@ -60,7 +60,10 @@ _CODE_WORDS = (
     "sql", "regex", "algorithm",
 )  # fmt: skip
 _MATH_WORDS = ("solve", "calculate", "equation", "probability", "integral", "derivative", "prove")
-_REFUSAL_WORDS = ("sorry", "unable", "as an ai", "cannot", "can't", "not have", "n't have")
+_REFUSAL_WORDS = (
+    "sorry, ", "apologi", "as an ai", "able to", "cannot", "can't", "t have", "t actually have",
+    "understand the question",
+)  # fmt: skip
 
 
 def _matches(pattern: re.Pattern[str], text: str, words: tuple[str, ...]) -> bool:
@@ -69,9 +72,20 @@ def _matches(pattern: re.Pattern[str], text: str, words: tuple[str, ...]) -> boo
 
 _QUESTION_WORD = re.compile(r"\b(?:what|why|how|which|who|whom|whose|when|where)\b")
 _STRUCTURE = re.compile(r"^\s*(?:[-*•]|\d+[.)]|#+)\s", re.MULTILINE)
+# A refusal or a non-answer, not any "I can't" or "I'm sorry": "I can't wait to return", "I'm
+# sorry to hear that" and "I don't have a favourite style" are answers.
+_REFUSAL_VERBS = (
+    r"(?:help|assist|provide|answer|comply|fulfil|complete|do that|browse|access|give|share|offer"
+    r"|perform|predict|generate|create|write|engage|express|make|tell|see|view|know|diagnose"
+    r"|perceive|experience)"
+)
 _REFUSAL = re.compile(
-    r"\bi(?:'m| am) (?:sorry|unable)|\bas an ai\b|\bi cannot\b|\bi can't\b"
-    r"|\bi do(?: not|n't) have\b"
+    r"\bi(?:'m| am) sorry, (?:but\b|i\b|it seems)|\bi apologi[sz]e, but\b|\bas an ai\b"
+    rf"|\bi(?:'m| am)(?: not| not actually)? (?:un)?able to {_REFUSAL_VERBS}"
+    rf"|\bi (?:cannot|can't) {_REFUSAL_VERBS}"
+    r"|\bi do(?: not|n't)(?: actually)? have (?:access|the ability|personal|real-time|feelings"
+    r"|opinions|emotions|enough information|the capability|a physical|a visual)"
+    r"|\bi do(?: not|n't) understand the question"
 )
 
 
@@ -225,12 +239,13 @@ def _digit_count(text: str) -> int:
 def _text_stats(text: str) -> tuple[Counter[str], int, int, int, int]:
     """Token counts, characters, digits, list/heading lines, refusal phrases of one text."""
     lowered = text.lower()
+    plain = lowered.replace("\u2019", "'")  # a typographic apostrophe (right single quote)
     return (
         Counter(_TOKEN.findall(lowered)),
         len(text),
         _digit_count(text),
         len(_STRUCTURE.findall(text)),
-        1 if _matches(_REFUSAL, lowered, _REFUSAL_WORDS) else 0,
+        1 if _matches(_REFUSAL, plain, _REFUSAL_WORDS) else 0,
     )
 
 

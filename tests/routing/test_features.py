@@ -176,3 +176,25 @@ def test_a_record_names_its_conversation_by_question_else_by_its_opening() -> No
     assert pair_from_record({**record, "question_id": 1}).conversation_key == "question 1"
     single = {key: record[key] for key in ("id", "prompt", "response_a", "response_b")}
     assert pair_from_record(single).conversation_key == conversation_of("Now shorter.")
+
+
+@pytest.mark.parametrize(
+    ("answer", "refuses"),
+    [
+        ("I'm sorry, but I cannot help with that request.", True),
+        ("As an AI language model, I have no feelings.", True),
+        ("I am unable to diagnose medical conditions.", True),
+        ("I apologize, but I do not actually have a visual perception.", True),
+        ("I can\u2019t provide that information.", True),  # a typographic apostrophe
+        ("I'm sorry, I don't understand the question.", True),
+        ("I don't have access to real-time data.", True),
+        # Answers that merely say "can't", "sorry" or "don't have" are no refusals.
+        ("What a trip! I can't wait to return to the islands again!", False),
+        ("I'm sorry to hear that you're experiencing conflicts at home.", False),
+        ("I like dancing but I don't have a favorite style.", False),
+        ("The function cannot return None here.", False),
+    ],
+)
+def test_refusals_are_refusals_and_not_any_cant_or_sorry(answer: str, refuses: bool) -> None:
+    features = build_features([_pair(response_a=answer, response_b="A plain answer.")])
+    assert features.column("answers_one_refuses").tolist() == [float(refuses)]
