@@ -14,6 +14,10 @@ from routing.allocation import DEFAULT_AUDIT_TILT
 
 # A share, checked on the field (a readable error on the form) and by the table's constraint.
 SHARE_RANGE = [MinValueValidator(0.0), MaxValueValidator(1.0)]
+# Bounds that no real arena reaches, so a typo gets a plain error, not a database limit.
+MAX_DAILY_VOTES = 10_000_000
+MAX_PAIRS = 10_000_000
+MAX_WAIT_MINUTES = 60 * 24 * 365  # a year
 
 # The settings an admin chooses (the router page's form, the API's view of a policy).
 POLICY_SETTINGS = (
@@ -57,7 +61,9 @@ class RoutingPolicy(models.Model):
         help_text="Share of the routed comparisons that humans label, 0 to 1.",
     )
     daily_human_votes = models.PositiveIntegerField(
-        default=0, help_text="Human votes the project can pay for each day (daily budgets)."
+        default=0,
+        validators=[MaxValueValidator(MAX_DAILY_VOTES)],
+        help_text="Human votes the project can pay for each day (daily budgets).",
     )
     audit_fraction = models.FloatField(
         default=0.05,
@@ -75,16 +81,18 @@ class RoutingPolicy(models.Model):
     )
     min_batch = models.PositiveIntegerField(
         default=50,
-        validators=[MinValueValidator(1)],
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_PAIRS)],
         help_text="Route once this many judged pairs wait (the budget goes to the best of a "
         "batch, not to whichever pair came first) ...",
     )
     max_wait_minutes = models.PositiveIntegerField(
-        default=30, help_text="... or once the oldest judged pair has waited this long."
+        default=30,
+        validators=[MaxValueValidator(MAX_WAIT_MINUTES)],
+        help_text="... or once the oldest judged pair has waited this long.",
     )
     retrain_every = models.PositiveIntegerField(
         default=20,
-        validators=[MinValueValidator(1)],
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_PAIRS)],
         help_text="Refit the disagreement model after this many new labelled pairs.",
     )
     updated_at = models.DateTimeField(default=timezone.now)

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from annotation.models import Comparison, Project
 from models_backend.models import Judgment
-from routing import services, views
+from routing import selectors, services, views
 from routing.disagreement import DisagreementModel
 from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
 from tests.factories import (
@@ -367,3 +367,29 @@ def test_a_decision_page_shows_the_pairs_chance_of_an_audit(
     page = reverse("routing:router-decision", args=[project.slug, routed.pk])
     body = admin_client.get(page).content.decode()
     assert "0.0200" in body and "drawn" not in body
+
+
+def test_the_budget_row_says_what_is_allowed_and_what_is_left(
+    admin_client: Client, project: Project
+) -> None:
+    all_audited(project, 4)
+    page = admin_client.get(reverse("routing:router", args=[project.slug])).content.decode()
+    assert "1.00 of routed pairs: 4 of the 4 routed so far may go to people; 4 did" in page
+    services.routing_policy_set(
+        project=project, judge=JUDGE, budget_kind="daily", daily_human_votes=5
+    )
+    page = admin_client.get(reverse("routing:router", args=[project.slug])).content.decode()
+    owed = 4 * project.votes_per_comparison
+    assert f"5 human votes a day: 0 cast today, {owed} owed to open human pairs" in page
+    assert "<strong>0 left today</strong>" in page
+    assert "over the budget" in page
+
+
+def test_an_absurd_policy_number_gets_a_plain_error(admin_client: Client, project: Project) -> None:
+    save = reverse("routing:router-policy", args=[project.slug])
+    response = admin_client.post(save, {**POLICY, "daily_human_votes": "99999999999999999999"})
+    assert response.status_code == 400
+    assert "Human votes a day: Ensure this value is less than or equal to 10000000." in (
+        response.content.decode()
+    )
+    assert selectors.policy_for(project) is None  # nothing saved
