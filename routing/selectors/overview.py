@@ -202,8 +202,16 @@ class RouterOverview:
     pending_unjudged: int
     judges_seen: list[str]
     human_share: float | None
+    # Routed pairs, and those of them given to people (audits included).
+    routed_pairs: int
+    human_pairs: int
+    # A share budget: how many of the routed pairs it pays people for (None for a daily one).
     budget_comparisons: int | None
+    # A daily budget: votes cast today, votes owed to open human pairs (both spent), and what
+    # is left (None for a share budget).
     human_votes_today: int
+    human_votes_promised: int
+    human_votes_left_today: int | None
     audit: AuditAgreement
     final_sources: dict[str, int]
     final_accuracy: float | None
@@ -256,14 +264,19 @@ def router_overview(project: Project, policy: RoutingPolicy) -> RouterOverview:
     budget = None
     if policy.budget_kind == RoutingPolicy.BudgetKind.SHARE:
         budget = round(policy.budget_share * n_decided)
+    daily = budget_left_today(project, policy)
     return RouterOverview(
         policy=policy,
         routes={route: routes.get(route, 0) for route in Comparison.Route.values},
         pending_unjudged=unjudged,
         judges_seen=sorted(judges.order_by().distinct()),
         human_share=n_human / n_decided if n_decided else None,
+        routed_pairs=n_decided,
+        human_pairs=n_human,
         budget_comparisons=budget,
-        human_votes_today=budget_left_today(project, policy).votes_today,
+        human_votes_today=daily.votes_today,
+        human_votes_promised=daily.open_slots,
+        human_votes_left_today=daily.votes_left if budget is None else None,
         audit=audit,
         final_sources=final_sources(project, policy.judge),
         final_accuracy=accuracy[0] if accuracy else None,

@@ -130,6 +130,13 @@ def test_a_daily_budget_pays_for_votes_cast_and_promised_today(project: Project)
     # Those 9 promised votes leave 1: not enough for another pair today.
     judged(project, 5, verdict="tie", consistent=False)
     assert services.comparisons_route(project=project).human == 0
+    # The router page says what the day's budget has left, counting promised votes as spent.
+    vote(Comparison.objects.filter(project=project, route="human").first(), ["model_a"])
+    overview = selectors.router_overview(project, selectors.policy_for(project))
+    assert (overview.human_votes_today, overview.human_votes_promised) == (1, 8)
+    assert overview.human_votes_left_today == 1
+    assert overview.budget_comparisons is None
+    assert (overview.routed_pairs, overview.human_pairs) == (17, 3)
 
 
 def _labelled_project(project: Project) -> None:
