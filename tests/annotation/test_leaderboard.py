@@ -196,6 +196,9 @@ def test_recompute_now_adds_a_snapshot(
     assert f"{url}?source=judge" in judge_board
     fragment = client.post(f"{url}?source=judge", HTTP_HX_REQUEST="true").content.decode()
     assert "LLM-judge verdicts" in fragment and f"{url}?source=judge" in fragment
+    # No annotator voted on a judge board: no claim about excluding flagged ones.
+    assert "flagged annotators excluded" not in judge_board
+    assert "flagged annotators excluded" in client.get(page).content.decode()
     redirect = client.post(f"{url}?source=judge")
     assert redirect.status_code == 302 and redirect["Location"] == f"{page}?source=judge"
 

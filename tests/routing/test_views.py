@@ -176,7 +176,8 @@ def test_a_decision_page_explains_the_route_and_escapes_the_prompt(
     body = admin_client.get(
         reverse("routing:router-decision", args=[project.slug, comparison.pk])
     ).content.decode()
-    assert "0.6100" in body and "verdict_inconsistent" in body and "tie (inconsistent)" in body
+    assert "0.6100" in body and "verdict_inconsistent" in body
+    assert f"{JUDGE}: flipped when the answers were swapped (counts as a tie)" in body
     # The cold-start rule decided: what it reads comes first, and there is no breakdown.
     assert "cold-start rule decided" in body and "Pushed towards" not in body
     assert body.index("verdict_inconsistent") < body.index("answers_cosine")
@@ -393,3 +394,15 @@ def test_an_absurd_policy_number_gets_a_plain_error(admin_client: Client, projec
         response.content.decode()
     )
     assert selectors.policy_for(project) is None  # nothing saved
+
+
+def test_a_decision_page_names_the_model_the_judge_preferred(
+    admin_client: Client, project: Project
+) -> None:
+    (comparison,) = judged(project, 1)
+    RouteDecisionFactory(comparison=comparison, route="judge", judge_verdict="model_b")
+    body = admin_client.get(
+        reverse("routing:router-decision", args=[project.slug, comparison.pk])
+    ).content.decode()
+    winner = comparison.candidate_b.model.name
+    assert f"{JUDGE}: B ({winner}) is better" in body and "model_b" not in body
