@@ -3,6 +3,7 @@ each comparison went where it did."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -26,6 +27,8 @@ def _page(request: HttpRequest, project: Project, form: RoutingPolicyForm | None
         "project": project,
         "policy": policy,
         "form": form or RoutingPolicyForm(instance=policy or selectors.policy_draft(project)),
+        # No Celery beat beside an in-process (eager) demo: nothing routes or refits by itself.
+        "in_process": settings.CELERY_TASK_ALWAYS_EAGER,
     }
     if policy is not None:
         context["overview"] = selectors.router_overview(project, policy)

@@ -406,3 +406,14 @@ def test_a_decision_page_names_the_model_the_judge_preferred(
     ).content.decode()
     winner = comparison.candidate_b.model.name
     assert f"{JUDGE}: B ({winner}) is better" in body and "model_b" not in body
+
+
+def test_an_in_process_server_says_that_only_route_now_routes_and_refits(
+    admin_client: Client, project: Project, settings
+) -> None:
+    services.routing_policy_set(project=project, judge=JUDGE)
+    url = reverse("routing:router", args=[project.slug])
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    assert 'id="in-process"' in admin_client.get(url).content.decode()
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    assert 'id="in-process"' not in admin_client.get(url).content.decode()
