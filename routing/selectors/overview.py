@@ -182,10 +182,10 @@ def final_accuracy(
         return None
     expected = np.zeros(3)
     for name, ps in judge_only.items():
-        scored = np.array((audit if name == judge else audit_agreement(project, name)).scored)
-        if not len(scored):
+        agreement = audit if name == judge else audit_agreement(project, name)
+        if not agreement.scored:
             return None  # a judge never audited here: nothing says how often it is right
-        scored = scored.astype(float).reshape(-1, 3)
+        scored = np.array(agreement.scored, dtype=float).reshape(-1, 3)
         right = judge_labels_right(
             np.array(ps, dtype=float), scored[:, 0], scored[:, 1], scored[:, 2]
         )
