@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation.models import Project
+from annotation.models import Comparison, Project
 from annotation.selectors import get_project_for_user
 from routing import selectors, services
 from routing.forms import RoutingPolicyForm
@@ -96,13 +96,21 @@ def router_run(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def router_decision(request: HttpRequest, slug: str, comparison_pk: int) -> HttpResponse:
     project = get_project_for_user(request.user, slug, admin=True)
-    decision = get_object_or_404(
+    decision = (
         RouteDecision.objects.select_related(
-            "comparison__prompt", "comparison__candidate_a", "comparison__candidate_b", "fit"
-        ),
-        comparison__project=project,
-        comparison_id=comparison_pk,
+            "comparison__prompt",
+            "comparison__candidate_a__model",
+            "comparison__candidate_b__model",
+            "fit",
+        )
+        .filter(comparison__project=project, comparison_id=comparison_pk)
+        .first()
     )
+    if decision is None:
+        # A comparison of the arena that the router never decided: say why, not just 404.
+        comparison = get_object_or_404(Comparison, project=project, pk=comparison_pk)
+        context = {"project": project, "comparison": comparison}
+        return render(request, "routing/no_decision.html", context, status=404)
     features = selectors.decision_explanation(decision)
     context = {
         "project": project,

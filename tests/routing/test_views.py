@@ -417,3 +417,23 @@ def test_an_in_process_server_says_that_only_route_now_routes_and_refits(
     assert 'id="in-process"' in admin_client.get(url).content.decode()
     settings.CELERY_TASK_ALWAYS_EAGER = False
     assert 'id="in-process"' not in admin_client.get(url).content.decode()
+
+
+def test_a_comparison_the_router_never_decided_gets_a_reason_not_a_bare_404(
+    admin_client: Client, project: Project
+) -> None:
+    pending, served = (
+        ComparisonFactory(project=project, route="pending"),
+        ComparisonFactory(project=project, route="human"),
+    )
+    for comparison, reason in (
+        (pending, "It waits for the router"),
+        (served, "It went to human without the router"),
+    ):
+        response = admin_client.get(
+            reverse("routing:router-decision", args=[project.slug, comparison.pk])
+        )
+        assert response.status_code == 404 and reason in response.content.decode()
+    other = ComparisonFactory()  # another arena's
+    response = admin_client.get(reverse("routing:router-decision", args=[project.slug, other.pk]))
+    assert response.status_code == 404 and "no routing decision" not in response.content.decode()
