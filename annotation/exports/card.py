@@ -50,7 +50,9 @@ class ExportStats:
 
 
 def _shown(value: object) -> str:
-    return "any" if value in (None, [], "") else str(value)
+    if value in (None, [], ""):
+        return "any"
+    return ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
 
 def _percent(part: int | float, whole: int | float) -> str:
@@ -127,8 +129,12 @@ def dataset_card(
         "then carry `annotator_state` and `excluded`. Gold (attention-check) pairs are never "
         "exported.",
         "- Ties and both-bad are kept in `votes` and `pairs` and left out of the pairwise "
-        "formats (dpo, openai, hh), which cannot express them; so is a split majority.",
-        "- min_agreement drops comparisons whose human votes split below that share.",
+        "formats (dpo, openai, hh), which cannot express them.",
+        "- The pairwise formats have one row per decisive label: with `human` labels one per "
+        "vote, so a comparison people disagreed on gives rows both ways, as its votes do; with "
+        "`final` labels one per comparison, and a split human majority is left out.",
+        "- min_agreement drops comparisons whose human votes split below that share (say 0.67 "
+        "for pairwise rows that agree with two thirds of the votes or more).",
         "- Winners are canonical: `model_a` / `model_b` name the comparison's candidates, "
         "whatever side each annotator saw on the left (`shown_left`).",
         "- Multi-turn prompts: dpo and hh carry each side's own earlier answers; openai exports "

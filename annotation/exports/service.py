@@ -92,7 +92,8 @@ def export_to_path(
     progress: Progress | None = None,
 ) -> ExportResult:
     """Write the export to ``out`` (a .jsonl or .parquet file, or a datasets folder) and its
-    card: ``README.md`` inside the folder, or ``<name>.README.md`` beside the file."""
+    card: ``README.md`` inside the folder, or ``<file name>.README.md`` beside the file (say
+    ``d.jsonl.README.md``: a .jsonl and a .parquet export of one name keep a card each)."""
     kind = file_type_for(out, file_type)
     out.parent.mkdir(parents=True, exist_ok=True)
     stats = ExportStats()
@@ -100,10 +101,10 @@ def export_to_path(
     if kind == "jsonl":
         with out.open("wb") as handle:
             writers.write_jsonl(records, handle)
-        card = out.with_name(f"{out.stem}.README.md")
+        card = out.with_name(f"{out.name}.README.md")
     elif kind == "parquet":
         writers.write_parquet(records, out, options.format)
-        card = out.with_name(f"{out.stem}.README.md")
+        card = out.with_name(f"{out.name}.README.md")
     else:
         writers.write_hf_dataset(records, out, options.format)
         card = out / "README.md"

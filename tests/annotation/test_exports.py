@@ -289,17 +289,23 @@ def test_the_card_names_counts_filters_and_licences(
         project, parse_options({"format": "dpo", "models": "gpt,claude"}), tmp_path / "d.jsonl"
     )
     card = result.card.read_text()
-    assert result.card.name == "d.README.md"
+    assert result.card.name == "d.jsonl.README.md"
     for fragment in (
         "rows: 2",
         "comparisons: 1",
         "claude, gpt",
-        "models: ['claude', 'gpt']",
+        "models: claude, gpt",
         "1.000 mean share of the majority label",
         "Unit tests, CC0",
         "Ties and both-bad",
+        "with `human` labels one per vote",
     ):
         assert fragment in card
+    # A Parquet export of the same name keeps its own card beside the JSON Lines one's.
+    parquet = export_to_path(
+        project, parse_options({"format": "dpo", "models": "gpt,claude"}), tmp_path / "d.parquet"
+    )
+    assert parquet.card.name == "d.parquet.README.md" and result.card.exists()
 
 
 @pytest.mark.parametrize(
