@@ -25,14 +25,17 @@ urlpatterns = [
     ),
     path("arena/<slug:slug>/review/", views_review.review_queue, name="review"),
     path("arena/<slug:slug>/review/run/", views_review.review_run, name="review-run"),
+    # Imported annotator names may hold "/" (say "team/alice"): `path`, with the longer
+    # pattern first so ".../decide/" is not read as part of a name (only a name that itself
+    # ends in "/decide" stays out of reach of its page; the queue still lists it).
     path(
-        "arena/<slug:slug>/review/<str:pseudonym>/",
-        views_review.review_annotator,
-        name="review-annotator",
-    ),
-    path(
-        "arena/<slug:slug>/review/<str:pseudonym>/decide/",
+        "arena/<slug:slug>/review/<path:pseudonym>/decide/",
         views_review.review_decide,
         name="review-decide",
+    ),
+    path(
+        "arena/<slug:slug>/review/<path:pseudonym>/",
+        views_review.review_annotator,
+        name="review-annotator",
     ),
 ]

@@ -52,7 +52,11 @@ def review_decide(request: HttpRequest, slug: str, pseudonym: str) -> HttpRespon
     project = selectors.get_project_for_user(request.user, slug, admin=True)
     # Only annotators who voted in this arena: an admin of one arena reviews no one else.
     annotator = get_object_or_404(Annotator.objects.voted_in(project), pseudonym=pseudonym)
-    back = reverse("annotation:review-annotator", args=[project.slug, annotator.pseudonym])
+    # From the queue, back to the queue (the next annotator); else to the annotator's page.
+    if request.POST.get("back") == "queue":
+        back = reverse("annotation:review", args=[project.slug])
+    else:
+        back = reverse("annotation:review-annotator", args=[project.slug, annotator.pseudonym])
     decision = DECISIONS.get(request.POST.get("action", ""))
     if decision is None:
         return HttpResponse("Unknown action; use approve, ban or flag.", status=400)

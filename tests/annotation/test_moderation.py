@@ -464,3 +464,35 @@ def test_review_queue_shows_the_evidence_and_records_decisions(
         reverse("annotation:review-decide", args=[project.slug, "bot-left"]), {"action": "delete"}
     )
     assert unknown.status_code == 400
+
+
+@pytest.mark.parametrize("name", ["team/alice", "org/team/bob", "ana maria", "jürgen?x=1#top"])
+def test_the_review_queue_works_for_any_imported_annotator_name(
+    client: Client, project: Project, arena: list[Comparison], admin_user_of_project, name: str
+) -> None:
+    """Imported names are free text: one with "/" used to make the whole queue a 500."""
+    bot = AnnotatorFactory(pseudonym=name)
+    bulk_votes(
+        bot,
+        arena[:60],
+        winner_of=lambda c, r: "model_a",
+        seconds=0.8,
+        rng=random.Random(1),
+        left_is_a=always_left_bot,
+    )
+    moderation.annotator_set_state(
+        annotator=bot, state=Annotator.State.FLAGGED, actor=None, reason="Flagged in a test."
+    )
+    client.force_login(admin_user_of_project)
+    queue = client.get(reverse("annotation:review", args=[project.slug]))
+    assert queue.status_code == 200
+    detail = reverse("annotation:review-annotator", args=[project.slug, name])
+    assert client.get(detail).status_code == 200
+    response = client.post(
+        reverse("annotation:review-decide", args=[project.slug, name]),
+        {"action": "approve", "back": "queue"},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("annotation:review", args=[project.slug])
+    bot.refresh_from_db()
+    assert bot.state == Annotator.State.ACTIVE
