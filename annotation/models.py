@@ -466,6 +466,14 @@ class Vote(models.Model):
     def __str__(self) -> str:
         return f"vote {self.pk}: {self.winner}"
 
+    @property
+    def recorded_choice(self) -> str | None:
+        """The button pressed, where known. A decisive vote imported without its side has none
+        (the stored left/right only satisfies the schema); its `winner` says who won."""
+        if not self.side_recorded and self.choice in (self.Choice.LEFT, self.Choice.RIGHT):
+            return None
+        return self.choice
+
     @staticmethod
     def winner_for(choice: str, *, left_is_a: bool) -> str:
         if choice == Vote.Choice.LEFT:

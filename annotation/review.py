@@ -86,7 +86,8 @@ def annotator_evidence(project: Project, annotator: Annotator) -> Evidence:
         .select_related("comparison")
         .order_by("created_at", "id")
     )
-    choices = Counter(vote.choice for vote in votes)
+    # A decisive vote imported without its side counts as "unsided", not as left or right.
+    choices = Counter(vote.recorded_choice or "unsided" for vote in votes)
     sided = [vote for vote in votes if vote.side_recorded and vote.choice in ("left", "right")]
     timed = sorted(v.time_to_vote_ms for v in votes if v.time_to_vote_ms is not None)
     gold = [vote for vote in votes if vote.comparison.is_gold]
@@ -94,7 +95,7 @@ def annotator_evidence(project: Project, annotator: Annotator) -> Evidence:
         annotator=annotator,
         assessment=AnnotatorAssessment.objects.filter(project=project, annotator=annotator).first(),
         votes=len(votes),
-        choices={choice: choices.get(choice, 0) for choice in Vote.Choice.values},
+        choices={choice: choices.get(choice, 0) for choice in (*Vote.Choice.values, "unsided")},
         left_share=(sum(v.choice == "left" for v in sided) / len(sided)) if sided else None,
         median_seconds=timed[len(timed) // 2] / 1000 if timed else None,
         gold_votes=len(gold),

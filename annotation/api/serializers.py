@@ -216,6 +216,8 @@ class VoteSerializer(serializers.ModelSerializer):
     excluded = serializers.SerializerMethodField()
     reveal = serializers.SerializerMethodField()
     shown_left = serializers.SerializerMethodField()
+    # Null for a decisive vote imported without its side: which button was pressed is unknown.
+    choice = serializers.CharField(source="recorded_choice", allow_null=True, read_only=True)
 
     class Meta:
         model = Vote
@@ -247,8 +249,8 @@ class VoteSerializer(serializers.ModelSerializer):
     def get_reveal(self, vote: Vote) -> dict[str, str] | None:
         """The model names, after the vote, where the project reveals them."""
         comparison = vote.comparison
-        if not comparison.project.reveal_models:
-            return None
+        if not comparison.project.reveal_models or not vote.side_recorded:
+            return None  # not revealed, or no left and right known (an imported vote)
         a, b = comparison.candidate_a.model.name, comparison.candidate_b.model.name
         return {"left": a, "right": b} if vote.left_is_a else {"left": b, "right": a}
 

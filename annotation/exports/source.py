@@ -46,7 +46,7 @@ class HumanLabel:
     annotator: str
     annotator_state: str
     winner: str
-    choice: str
+    choice: str | None  # None: a decisive vote imported without its side
     left_is_a: bool | None
     time_to_vote_ms: int | None
     created_at: datetime
@@ -239,7 +239,11 @@ def _votes(pairs: dict[int, PairLabels], options: ExportOptions) -> Iterator[tup
     )
     for *row, side_recorded in rows:
         if not side_recorded:
+            # An import that did not say which side was left: no side, and for a decisive
+            # vote no left/right button either (the winner says who won).
             row[6] = None
+            if row[5] in (Vote.Choice.LEFT, Vote.Choice.RIGHT):
+                row[5] = None
         yield tuple(row)
 
 

@@ -418,3 +418,31 @@ def test_a_nul_character_anywhere_is_a_400_not_a_server_error(
     assert response.status_code == 400, response.content
     assert response["Content-Type"] == "application/json"
     assert (Candidate.objects.count(), Prompt.objects.count(), ModelEntry.objects.count()) == before
+
+
+def test_a_vote_imported_without_its_side_claims_no_left_or_right(
+    project: Project, as_role, tmp_path
+) -> None:
+    from annotation.exports.card import ExportStats
+    from annotation.exports.options import parse_options
+    from annotation.exports.service import export_records
+    from annotation.review import annotator_evidence
+    from annotation.vote_import import votes_import
+
+    comparison = ComparisonFactory(project=project)
+    path = tmp_path / "votes.jsonl"
+    path.write_text(
+        json.dumps({"annotator": "expert_9", "comparison": comparison.pk, "winner": "model_b"})
+        + "\n"
+    )
+    votes_import(project=project, path=path)
+    (served,) = as_role("researcher").get(url("votes", project)).json()["results"]
+    assert (served["winner"], served["shown_left"], served["choice"]) == ("model_b", None, None)
+    assert served["reveal"] is None
+    options = parse_options({"format": "votes", "source": "human"})
+    (row,) = export_records(project, options, ExportStats(), None)
+    assert (row["winner"], row["shown_left"], row["choice"]) == ("model_b", None, None)
+    # The reviewer's tally does not count it as a left or a right click either.
+    evidence = annotator_evidence(project, Vote.objects.get().annotator)
+    assert (evidence.choices["left"], evidence.choices["right"]) == (0, 0)
+    assert evidence.choices["unsided"] == 1
