@@ -52,7 +52,10 @@ class ExportForm(forms.Form):
     since = forms.DateTimeField(required=False)
     until = forms.DateTimeField(required=False)
     categories = forms.MultipleChoiceField(required=False)
-    models = forms.MultipleChoiceField(required=False, help_text="Pairs of two listed models")
+    models = forms.MultipleChoiceField(
+        required=False,
+        help_text="Only comparisons between two of the models picked: pick two or more",
+    )
     min_agreement = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.0, required=False)
     include_flagged = forms.BooleanField(required=False, label="Include flagged annotators")
 

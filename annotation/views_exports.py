@@ -8,8 +8,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from annotation import selectors
-from annotation.exports.options import ExportRequestInvalid, parse_options
-from annotation.exports.service import ExportFileMissing, export_job_create, export_job_file
+from annotation.exports.options import ExportRequestInvalid
+from annotation.exports.service import (
+    ExportFileMissing,
+    export_job_create,
+    export_job_file,
+    export_options,
+)
 from annotation.forms import ExportForm
 from annotation.models import ExportJob, ModelEntry, Project
 
@@ -48,7 +53,7 @@ def exports(request: HttpRequest, slug: str) -> HttpResponse:
     data = dict(form.cleaned_data)
     file_type = data.pop("file_type")
     try:
-        options = parse_options(data)
+        options = export_options(project, data)
     except ExportRequestInvalid as exc:
         return render(request, template, _context(project, form, str(exc)), status=400)
     export_job_create(

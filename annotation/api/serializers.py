@@ -291,14 +291,23 @@ class LeaderboardSerializer(serializers.Serializer):
     rows = LeaderboardRowSerializer(many=True)
 
 
+class NamesField(serializers.ListField):
+    """A list of names, or one comma-separated string, as the streaming export's query has it."""
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        if isinstance(data, str):
+            data = [part.strip() for part in data.split(",") if part.strip()]
+        return super().to_internal_value(data)
+
+
 class ExportRequestSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=FORMATS, default="dpo")
     file_type = serializers.ChoiceField(choices=FILE_TYPES, default="jsonl")
     source = serializers.ChoiceField(choices=SOURCES, default="human")
     since = serializers.DateTimeField(required=False, allow_null=True)
     until = serializers.DateTimeField(required=False, allow_null=True)
-    categories = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
-    models = serializers.ListField(child=serializers.CharField(max_length=200), required=False)
+    categories = NamesField(child=serializers.CharField(max_length=100), required=False)
+    models = NamesField(child=serializers.CharField(max_length=200), required=False)
     min_agreement = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
     include_flagged = serializers.BooleanField(default=False)
 

@@ -24,15 +24,17 @@ from annotation.api import serializers as s
 from annotation.api.permissions import ADMIN, STAFF, VOTER, is_staff, project_for
 from annotation.exports import writers
 from annotation.exports.card import ExportStats
-from annotation.exports.options import FORMATS, ExportRequestInvalid, parse_options
+from annotation.exports.options import FORMATS, ExportRequestInvalid
 from annotation.exports.options import SOURCES as EXPORT_SOURCES
 from annotation.exports.service import (
     ExportFileMissing,
     export_job_create,
     export_job_file,
+    export_options,
     export_records,
 )
 from annotation.exports.source import count_comparisons
+from annotation.flags import parse_flag
 from annotation.models import (
     Annotator,
     Candidate,
@@ -50,6 +52,13 @@ from models_backend.models import Judgment
 def _moment(request: Request, name: str) -> datetime | None:
     try:
         return parse_moment(request.query_params.get(name), name)
+    except ValueError as exc:
+        raise ParseError(str(exc)) from exc
+
+
+def _flag(request: Request, name: str) -> bool:
+    try:
+        return parse_flag(request.query_params.get(name), name)
     except ValueError as exc:
         raise ParseError(str(exc)) from exc
 
@@ -407,8 +416,7 @@ class Leaderboard(APIView):
         source = _choice(request, "source", list(selectors.SOURCES)) or "human"
         filters = selectors.LeaderboardFilters(
             source=source,
-            include_flagged=request.query_params.get("include_flagged", "").lower()
-            in ("1", "true"),
+            include_flagged=_flag(request, "include_flagged"),
             since=_moment(request, "since"),
             until=_moment(request, "until"),
             category=request.query_params.get("category", ""),
@@ -444,7 +452,7 @@ class ExportJobListCreate(generics.ListCreateAPIView):
         data = dict(payload.validated_data)
         file_type = data.pop("file_type")
         try:
-            options = parse_options(data)
+            options = export_options(project, data)
         except ExportRequestInvalid as exc:
             raise ValidationError(str(exc)) from exc
         job = export_job_create(
@@ -509,7 +517,7 @@ class ExportStream(APIView):
     def get(self, request: Request, slug: str) -> StreamingHttpResponse:
         project = project_for(request, slug, STAFF)
         try:
-            options = parse_options(request.query_params)
+            options = export_options(project, request.query_params)
         except ExportRequestInvalid as exc:
             raise ParseError(str(exc)) from exc
         size = count_comparisons(project, options)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from annotation.flags import parse_flag
 from annotation.moments import parse_moment
 
 FORMATS = ("votes", "pairs", "dpo", "openai", "hh")
@@ -87,17 +88,18 @@ def _moment(value: Any, name: str) -> datetime | None:
         raise ExportRequestInvalid(str(exc)) from exc
 
 
+def _include_flagged(value: Any) -> bool:
+    try:
+        return parse_flag(value, "include_flagged")
+    except ValueError as exc:
+        raise ExportRequestInvalid(str(exc)) from exc
+
+
 def _names(value: Any) -> tuple[str, ...]:
     if value in (None, ""):
         return ()
     items = value.split(",") if isinstance(value, str) else list(value)
     return tuple(sorted({str(item).strip() for item in items if str(item).strip()}))
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def parse_options(data: Mapping[str, Any]) -> ExportOptions:
@@ -117,5 +119,5 @@ def parse_options(data: Mapping[str, Any]) -> ExportOptions:
         categories=_names(data.get("categories", data.get("category"))),
         models=_names(data.get("models")),
         min_agreement=agreement,
-        include_flagged=_flag(data.get("include_flagged", False)),
+        include_flagged=_include_flagged(data.get("include_flagged", False)),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,37 @@ from django.utils import timezone
 
 from annotation.exports import formats, writers
 from annotation.exports.card import ExportStats, dataset_card
-from annotation.exports.options import FILE_TYPES, ExportOptions, ExportRequestInvalid
+from annotation.exports.options import (
+    FILE_TYPES,
+    ExportOptions,
+    ExportRequestInvalid,
+    parse_options,
+)
 from annotation.exports.source import count_comparisons, stream_pairs
-from annotation.models import ExportJob, Project, Prompt
+from annotation.models import ExportJob, ModelEntry, Project, Prompt
 
 Progress = Callable[[int, int], None]  # (comparisons walked, comparisons in all)
+
+
+def export_options(project: Project, data: Mapping[str, Any]) -> ExportOptions:
+    """`parse_options` for this arena: a category or model it does not have is an error (a
+    typo would otherwise export an empty dataset without a word)."""
+    options = parse_options(data)
+    # Lazy: a query runs only for a filter that was asked for.
+    found = {
+        "categories": Prompt.objects.filter(
+            project=project, category__in=options.categories
+        ).values_list("category", flat=True),
+        "models": ModelEntry.objects.filter(project=project, name__in=options.models).values_list(
+            "name", flat=True
+        ),
+    }
+    for name, asked in (("categories", options.categories), ("models", options.models)):
+        unknown = sorted(set(asked) - set(found[name])) if asked else []
+        if unknown:
+            listed = ", ".join(repr(value) for value in unknown[:5])
+            raise ExportRequestInvalid(f"{name}: this arena has no {listed}")
+    return options
 
 
 def export_records(

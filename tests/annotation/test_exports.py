@@ -451,3 +451,33 @@ def test_the_card_counts_a_both_bad_majority_against_a_judge_tie_as_agreement(
     card = result.card.read_text()
     assert "judge agrees with the human majority on 100.0% of 1 comparisons with both" in card
     assert "a both-bad majority counts as a tie" in card
+
+
+@pytest.mark.usefixtures("arena")
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"categories": "math,nosuch"}, "categories: this arena has no 'nosuch'"),
+        ({"models": "gpt,gpt-5"}, "models: this arena has no 'gpt-5'"),
+        ({"include_flagged": "maybe"}, "include_flagged must be true or false"),
+    ],
+)
+def test_a_typo_in_a_filter_is_an_error_not_an_empty_dataset(
+    client: Client, project: Project, researcher_user, *, tmp_path: Path, query: dict, message: str
+) -> None:
+    client.force_login(researcher_user)
+    stream = client.get(reverse("api:export-stream", args=[project.slug]), query)
+    assert stream.status_code == 400 and message in stream.json()["detail"]
+    job = client.post(
+        reverse("api:exports", args=[project.slug]),
+        {"format": "dpo", **query},
+        content_type="application/json",
+    )
+    # The job API reads booleans as DRF does ("maybe" is no boolean there either).
+    assert job.status_code == 400 and next(iter(query)) in json.dumps(job.json())
+    with pytest.raises(CommandError, match=message):
+        call_command("export_dataset", project=project.slug, out=tmp_path / "x.jsonl", **query)
+    assert not ExportJob.objects.exists()
+    # Known names still export.
+    ok = client.get(reverse("api:export-stream", args=[project.slug]), {"categories": "math"})
+    assert ok.status_code == 200

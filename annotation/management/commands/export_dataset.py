@@ -5,8 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.exports.options import FORMATS, SOURCES, ExportRequestInvalid, parse_options
-from annotation.exports.service import export_to_path
+from annotation.exports.options import FORMATS, SOURCES, ExportRequestInvalid
+from annotation.exports.service import export_options, export_to_path
 from annotation.management.commands._project import project_or_fail
 from models_backend.management.commands._progress import progress_bar
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         project = project_or_fail(options["project"])
         try:
-            export = parse_options(options)
+            export = export_options(project, options)
             result = export_to_path(
                 project, export, options["out"], progress=progress_bar(self.stderr)
             )
