@@ -42,6 +42,10 @@ def export_options(project: Project, data: Mapping[str, Any]) -> ExportOptions:
             "name", flat=True
         ),
     }
+    if len(options.models) == 1:
+        raise ExportRequestInvalid(
+            "models: list two or more; a comparison is exported when both its models are listed"
+        )
     for name, asked in (("categories", options.categories), ("models", options.models)):
         unknown = sorted(set(asked) - set(found[name])) if asked else []
         if unknown:

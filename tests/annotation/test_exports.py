@@ -459,6 +459,7 @@ def test_the_card_counts_a_both_bad_majority_against_a_judge_tie_as_agreement(
     [
         ({"categories": "math,nosuch"}, "categories: this arena has no 'nosuch'"),
         ({"models": "gpt,gpt-5"}, "models: this arena has no 'gpt-5'"),
+        ({"models": "gpt"}, "models: list two or more"),
         ({"include_flagged": "maybe"}, "include_flagged must be true or false"),
     ],
 )
