@@ -467,6 +467,10 @@ class Vote(models.Model):
         return f"vote {self.pk}: {self.winner}"
 
     @property
+    def seconds_to_vote(self) -> float | None:
+        return None if self.time_to_vote_ms is None else self.time_to_vote_ms / 1000
+
+    @property
     def recorded_choice(self) -> str | None:
         """The button pressed, where known. A decisive vote imported without its side has none
         (the stored left/right only satisfies the schema); its `winner` says who won."""
