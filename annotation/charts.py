@@ -130,7 +130,13 @@ def rating_history(
     return _svg(width, height, body, "Rating history")
 
 
-CHOICE_COLOURS = {"left": "#1f6feb", "right": "#d73a49", "tie": "#bf8700", "both_bad": "#57606a"}
+CHOICE_COLOURS = {
+    "left": "#1f6feb",
+    "right": "#d73a49",
+    "tie": "#bf8700",
+    "both_bad": "#57606a",
+    "unsided": "#8250df",  # A or B, side not recorded (an import)
+}
 
 
 def vote_timeline(

@@ -103,8 +103,8 @@ def annotator_evidence(project: Project, annotator: Annotator) -> Evidence:
         timeline=[
             (
                 vote.created_at.timestamp(),
-                None if vote.time_to_vote_ms is None else vote.time_to_vote_ms / 1000,
-                vote.choice,
+                vote.seconds_to_vote,
+                vote.recorded_choice or "unsided",
             )
             for vote in votes
         ],

@@ -75,13 +75,13 @@ _STRUCTURE = re.compile(r"^\s*(?:[-*•]|\d+[.)]|#+)\s", re.MULTILINE)
 # A refusal or a non-answer, not any "I can't" or "I'm sorry": "I can't wait to return", "I'm
 # sorry to hear that" and "I don't have a favourite style" are answers.
 _REFUSAL_VERBS = (
-    r"(?:help|assist|provide|answer|comply|fulfil|complete|do that|browse|access|give|share|offer"
-    r"|perform|predict|generate|create|write|engage|express|make|tell|see|view|know|diagnose"
-    r"|perceive|experience)"
+    r"(?:help(?! but)|assist|provide|answer|comply|fulfil|complete|do that|browse|access|give"
+    r"|share|offer|perform|predict|generate|create|write|engage|diagnose|perceive)"
 )
 _REFUSAL = re.compile(
-    r"\bi(?:'m| am) sorry, (?:but\b|i\b|it seems)|\bi apologi[sz]e, but\b|\bas an ai\b"
-    rf"|\bi(?:'m| am)(?: not| not actually)? (?:un)?able to {_REFUSAL_VERBS}"
+    r"\bi(?:'m| am) sorry, (?:but\b|it seems)|\bi apologi[sz]e, but\b|\bas an ai\b"
+    r"|\bsorry, i (?:can't|cannot|am unable|am not able|don't understand|do not understand)"
+    rf"|\bi(?:'m| am) (?:unable|not(?: actually)? able) to {_REFUSAL_VERBS}"
     rf"|\bi (?:cannot|can't) {_REFUSAL_VERBS}"
     r"|\bi do(?: not|n't)(?: actually)? have (?:access|the ability|personal|real-time|feelings"
     r"|opinions|emotions|enough information|the capability|a physical|a visual)"

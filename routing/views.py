@@ -62,8 +62,9 @@ def router_policy(request: HttpRequest, slug: str) -> HttpResponse:
     if previous_judge != policy.judge and kept:
         messages.info(
             request,
-            f"{kept} pairs already routed to “{previous_judge}” keep its verdicts as their final "
-            f"labels; pairs routed from now on get the verdicts of “{policy.judge}”.",
+            f"{kept} pairs already routed on the verdicts of “{previous_judge}” keep them as their "
+            f"final labels until people vote on them; pairs routed from now on get the verdicts "
+            f"of “{policy.judge}”.",
         )
     if policy.enabled and not selectors.judge_has_verdicts(project, policy.judge):
         messages.warning(

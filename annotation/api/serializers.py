@@ -217,7 +217,9 @@ class VoteSerializer(serializers.ModelSerializer):
     reveal = serializers.SerializerMethodField()
     shown_left = serializers.SerializerMethodField()
     # Null for a decisive vote imported without its side: which button was pressed is unknown.
-    choice = serializers.CharField(source="recorded_choice", allow_null=True, read_only=True)
+    choice = serializers.ChoiceField(
+        choices=Vote.Choice.choices, source="recorded_choice", allow_null=True, read_only=True
+    )
 
     class Meta:
         model = Vote
@@ -295,8 +297,10 @@ class NamesField(serializers.ListField):
     """A list of names, or one comma-separated string, as the streaming export's query has it."""
 
     def to_internal_value(self, data: Any) -> list[str]:
-        if isinstance(data, str):
-            data = [part.strip() for part in data.split(",") if part.strip()]
+        items = [data] if isinstance(data, str) else data
+        if isinstance(items, list):  # each item may itself be "a,b" (a form field)
+            items = [part.strip() for item in items for part in str(item).split(",")]
+            data = [part for part in items if part]
         return super().to_internal_value(data)
 
 

@@ -132,7 +132,8 @@ def dataset_card(
         "formats (dpo, openai, hh), which cannot express them.",
         "- The pairwise formats have one row per decisive label: with `human` labels one per "
         "vote, so a comparison people disagreed on gives rows both ways, as its votes do; with "
-        "`final` labels one per comparison, and a split human majority is left out.",
+        "`judge` labels one per verdict of every judge; with `final` labels one per "
+        "comparison, and a split human majority is left out.",
         "- min_agreement drops comparisons whose human votes split below that share (say 0.67 "
         "for pairwise rows that agree with two thirds of the votes or more).",
         "- Winners are canonical: `model_a` / `model_b` name the comparison's candidates, "

@@ -92,8 +92,8 @@ def vote_records(pair: PairLabels, options: ExportOptions) -> Iterator[dict[str,
     if options.source == "final":
         if pair.votes:
             yield from (_vote_row(pair, vote) for vote in pair.votes)
-        elif pair.judgment is not None:
-            yield _judgment_row(pair, pair.judgment)
+        elif pair.deciding_judgment is not None:
+            yield _judgment_row(pair, pair.deciding_judgment)
         return
     for vote in pair.votes:
         yield _vote_row(pair, vote)

@@ -95,11 +95,19 @@ def _include_flagged(value: Any) -> bool:
         raise ExportRequestInvalid(str(exc)) from exc
 
 
+def _listed(data: Mapping[str, Any], key: str) -> Any:
+    """A query string's or form's every value of `key` (`?models=a&models=b`), else the one."""
+    getlist = getattr(data, "getlist", None)
+    return getlist(key) if getlist is not None else data.get(key)
+
+
 def _names(value: Any) -> tuple[str, ...]:
+    """Names from a list, a comma-separated string, or a list of comma-separated strings."""
     if value in (None, ""):
         return ()
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return tuple(sorted({str(item).strip() for item in items if str(item).strip()}))
+    items = [value] if isinstance(value, str) else list(value)
+    names = {name.strip() for item in items for name in str(item).split(",")}
+    return tuple(sorted(name for name in names if name))
 
 
 def parse_options(data: Mapping[str, Any]) -> ExportOptions:
@@ -116,8 +124,8 @@ def parse_options(data: Mapping[str, Any]) -> ExportOptions:
         source=str(data.get("source") or "human"),
         since=_moment(data.get("since"), "since"),
         until=_moment(data.get("until"), "until"),
-        categories=_names(data.get("categories", data.get("category"))),
-        models=_names(data.get("models")),
+        categories=_names(_listed(data, "categories") or _listed(data, "category")),
+        models=_names(_listed(data, "models")),
         min_agreement=agreement,
         include_flagged=_include_flagged(data.get("include_flagged", False)),
     )

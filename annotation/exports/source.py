@@ -111,16 +111,24 @@ class PairLabels:
     @property
     def judgment(self) -> JudgeLabel | None:
         """The preferred judge's verdict if it gave one, else the newest verdict."""
+        return self.deciding_judgment or (self.judgments[-1] if self.judgments else None)
+
+    @property
+    def deciding_judgment(self) -> JudgeLabel | None:
+        """The verdict a final label may come from: the preferred judge's only (no other judge
+        stands in, as on the router page and the leaderboard); without a router, the newest."""
+        if not self.preferred_judge:
+            return self.judgments[-1] if self.judgments else None
         preferred = [j for j in self.judgments if j.judge == self.preferred_judge]
-        return (preferred or self.judgments or [None])[-1]
+        return preferred[-1] if preferred else None
 
     @property
     def final(self) -> tuple[str | None, str | None]:
         """(label, its source): the human majority where people voted, else the judge."""
         if self.votes:
             return self.majority, "human"
-        if self.judgment is not None:
-            return self.judgment.verdict, "judge"
+        if self.deciding_judgment is not None:
+            return self.deciding_judgment.verdict, "judge"
         return None, None
 
 

@@ -29,9 +29,10 @@ def judge_has_verdicts(project: Project, judge: str) -> bool:
 
 
 def judge_routed_count(project: Project, judge: str) -> int:
-    """How many comparisons the router gave to `judge` alone: their final labels are its."""
+    """How many comparisons routed on `judge`'s verdicts have it as their final label: those
+    routed to it alone, and those routed to people who have not voted yet."""
     return RouteDecision.objects.filter(
-        comparison__project=project, route=Comparison.Route.JUDGE, judge=judge
+        comparison__project=project, judge=judge, comparison__vote_count=0
     ).count()
 
 

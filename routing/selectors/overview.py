@@ -157,14 +157,13 @@ def final_sources(project: Project, judge: str) -> dict[str, int]:
 def final_accuracy(
     project: Project, judge: str, audit: AuditAgreement
 ) -> tuple[float, tuple[float, float]] | None:
-    """Estimated share of right final labels, with a 95% interval, or None before audits.
+    """Estimated share of right final labels, with a 95% interval; None before audits, or
+    while a judge whose verdicts are final labels has no audited pair here.
 
     Human labels count as right (they define the truth); the judge-labelled ones as often as
     their judge agreed on audited pairs of the same predicted risk (`judge_labels_right`).
     Pairs routed under an earlier policy keep that policy's judge, measured on its own audits.
     """
-    if not audit.pairs or audit.interval is None:
-        return None
     counted = Vote.objects.filter(
         comparison=OuterRef("pk"), annotator__state=Annotator.State.ACTIVE
     )
@@ -176,6 +175,8 @@ def final_accuracy(
         .values_list("route_decision__p_disagree", "route_decision__judge")
     ):
         judge_only[decider or judge].append(p if p is not None else np.nan)
+    if not judge_only and not audit.pairs:
+        return None  # nothing audited yet
     humans = final_sources(project, judge).get("human", 0)
     total = humans + sum(len(ps) for ps in judge_only.values())
     if total == 0:

@@ -482,3 +482,25 @@ def test_a_typo_in_a_filter_is_an_error_not_an_empty_dataset(
     # Known names still export.
     ok = client.get(reverse("api:export-stream", args=[project.slug]), {"categories": "math"})
     assert ok.status_code == 200
+
+
+@pytest.mark.usefixtures("arena")
+def test_export_filters_take_repeated_and_comma_separated_names(
+    client: Client, project: Project, researcher_user
+) -> None:
+    client.force_login(researcher_user)
+    stream = reverse("api:export-stream", args=[project.slug])
+    for query in (
+        "models=gpt&models=claude",
+        "models=gpt,claude",
+        "models=gpt&models=claude,llama",
+    ):
+        response = client.get(f"{stream}?{query}&format=pairs")
+        assert response.status_code == 200, query
+    job = client.post(
+        reverse("api:exports", args=[project.slug]),
+        "format=dpo&models=gpt,claude&categories=math",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert job.status_code == 202
+    assert ExportJob.objects.get().options["models"] == ["claude", "gpt"]

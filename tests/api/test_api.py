@@ -446,3 +446,5 @@ def test_a_vote_imported_without_its_side_claims_no_left_or_right(
     evidence = annotator_evidence(project, Vote.objects.get().annotator)
     assert (evidence.choices["left"], evidence.choices["right"]) == (0, 0)
     assert evidence.choices["unsided"] == 1
+    assert [choice for *_, choice in evidence.timeline] == ["unsided"]
+    assert evidence.recent[0].recorded_choice is None

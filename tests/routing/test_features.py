@@ -193,6 +193,11 @@ def test_a_record_names_its_conversation_by_question_else_by_its_opening() -> No
         ("I'm sorry to hear that you're experiencing conflicts at home.", False),
         ("I like dancing but I don't have a favorite style.", False),
         ("The function cannot return None here.", False),
+        ("I am able to help you with that.", False),
+        ("I'm able to provide details.", False),
+        ("I'm sorry, I misread the question: here is the answer.", False),
+        ("I can't help but laugh at this one.", False),
+        ("I can't see why not.", False),
     ],
 )
 def test_refusals_are_refusals_and_not_any_cant_or_sorry(answer: str, refuses: bool) -> None:

@@ -429,6 +429,18 @@ def test_a_policy_naming_another_judge_keeps_the_routed_pairs_final_labels(
     assert exported[newcomer[0].pk] == ("model_b", "judge")
     final = battle_counts(project, LeaderboardFilters(source="final"))
     assert final.total_votes == 10 * 3 + 25
+    # A pair not routed yet that only the old judge labelled has no final label anywhere: the
+    # old judge does not stand in for the new one.
+    (orphan,) = judged(project, 1)
+    assert (
+        selectors.router_overview(project, selectors.policy_for(project)).final_sources["none"] == 1
+    )
+    exported = {
+        pair.context.comparison_id: pair.final
+        for pair in stream_pairs(project, ExportOptions(format="pairs", source="final"))
+    }
+    assert exported[orphan.pk] == (None, None)
+    assert battle_counts(project, LeaderboardFilters(source="final")).total_votes == 55
 
 
 def test_the_router_queues_its_judge_on_pending_pairs_once(project: Project) -> None:

@@ -352,7 +352,7 @@ def test_switching_the_judge_says_that_routed_pairs_keep_their_labels(
     assert "keep its verdicts" not in same
     switched = admin_client.post(save, {**POLICY, "judge": "another-judge"}, follow=True)
     assert (
-        f"3 pairs already routed to “{POLICY['judge']}” keep its verdicts as their final labels"
+        f"3 pairs already routed on the verdicts of “{POLICY['judge']}” keep them as their final"
         in switched.content.decode()
     )
 
