@@ -25,27 +25,45 @@ SPEC_FIELDS = ("source", "gguf_file", "revision", "device", "dtype", "cache_dir"
 
 def model_spec(config: Mapping[str, Any]) -> ModelSpec:
     """The load spec of a local model; the packaged Gemma 3 270M when no source is given."""
+    if not isinstance(config, Mapping):
+        raise BackendConfigurationError("a backend config must be a JSON object")
     fields = {key: config[key] for key in SPEC_FIELDS if config.get(key) is not None}
     fields.setdefault("source", GEMMA3_270M_PACKAGE)
+    source = str(fields["source"])
+    if source.startswith("package:") and source != GEMMA3_270M_PACKAGE:
+        # Only one model comes as a package; any other name must not stand in for it.
+        raise BackendConfigurationError(
+            f"unknown model package {source!r}: the packaged model is {GEMMA3_270M_PACKAGE}"
+        )
     return ModelSpec(**fields)
+
+
+def _config(model: ModelEntry) -> Mapping[str, Any]:
+    if not isinstance(model.backend_config, Mapping):
+        raise BackendConfigurationError(f"{model.name}: the backend config must be a JSON object")
+    return model.backend_config
 
 
 def generation_settings(model: ModelEntry) -> GenerationSettings:
     try:
-        return GenerationSettings.from_dict(model.backend_config.get("generation", {}))
+        return GenerationSettings.from_dict(_config(model).get("generation", {}))
     except (TypeError, ValueError) as exc:
         raise BackendConfigurationError(f"{model.name}: bad generation settings: {exc}") from exc
 
 
 def endpoint_config(model: ModelEntry) -> EndpointConfig:
-    config = model.backend_config
+    config = _config(model)
     if not config.get("base_url") or not config.get("model"):
         raise BackendConfigurationError(f"{model.name}: an endpoint needs base_url and model")
+    try:
+        timeout = float(config.get("timeout_s", 60.0))
+    except (TypeError, ValueError) as exc:
+        raise BackendConfigurationError(f"{model.name}: timeout_s must be a number") from exc
     return EndpointConfig(
         base_url=str(config["base_url"]),
         model=str(config["model"]),
         api_key_env=config.get("api_key_env"),
-        timeout_s=float(config.get("timeout_s", 60.0)),
+        timeout_s=timeout,
     )
 
 

@@ -7,6 +7,8 @@ retries or time, leaves a visible error on the job.
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from celery.exceptions import MaxRetriesExceededError, SoftTimeLimitExceeded
 from django.db import OperationalError
@@ -14,6 +16,8 @@ from django.db import OperationalError
 from models_backend import services
 from models_backend.errors import BackendError, BackendUnavailable
 from models_backend.models import GenerationJob, Job, JudgeJob
+
+logger = logging.getLogger(__name__)
 
 TASK_OPTIONS = {
     "bind": True,
@@ -47,6 +51,11 @@ def _run(task, job_class: type[Job], job_pk: int, run) -> str:
         return "failed"
     except Exception as exc:
         services.job_fail(job_class=job_class, pk=job_pk, error=f"{type(exc).__name__}: {exc}")
+        if task.request.is_eager:
+            # In-process, the job ran inside a page's request or a command: the failed job row
+            # says what went wrong; a traceback in the log, not a 500 for the page.
+            logger.exception("%s %s failed", job_class.__name__, job_pk)
+            return "failed"
         raise
 
 

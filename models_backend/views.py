@@ -41,7 +41,12 @@ def jobs(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def jobs_generate(request: HttpRequest, slug: str) -> HttpResponse:
     project = get_project_for_user(request.user, slug, staff=True)
-    model = ModelEntry.objects.filter(project=project, pk=request.POST.get("model") or 0).first()
+    chosen = request.POST.get("model", "")
+    model = (
+        ModelEntry.objects.filter(project=project, pk=int(chosen)).first()
+        if chosen.isdigit()
+        else None
+    )
     error = ""
     if model is None:
         error = "Choose a model with a generation backend."

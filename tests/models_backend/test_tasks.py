@@ -213,3 +213,67 @@ def test_generate_command_runs_the_job_with_a_progress_bar(
     imported = ModelEntryFactory(project=project, name="imported")
     with pytest.raises(CommandError, match="imported outputs only"):
         call_command("generate", "--project", project.slug, "--model", imported.name)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_model_that_cannot_load_fails_its_job_from_the_command_and_the_page(
+    client, settings
+) -> None:
+    """A bad local path raises no BackendError: the job used to stay "running" for good from
+    the command, and the jobs page answered a 500 in the in-process demo."""
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    from annotation.models import Membership
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    project = ProjectFactory()
+    PromptFactory(project=project, external_id="q1", turns=["Say hello."])
+    broken = ModelEntryFactory(
+        project=project,
+        name="broken",
+        backend=ModelEntry.Backend.TRANSFORMERS,
+        backend_config={"source": "/nonexistent/model/dir", "generation": GREEDY},
+    )
+    with pytest.raises(CommandError, match="failed"):
+        call_command("generate", "--project", project.slug, "--model", broken.name)
+    job = GenerationJob.objects.get()
+    assert job.status == Job.Status.FAILED and job.error
+
+    admin = get_user_model().objects.create_user("admin-x", password="x")
+    Membership.objects.create(project=project, user=admin, role=Membership.Role.ADMIN)
+    client.force_login(admin)
+    url = reverse("models_backend:jobs-generate", args=[project.slug])
+    GenerationJob.objects.all().delete()
+    response = client.post(url, {"model": broken.pk})
+    assert response.status_code == 302
+    assert GenerationJob.objects.get().status == Job.Status.FAILED
+    assert client.post(url, {"model": "abc"}).status_code == 302  # no model: a message, no 500
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("backend", "config", "message"),
+    [
+        (
+            ModelEntry.Backend.TRANSFORMERS,
+            {"source": "package:other-model"},
+            "unknown model package 'package:other-model'",
+        ),
+        (ModelEntry.Backend.TRANSFORMERS, ["not", "an", "object"], "must be a JSON object"),
+        (ModelEntry.Backend.OPENAI, {"model": "m"}, "an endpoint needs base_url and model"),
+        (
+            ModelEntry.Backend.OPENAI,
+            {"base_url": "http://127.0.0.1:9/v1", "model": "m", "timeout_s": "soon"},
+            "timeout_s must be a number",
+        ),
+    ],
+)
+def test_a_bad_backend_config_is_refused_before_a_job_exists(
+    backend: str, config: object, message: str
+) -> None:
+    """An unknown package used to run the bundled Gemma under another competitor's name."""
+    model = ModelEntryFactory(backend=backend, backend_config=config)
+    with pytest.raises(services.backends.BackendConfigurationError, match=message):
+        services.generation_job_create(model=model)
+    assert GenerationJob.objects.count() == 0
