@@ -135,10 +135,14 @@ def generation_job_run(*, job_pk: int, progress: ProgressFn | None = None) -> st
                 ],
                 ignore_conflicts=True,
             )
+            # With the candidates, their comparisons: a job that fails at a later batch leaves
+            # what it generated in the arena, not candidates nobody is shown.
+            comparisons_create_for_prompts(project=job.project, prompts=batch)
             completed += len(batch)
             GenerationJob.objects.filter(pk=job.pk).update(completed=completed)
         if progress is not None:
             progress(completed, job.total)
+    # Also pairs candidates of an earlier run that failed before this change of order.
     comparisons_create_for_prompts(project=job.project, prompts=prompts)
     _finish(job)
     return f"generated {completed - len(done)} candidates"

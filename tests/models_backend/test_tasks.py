@@ -117,11 +117,20 @@ def test_worker_killed_mid_generation_redoes_the_task_without_duplicates(
 
 
 class _StubHandler(BaseHTTPRequestHandler):
+    # /flaky/: this many good answers, then garbage.
+    flaky_answers_left = 0
+
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.path.startswith("/slow"):
             time.sleep(1.5)
         payload = b"<html>502 Bad Gateway</html>" if self.path.startswith("/garbage") else b"{}"
+        if self.path.startswith("/flaky"):
+            if _StubHandler.flaky_answers_left > 0:
+                _StubHandler.flaky_answers_left -= 1
+                payload = b'{"choices": [{"message": {"content": "An answer."}}]}'
+            else:
+                payload = b"<html>502 Bad Gateway</html>"
         try:
             self.send_response(200)
             self.send_header("Content-Length", str(len(payload)))
@@ -277,3 +286,32 @@ def test_a_bad_backend_config_is_refused_before_a_job_exists(
     with pytest.raises(services.backends.BackendConfigurationError, match=message):
         services.generation_job_create(model=model)
     assert GenerationJob.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_that_fails_midway_leaves_what_it_generated_in_the_arena(stub_endpoint: str) -> None:
+    project = ProjectFactory()
+    prompts = [PromptFactory(project=project, turns=[f"Question {i}?"]) for i in range(3)]
+    other = ModelEntryFactory(project=project, name="imported")
+    for prompt in prompts:
+        Candidate.objects.create(prompt=prompt, model=other, responses=["Imported."])
+    remote = ModelEntryFactory(
+        project=project,
+        name="remote",
+        backend=ModelEntry.Backend.OPENAI,
+        backend_config={
+            "base_url": f"{stub_endpoint}/flaky/v1",
+            "model": "stub",
+            "generation": {"max_new_tokens": 8, "prompt_format": "chat"},
+        },
+    )
+    _StubHandler.flaky_answers_left = 2
+
+    job = services.generation_job_create(model=remote, batch_size=1)  # eager: runs on commit
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and job.completed == 2
+    answered = set(Candidate.objects.filter(model=remote).values_list("prompt_id", flat=True))
+    assert answered == {prompts[0].pk, prompts[1].pk}
+    paired = set(Comparison.objects.filter(project=project).values_list("prompt_id", flat=True))
+    assert paired == answered  # shown in the arena although the job failed at the third
