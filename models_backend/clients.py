@@ -36,6 +36,8 @@ from models_backend.specs import (
 # Rate limiting and "try again" statuses are transient like a 5xx.
 _TRANSIENT_STATUSES = {408, 425, 429}
 _BODY_EXCERPT_CHARS = 300
+# Far above any answer a token limit allows (32k tokens are ~150 kB of JSON).
+MAX_RESPONSE_BYTES = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ class OpenAICompatibleClient:
         started = time.perf_counter()
         try:
             with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:  # noqa: S310
-                raw = response.read()
+                raw = response.read(MAX_RESPONSE_BYTES + 1)
         except urllib.error.HTTPError as error:
             raise _http_error(error, url) from error
         except TimeoutError as error:
@@ -165,6 +167,12 @@ class OpenAICompatibleClient:
             # Reset or closed mid-response: the server went away, which is transient.
             raise BackendUnavailable(f"connection to {url} failed: {error!r}", url=url) from error
         latency = time.perf_counter() - started
+        if len(raw) > MAX_RESPONSE_BYTES:
+            # A server that ignores max_tokens must not fill the arena (and every page that
+            # shows the answer) with megabytes.
+            raise BackendResponseError(
+                f"{url} answered with more than {MAX_RESPONSE_BYTES // 1_000_000} MB", url=url
+            )
         try:
             body = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -3,6 +3,7 @@ model; and backends that fail."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -125,6 +126,9 @@ class _StubHandler(BaseHTTPRequestHandler):
         if self.path.startswith("/slow"):
             time.sleep(1.5)
         payload = b"<html>502 Bad Gateway</html>" if self.path.startswith("/garbage") else b"{}"
+        if self.path.startswith("/huge"):  # ignores max_tokens
+            text = "word " * 600_000
+            payload = json.dumps({"choices": [{"message": {"content": text}}]}).encode()
         if self.path.startswith("/flaky"):
             if _StubHandler.flaky_answers_left > 0:
                 _StubHandler.flaky_answers_left -= 1
@@ -155,7 +159,12 @@ def stub_endpoint() -> Iterator[str]:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
-    ("mode", "message"), [("garbage", "not JSON"), ("slow", "did not answer within")]
+    ("mode", "message"),
+    [
+        ("garbage", "not JSON"),
+        ("slow", "did not answer within"),
+        ("huge", "answered with more than 2 MB"),
+    ],
 )
 def test_failing_endpoint_leaves_a_clear_error_on_the_job(
     stub_endpoint: str, mode: str, message: str
