@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 
 from annotation.models import (
@@ -45,8 +46,31 @@ class PromptAdmin(admin.ModelAdmin):
     search_fields = ["external_id"]
 
 
+class ModelEntryForm(forms.ModelForm):
+    class Meta:
+        model = ModelEntry
+        fields = ["project", "name", "description", "backend", "backend_config", "created_at"]
+
+    def clean(self) -> dict:
+        from models_backend.backends import check_config  # noqa: PLC0415 - other app
+        from models_backend.errors import BackendError  # noqa: PLC0415
+
+        cleaned = super().clean()
+        candidate = ModelEntry(
+            name=cleaned.get("name") or "model",
+            backend=cleaned.get("backend") or ModelEntry.Backend.IMPORTED,
+            backend_config=cleaned.get("backend_config"),
+        )
+        try:
+            check_config(candidate)
+        except BackendError as exc:
+            self.add_error("backend_config", str(exc))
+        return cleaned
+
+
 @admin.register(ModelEntry)
 class ModelEntryAdmin(admin.ModelAdmin):
+    form = ModelEntryForm
     list_display = ["name", "project", "backend"]
     list_filter = ["project", "backend"]
     search_fields = ["name"]

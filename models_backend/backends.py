@@ -67,6 +67,19 @@ def endpoint_config(model: ModelEntry) -> EndpointConfig:
     )
 
 
+def check_config(model: ModelEntry) -> None:
+    """Raise BackendConfigurationError for whatever is wrong with a model's backend config
+    that can be seen without loading a model or calling a server (for forms and job
+    creation); imported-output models have nothing to check."""
+    if model.backend == ModelEntry.Backend.IMPORTED:
+        return
+    generation_settings(model)
+    if model.backend == ModelEntry.Backend.TRANSFORMERS:
+        model_spec(_config(model))
+    elif model.backend == ModelEntry.Backend.OPENAI:
+        endpoint_config(model)
+
+
 def generate_texts(
     model: ModelEntry,
     conversations: Sequence[Sequence[Message]],

@@ -86,11 +86,7 @@ def generation_job_create(
         raise backends.BackendConfigurationError(
             f"{model.name} has imported outputs only; it cannot generate"
         )
-    # What can be checked without loading or calling anything, before a job exists.
-    if model.backend == ModelEntry.Backend.TRANSFORMERS:
-        backends.model_spec(model.backend_config)
-    elif model.backend == ModelEntry.Backend.OPENAI:
-        backends.endpoint_config(model)
+    backends.check_config(model)  # before a job exists: what needs no model or server
     chosen = list(prompts) if prompts is not None else list(model.project.prompts.order_by("id"))
     job = GenerationJob(
         project=model.project,

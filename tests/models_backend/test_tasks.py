@@ -324,3 +324,28 @@ def test_a_job_that_fails_midway_leaves_what_it_generated_in_the_arena(stub_endp
     assert answered == {prompts[0].pk, prompts[1].pk}
     paired = set(Comparison.objects.filter(project=project).values_list("prompt_id", flat=True))
     assert paired == answered  # shown in the arena although the job failed at the third
+
+
+@pytest.mark.django_db
+def test_the_admin_refuses_a_bad_backend_config_when_the_model_is_saved(admin_client) -> None:
+    from django.urls import reverse
+
+    project = ProjectFactory()
+    add = reverse("admin:annotation_modelentry_add")
+    form = {
+        "project": project.pk,
+        "name": "remote",
+        "description": "",
+        "backend": ModelEntry.Backend.OPENAI,
+        "created_at_0": "2026-12-01",
+        "created_at_1": "10:00:00",
+    }
+    refused = admin_client.post(
+        add, {**form, "backend_config": '{"model": "m", "generation": {"max_tokens": 9}}'}
+    )
+    assert refused.status_code == 200  # the form again, with the error
+    assert "bad generation settings" in refused.content.decode()
+    assert not ModelEntry.objects.exists()
+    good = '{"base_url": "http://127.0.0.1:9/v1", "model": "m"}'
+    assert admin_client.post(add, {**form, "backend_config": good}).status_code == 302
+    assert ModelEntry.objects.get().backend_config["model"] == "m"
