@@ -13,6 +13,7 @@ repetition_penalty, prompt_format).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from annotation.models import ModelEntry
@@ -30,6 +31,9 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
     fields = {key: config[key] for key in SPEC_FIELDS if config.get(key) is not None}
     fields.setdefault("source", GEMMA3_270M_PACKAGE)
     source = str(fields["source"])
+    if source.startswith(("/", "./", "../", "~")) and not Path(source).expanduser().exists():
+        # A path, not a hub id: say so, rather than let the hub reject it as a repo name.
+        raise BackendConfigurationError(f"no such file or directory: {source}")
     if source.startswith("package:") and source != GEMMA3_270M_PACKAGE:
         # Only one model comes as a package; any other name must not stand in for it.
         raise BackendConfigurationError(
@@ -55,6 +59,11 @@ def endpoint_config(model: ModelEntry) -> EndpointConfig:
     config = _config(model)
     if not config.get("base_url") or not config.get("model"):
         raise BackendConfigurationError(f"{model.name}: an endpoint needs base_url and model")
+    if not str(config["base_url"]).startswith(("http://", "https://")):
+        raise BackendConfigurationError(
+            f"{model.name}: base_url must start with http:// or https://, not "
+            f"{str(config['base_url'])[:60]!r}"
+        )
     try:
         timeout = float(config.get("timeout_s", 60.0))
     except (TypeError, ValueError) as exc:

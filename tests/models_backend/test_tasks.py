@@ -235,10 +235,10 @@ def test_generate_command_runs_the_job_with_a_progress_bar(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_model_that_cannot_load_fails_its_job_from_the_command_and_the_page(
-    client, settings
+    client, settings, tmp_path
 ) -> None:
-    """A bad local path raises no BackendError: the job used to stay "running" for good from
-    the command, and the jobs page answered a 500 in the in-process demo."""
+    """A folder that holds no model raises no BackendError: the job used to stay "running" for
+    good from the command, and the jobs page answered a 500 in the in-process demo."""
     from django.contrib.auth import get_user_model
     from django.urls import reverse
 
@@ -251,7 +251,7 @@ def test_a_model_that_cannot_load_fails_its_job_from_the_command_and_the_page(
         project=project,
         name="broken",
         backend=ModelEntry.Backend.TRANSFORMERS,
-        backend_config={"source": "/nonexistent/model/dir", "generation": GREEDY},
+        backend_config={"source": str(tmp_path), "generation": GREEDY},  # exists, no model
     )
     with pytest.raises(CommandError, match="failed"):
         call_command("generate", "--project", project.slug, "--model", broken.name)
@@ -280,6 +280,16 @@ def test_a_model_that_cannot_load_fails_its_job_from_the_command_and_the_page(
         ),
         (ModelEntry.Backend.TRANSFORMERS, ["not", "an", "object"], "must be a JSON object"),
         (ModelEntry.Backend.OPENAI, {"model": "m"}, "an endpoint needs base_url and model"),
+        (
+            ModelEntry.Backend.OPENAI,
+            {"base_url": "localhost:8774/v1", "model": "m"},
+            "base_url must start with http:// or https://",
+        ),
+        (
+            ModelEntry.Backend.TRANSFORMERS,
+            {"source": "/nonexistent/model/dir"},
+            "no such file or directory: /nonexistent/model/dir",
+        ),
         (
             ModelEntry.Backend.OPENAI,
             {"base_url": "http://127.0.0.1:9/v1", "model": "m", "timeout_s": "soon"},
