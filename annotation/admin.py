@@ -87,7 +87,16 @@ class ModelEntryAdmin(admin.ModelAdmin):
             except BackendError as exc:
                 self.message_user(request, str(exc), level="error")
             else:
-                self.message_user(request, f"Queued generation job {job.pk} for {model}.")
+                job.refresh_from_db()  # in-process (eager) it has already run
+                if job.is_finished:
+                    outcome = job.status + (f": {job.error}" if job.error else "")
+                    self.message_user(
+                        request,
+                        f"Generation job {job.pk} for {model} ran here: {outcome}.",
+                        level="error" if job.error else "info",
+                    )
+                else:
+                    self.message_user(request, f"Queued generation job {job.pk} for {model}.")
 
 
 @admin.register(Candidate)

@@ -35,7 +35,7 @@ def _run(task, job_class: type[Job], job_pk: int, run) -> str:
     except (BackendUnavailable, OperationalError) as exc:
         if task.request.is_eager:
             # In-process (demo) mode has no worker to retry later: fail visibly now.
-            services.job_fail(job_class=job_class, pk=job_pk, error=f"gave up: {exc}")
+            services.job_fail(job_class=job_class, pk=job_pk, error=str(exc))
             return "failed"
         try:
             # Backoff with jitter, far below the broker's visibility timeout.

@@ -359,3 +359,26 @@ def test_the_admin_refuses_a_bad_backend_config_when_the_model_is_saved(admin_cl
     good = '{"base_url": "http://127.0.0.1:9/v1", "model": "m"}'
     assert admin_client.post(add, {**form, "backend_config": good}).status_code == 302
     assert ModelEntry.objects.get().backend_config["model"] == "m"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_action_says_how_an_in_process_job_ended(admin_client, settings) -> None:
+    from django.urls import reverse
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    project = ProjectFactory()
+    PromptFactory(project=project)
+    model = ModelEntryFactory(
+        project=project,
+        backend=ModelEntry.Backend.OPENAI,
+        backend_config={"base_url": "http://127.0.0.1:9/v1", "model": "m", "timeout_s": 1},
+    )
+    response = admin_client.post(
+        reverse("admin:annotation_modelentry_changelist"),
+        {"action": "generate_answers", "_selected_action": [model.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    job = GenerationJob.objects.get()
+    assert f"Generation job {job.pk} for {model} ran here: failed: cannot reach" in page
+    assert "Queued" not in page
