@@ -35,6 +35,21 @@ def local_model(project: Project, name: str, generation: dict) -> ModelEntry:
     )
 
 
+def remote_model(project: Project, base_url: str, **config: object) -> ModelEntry:
+    """A competitor behind an OpenAI-compatible endpoint (the test's stub server)."""
+    return ModelEntryFactory(
+        project=project,
+        name="remote",
+        backend=ModelEntry.Backend.OPENAI,
+        backend_config={
+            "base_url": base_url,
+            "model": "stub",
+            "generation": {"max_new_tokens": 8, "prompt_format": "chat"},
+            **config,
+        },
+    )
+
+
 def wait_for(job: Job, predicate, timeout: float = 240.0) -> Job:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -171,17 +186,7 @@ def test_failing_endpoint_leaves_a_clear_error_on_the_job(
 ) -> None:
     project = ProjectFactory()
     PromptFactory(project=project)
-    model = ModelEntryFactory(
-        project=project,
-        name="remote",
-        backend=ModelEntry.Backend.OPENAI,
-        backend_config={
-            "base_url": f"{stub_endpoint}/{mode}/v1",
-            "model": "stub",
-            "timeout_s": 0.3,
-            "generation": {"max_new_tokens": 8, "prompt_format": "chat"},
-        },
-    )
+    model = remote_model(project, f"{stub_endpoint}/{mode}/v1", timeout_s=0.3)
 
     job = services.generation_job_create(model=model)  # eager here: runs on commit
 
@@ -314,16 +319,7 @@ def test_a_job_that_fails_midway_leaves_what_it_generated_in_the_arena(stub_endp
     other = ModelEntryFactory(project=project, name="imported")
     for prompt in prompts:
         Candidate.objects.create(prompt=prompt, model=other, responses=["Imported."])
-    remote = ModelEntryFactory(
-        project=project,
-        name="remote",
-        backend=ModelEntry.Backend.OPENAI,
-        backend_config={
-            "base_url": f"{stub_endpoint}/flaky/v1",
-            "model": "stub",
-            "generation": {"max_new_tokens": 8, "prompt_format": "chat"},
-        },
-    )
+    remote = remote_model(project, f"{stub_endpoint}/flaky/v1")
     _StubHandler.flaky_answers_left = 2
 
     job = services.generation_job_create(model=remote, batch_size=1)  # eager: runs on commit
