@@ -583,3 +583,19 @@ class ExportJob(models.Model):
     @property
     def format(self) -> str:
         return str(self.options.get("format", ""))
+
+    @property
+    def filters_summary(self) -> str:
+        """The job's label source and filters in a line, to tell jobs apart."""
+        o = self.options
+        parts = [f"{o.get('source', 'human')} labels"]
+        for key, label in (("categories", "categories"), ("models", "models")):
+            if o.get(key):
+                parts.append(f"{label} {', '.join(o[key])}")
+        if o.get("since") or o.get("until"):
+            parts.append(f"{o.get('since') or '…'} to {o.get('until') or '…'}")
+        if o.get("min_agreement"):
+            parts.append(f"agreement ≥ {o['min_agreement']}")
+        if o.get("include_flagged"):
+            parts.append("flagged included")
+        return "; ".join(parts)

@@ -92,7 +92,7 @@ def dataset_card(
         "## Counts",
         "",
         f"- rows: {stats.rows}",
-        f"- comparisons: {stats.comparisons}",
+        f"- comparisons read (with a label the export takes): {stats.comparisons}",
         f"- human votes read: {stats.human_votes} "
         f"({stats.excluded_votes} of flagged or banned annotators)",
         f"- judge verdicts read: {stats.judge_verdicts}",
@@ -105,7 +105,7 @@ def dataset_card(
         "",
         ", ".join(sorted(stats.models)) or "none",
         "",
-        "## Categories",
+        "## Categories (comparisons read)",
         "",
         ", ".join(f"{k} ({v})" for k, v in sorted(stats.categories.items())) or "none",
         "",

@@ -292,7 +292,7 @@ def test_the_card_names_counts_filters_and_licences(
     assert result.card.name == "d.jsonl.README.md"
     for fragment in (
         "rows: 2",
-        "comparisons: 1",
+        "comparisons read (with a label the export takes): 1",
         "claude, gpt",
         "models: claude, gpt",
         "1.000 mean share of the majority label",
@@ -402,6 +402,7 @@ def test_export_page_runs_a_job_and_serves_its_files(
     assert job.status == "done" and job.options["models"] == ["claude", "gpt"]
     listing = client.get(page, HTTP_HX_REQUEST="true").content.decode()
     assert f'data-export="{job.pk}"' in listing and "<html" not in listing
+    assert "human labels; models claude, gpt" in listing  # which export this was
     download = client.get(
         reverse("annotation:export-file", args=[project.slug, job.pk, "download"])
     )
