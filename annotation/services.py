@@ -12,7 +12,7 @@ import random
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -368,7 +368,7 @@ def vote_submit(
     if hit is not None:
         raise RateLimited(hit.message, hit.retry_after_seconds)
     if assignment.expires_at <= now:
-        _ensure_slot_left(comparison)
+        _ensure_slot_left(comparison, assignment, now)
     fingerprint = fingerprint or ClientFingerprint(client_hash="", ip_hash="")
     vote = Vote(
         comparison=comparison,
@@ -394,11 +394,18 @@ def vote_submit(
     return vote
 
 
-def _ensure_slot_left(comparison: Comparison) -> None:
-    """An expired assignment may still vote if the comparison has not filled up meanwhile."""
+def _ensure_slot_left(comparison: Comparison, assignment: Assignment, now: datetime) -> None:
+    """An expired assignment may still vote if the comparison has a slot left meanwhile:
+    votes cast and the live holds of the people it was served to since both take one (else
+    the late vote and theirs would overfill it)."""
     Comparison.objects.select_for_update().filter(pk=comparison.pk).first()
-    if comparison.votes.count() >= comparison.votes_wanted:
-        raise PairExpired("This pair expired and has all its votes; here is a new one.")
+    held = (
+        Assignment.objects.filter(comparison=comparison, expires_at__gt=now, vote__isnull=True)
+        .exclude(pk=assignment.pk)
+        .count()
+    )
+    if comparison.votes.count() + held >= comparison.votes_wanted:
+        raise PairExpired("This pair expired and others have taken its votes; here is a new one.")
 
 
 # --- comparisons ------------------------------------------------------------------------

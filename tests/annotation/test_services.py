@@ -194,6 +194,22 @@ def test_expired_pair_that_filled_up_is_rejected(project: Project) -> None:
     assert Vote.objects.filter(comparison=comparison).count() == 1
 
 
+def test_a_late_vote_does_not_take_a_slot_others_now_hold(project: Project) -> None:
+    """Expired, then served to others up to its votes: the late vote would overfill it."""
+    comparison = ComparisonFactory(project=project, votes_wanted=2)
+    past = timezone.now() - timedelta(hours=1)
+    late = AssignmentFactory(comparison=comparison, served_at=past, expires_at=past)
+    holders = [
+        services.assignment_next(project=project, annotator=AnnotatorFactory()) for _ in range(2)
+    ]
+    assert {h.comparison_id for h in holders} == {comparison.pk}  # both slots held again
+    with pytest.raises(services.PairExpired, match="others have taken its votes"):
+        services.vote_submit(annotator=late.annotator, token=late.token, choice="left")
+    for holder in holders:
+        services.vote_submit(annotator=holder.annotator, token=holder.token, choice="right")
+    assert Vote.objects.filter(comparison=comparison).count() == 2  # never more than wanted
+
+
 def test_expired_pair_with_room_left_still_counts(project: Project) -> None:
     past = timezone.now() - timedelta(hours=1)
     late = AssignmentFactory(
