@@ -593,30 +593,47 @@ def leaderboard_snapshot_create(
     return snapshot
 
 
+def _labelled_since(project: Project, since: datetime | None) -> bool:
+    """Whether the project has a vote or judgment newer than `since` (any, when None)."""
+    votes = Vote.objects.filter(comparison__project=project)
+    judgments = Judgment.objects.filter(comparison__project=project)
+    if since is not None:
+        votes = votes.filter(created_at__gt=since)
+        judgments = judgments.filter(created_at__gt=since)
+    return votes.exists() or judgments.exists()
+
+
 def projects_needing_snapshot() -> list[Project]:
     """Active projects with a vote or judgment newer than their latest default snapshot."""
     due = []
     for project in Project.objects.filter(is_active=True):
         latest = selectors.latest_snapshot(project)
-        since = latest.created_at if latest else None
-        votes = Vote.objects.filter(comparison__project=project)
-        judgments = Judgment.objects.filter(comparison__project=project)
-        if since is not None:
-            votes = votes.filter(created_at__gt=since)
-            judgments = judgments.filter(created_at__gt=since)
-        if votes.exists() or judgments.exists():
+        if _labelled_since(project, latest.created_at if latest else None):
             due.append(project)
     return due
+
+
+# In-process (no beat to store snapshots), the default board is restored on read at most this
+# often while votes arrive.
+EAGER_SNAPSHOT_SECONDS = 10
 
 
 def leaderboard_board(
     *, project: Project, filters: selectors.LeaderboardFilters
 ) -> selectors.SnapshotView:
-    """What a leaderboard shows: the stored snapshot for default filters (stored now if there
-    is none yet), any other filter computed on the fly from the SQL aggregation."""
-    if filters.source == "human" and not filters.include_flagged and filters.is_default_window:
-        snapshot = selectors.latest_snapshot(project, category=filters.category)
-        if snapshot is None:
+    """What a leaderboard shows: the stored snapshot for the default board (stored now if there
+    is none yet, and, with no beat to refresh it, when votes came in since), any other filter
+    (a category too: the beat stores only the default board) computed on the fly."""
+    default = filters.source == "human" and not filters.include_flagged and not filters.category
+    if default and filters.is_default_window:
+        snapshot = selectors.latest_snapshot(project)
+        stale = (
+            snapshot is not None
+            and settings.CELERY_TASK_ALWAYS_EAGER
+            and timezone.now() - snapshot.created_at > timedelta(seconds=EAGER_SNAPSHOT_SECONDS)
+            and _labelled_since(project, snapshot.created_at)
+        )
+        if snapshot is None or stale:
             snapshot = leaderboard_snapshot_create(project=project, filters=filters)
         return selectors.SnapshotView.from_snapshot(snapshot)
     return selectors.SnapshotView.from_result(

@@ -127,6 +127,8 @@ def leaderboard(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     project = selectors.get_project_for_user(request.user, slug, staff=True)
     form = LeaderboardFilterForm(request.GET or None)
     if form.is_bound and not form.is_valid():
+        if request.htmx:  # the filters' errors in place of the board, not a page in the page
+            return render(request, "annotation/_board_invalid.html", {"form": form}, status=400)
         return render(
             request, "annotation/leaderboard.html", {"project": project, "form": form}, status=400
         )

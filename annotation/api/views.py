@@ -358,9 +358,11 @@ class VoteListCreate(generics.ListCreateAPIView):
         if params.get("category"):
             votes = votes.filter(comparison__prompt__category=params["category"])
         if params.get("comparison"):
-            if not params["comparison"].isdigit():
+            # ASCII digits within a database integer: "²" passes isdigit() and int() refuses it.
+            value = params["comparison"]
+            if not (value.isascii() and value.isdigit() and int(value) < 2**63):
                 raise ParseError("comparison must be a comparison id")
-            votes = votes.filter(comparison_id=int(params["comparison"]))
+            votes = votes.filter(comparison_id=int(value))
         return _in_window(self.request, votes).order_by("id")
 
     @extend_schema(request=s.VoteCreateSerializer, responses={201: s.VoteSerializer})

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import F
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -251,3 +252,47 @@ def test_command_rejects_a_bad_battle_log(tmp_path: Path) -> None:
     missing.write_text('{"model_a": "x"}\n')
     with pytest.raises(CommandError, match="needs model_a, model_b and winner"):
         call_command("leaderboard", "--battles", str(missing))
+
+
+def test_category_boards_are_live_and_the_default_one_follows_votes_without_a_beat(
+    project: Project, three_models: dict[str, Comparison], settings
+) -> None:
+    from annotation.models import LeaderboardSnapshot as Snapshot
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # in-process: no beat stores snapshots
+    cast(three_models["strong-middle"], "left")
+    math = selectors.LeaderboardFilters(category="math")
+    assert services.leaderboard_board(project=project, filters=math).vote_count == 1
+    cast(three_models["middle-weak"], "left")
+    # A category board is computed from the votes, not from a snapshot stored once.
+    assert services.leaderboard_board(project=project, filters=math).vote_count == 2
+    assert (
+        services.leaderboard_board(
+            project=project, filters=selectors.LeaderboardFilters(category="nope")
+        ).vote_count
+        == 0
+    )
+    assert not Snapshot.objects.exclude(category="").exists()  # no row per category asked
+    default = selectors.LeaderboardFilters()
+    assert services.leaderboard_board(project=project, filters=default).vote_count == 2
+    cast(three_models["strong-weak"], "left")
+    # Within EAGER_SNAPSHOT_SECONDS the stored board stands; past them, new votes refresh it.
+    assert services.leaderboard_board(project=project, filters=default).vote_count == 2
+    Snapshot.objects.update(created_at=F("created_at") - timedelta(minutes=1))
+    assert services.leaderboard_board(project=project, filters=default).vote_count == 3
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # with a beat, reading never recomputes
+    cast(three_models["strong-weak"], "left")
+    Snapshot.objects.update(created_at=F("created_at") - timedelta(minutes=1))
+    assert services.leaderboard_board(project=project, filters=default).vote_count == 3
+
+
+def test_bad_filters_from_htmx_replace_the_board_with_the_errors(
+    client: Client, project: Project, researcher_user
+) -> None:
+    client.force_login(researcher_user)
+    url = reverse("annotation:leaderboard", args=[project.slug])
+    response = client.get(url, {"since": "garbage"}, HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert body.lstrip().startswith('<section id="board">') and "<html" not in body
+    assert 'role="alert"' in body

@@ -448,3 +448,12 @@ def test_a_vote_imported_without_its_side_claims_no_left_or_right(
     assert evidence.choices["unsided"] == 1
     assert [choice for *_, choice in evidence.timeline] == ["unsided"]
     assert evidence.recent[0].recorded_choice is None
+
+
+@pytest.mark.parametrize("value", ["abc", "\u00b2", "99999999999999999999999", "-1"])
+def test_a_vote_filter_that_is_no_comparison_id_is_a_400(
+    project: Project, as_role, value: str
+) -> None:
+    response = as_role("researcher").get(url("votes", project), {"comparison": value})
+    assert response.status_code == 400
+    assert response.json()["detail"] == "comparison must be a comparison id"
