@@ -167,6 +167,12 @@ def test_it_votes_by_keyboard_and_reveals_the_models_without_a_reload(
     assert_revealed(page, assignment, "A (left) is better")
     assert page.evaluate("window.__marker") == "same document"
     wait_until_votable(page)
+    # Focus is on the new pair's buttons, not lost to <body>: one Tab reaches "A is better".
+    page.wait_for_function(
+        "document.activeElement && document.activeElement.matches('[data-vote-buttons]')"
+    )
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.key || ''") != ""
     vote = assert_vote_recorded(assignment, "left")
     assert vote.annotator.user_id is None
     assert Annotator.objects.count() == 1

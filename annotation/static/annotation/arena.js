@@ -7,7 +7,7 @@
   }
   // Disable the buttons when a pair arrives; enable them after the browser has painted it
   // (two animation frames), so a held key or a stray click cannot vote on an unseen pair.
-  function armAfterPaint(root) {
+  function armAfterPaint(root, swapped) {
     var fieldset = fieldsetIn(root);
     if (!fieldset) { return; }
     fieldset.disabled = true;
@@ -16,11 +16,18 @@
       requestAnimationFrame(function () {
         fieldset.disabled = false;
         fieldset.dataset.ready = "true";
+        // The swap removed the button that had focus: put it on the new pair's buttons (the
+        // group, not a button, so a stray Enter votes nothing), one Tab from the first one.
+        var active = document.activeElement;
+        if (swapped && (!active || active === document.body || !document.contains(active))) {
+          fieldset.setAttribute("tabindex", "-1");
+          fieldset.focus({ preventScroll: true });
+        }
       });
     });
   }
-  document.addEventListener("htmx:load", function (event) { armAfterPaint(event.target); });
-  document.addEventListener("DOMContentLoaded", function () { armAfterPaint(document); });
+  document.addEventListener("htmx:load", function (event) { armAfterPaint(event.target, true); });
+  document.addEventListener("DOMContentLoaded", function () { armAfterPaint(document, false); });
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) { return; }
     var tag = (event.target && event.target.tagName) || "";
