@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from annotation.flags import parse_flag
 from annotation.models import ExportJob
 from annotation.selectors import SOURCES, LeaderboardFilters
 
@@ -20,6 +21,14 @@ class LeaderboardFilterForm(forms.Form):
     since = forms.DateTimeField(required=False)
     until = forms.DateTimeField(required=False)
     include_flagged = forms.BooleanField(required=False, label="Include flagged annotators")
+
+    def clean_include_flagged(self) -> bool:
+        """Read as the API and exports read it: a checkbox's "on", 1/0, yes/no, true/false;
+        anything else ("maybe") is an error, not a silent True."""
+        try:
+            return parse_flag(self.data.get("include_flagged"), "include_flagged")
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
 
     def filters(self) -> LeaderboardFilters:
         data = self.cleaned_data

@@ -405,7 +405,7 @@ def _ensure_slot_left(comparison: Comparison, assignment: Assignment, now: datet
         .count()
     )
     if comparison.votes.count() + held >= comparison.votes_wanted:
-        raise PairExpired("This pair expired and others have taken its votes; here is a new one.")
+        raise PairExpired("This pair expired and others have taken its votes; load a new pair.")
 
 
 # --- comparisons ------------------------------------------------------------------------

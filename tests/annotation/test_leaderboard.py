@@ -296,3 +296,7 @@ def test_bad_filters_from_htmx_replace_the_board_with_the_errors(
     assert response.status_code == 400
     assert body.lstrip().startswith('<section id="board">') and "<html" not in body
     assert 'role="alert"' in body
+    # A yes/no is read as the API reads it: "maybe" is an error there and here.
+    assert client.get(url, {"include_flagged": "maybe"}).status_code == 400
+    for value in ("on", "1", "true", "no"):
+        assert client.get(url, {"include_flagged": value}).status_code == 200, value
