@@ -472,11 +472,16 @@ class Vote(models.Model):
 
     @property
     def recorded_choice(self) -> str | None:
-        """The button pressed, where known. A decisive vote imported without its side has none
-        (the stored left/right only satisfies the schema); its `winner` says who won."""
-        if not self.side_recorded and self.choice in (self.Choice.LEFT, self.Choice.RIGHT):
+        """The button pressed, where known (see `choice_if_recorded`)."""
+        return self.choice_if_recorded(self.choice, side_recorded=self.side_recorded)
+
+    @classmethod
+    def choice_if_recorded(cls, choice: str, *, side_recorded: bool) -> str | None:
+        """A decisive vote imported without its side has no button (the stored left/right only
+        satisfies the schema); its `winner` says who won."""
+        if not side_recorded and choice in (cls.Choice.LEFT, cls.Choice.RIGHT):
             return None
-        return self.choice
+        return choice
 
     @staticmethod
     def winner_for(choice: str, *, left_is_a: bool) -> str:

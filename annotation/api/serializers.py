@@ -7,7 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from annotation.exports.options import FILE_TYPES, FORMATS, SOURCES
+from annotation.exports.options import FILE_TYPES, FORMATS, SOURCES, split_names
 from annotation.models import (
     Candidate,
     Comparison,
@@ -297,10 +297,8 @@ class NamesField(serializers.ListField):
     """A list of names, or one comma-separated string, as the streaming export's query has it."""
 
     def to_internal_value(self, data: Any) -> list[str]:
-        items = [data] if isinstance(data, str) else data
-        if isinstance(items, list):  # each item may itself be "a,b" (a form field)
-            items = [part.strip() for item in items for part in str(item).split(",")]
-            data = [part for part in items if part]
+        if isinstance(data, str | list):  # each item may itself be "a,b" (a form field)
+            data = list(split_names(data))
         return super().to_internal_value(data)
 
 

@@ -101,7 +101,7 @@ def _listed(data: Mapping[str, Any], key: str) -> Any:
     return getlist(key) if getlist is not None else data.get(key)
 
 
-def _names(value: Any) -> tuple[str, ...]:
+def split_names(value: Any) -> tuple[str, ...]:
     """Names from a list, a comma-separated string, or a list of comma-separated strings."""
     if value in (None, ""):
         return ()
@@ -124,8 +124,8 @@ def parse_options(data: Mapping[str, Any]) -> ExportOptions:
         source=str(data.get("source") or "human"),
         since=_moment(data.get("since"), "since"),
         until=_moment(data.get("until"), "until"),
-        categories=_names(_listed(data, "categories") or _listed(data, "category")),
-        models=_names(_listed(data, "models")),
+        categories=split_names(_listed(data, "categories") or _listed(data, "category")),
+        models=split_names(_listed(data, "models")),
         min_agreement=agreement,
         include_flagged=_include_flagged(data.get("include_flagged", False)),
     )

@@ -33,21 +33,19 @@ def export_options(project: Project, data: Mapping[str, Any]) -> ExportOptions:
     """`parse_options` for this arena: a category or model it does not have is an error (a
     typo would otherwise export an empty dataset without a word)."""
     options = parse_options(data)
-    # Lazy: a query runs only for a filter that was asked for.
-    found = {
-        "categories": Prompt.objects.filter(
-            project=project, category__in=options.categories
-        ).values_list("category", flat=True),
-        "models": ModelEntry.objects.filter(project=project, name__in=options.models).values_list(
-            "name", flat=True
-        ),
-    }
     if len(options.models) == 1:
         raise ExportRequestInvalid(
             "models: list two or more; a comparison is exported when both its models are listed"
         )
-    for name, asked in (("categories", options.categories), ("models", options.models)):
-        unknown = sorted(set(asked) - set(found[name])) if asked else []
+    known = (
+        ("categories", options.categories, Prompt.objects.filter(project=project), "category"),
+        ("models", options.models, ModelEntry.objects.filter(project=project), "name"),
+    )
+    for name, asked, rows, column in known:
+        if not asked:
+            continue
+        found = set(rows.filter(**{f"{column}__in": asked}).values_list(column, flat=True))
+        unknown = sorted(set(asked) - found)
         if unknown:
             listed = ", ".join(repr(value) for value in unknown[:5])
             raise ExportRequestInvalid(f"{name}: this arena has no {listed}")

@@ -246,12 +246,9 @@ def _votes(pairs: dict[int, PairLabels], options: ExportOptions) -> Iterator[tup
         )
     )
     for *row, side_recorded in rows:
-        if not side_recorded:
-            # An import that did not say which side was left: no side, and for a decisive
-            # vote no left/right button either (the winner says who won).
+        if not side_recorded:  # an import that did not say which side was left
+            row[5] = Vote.choice_if_recorded(row[5], side_recorded=False)
             row[6] = None
-            if row[5] in (Vote.Choice.LEFT, Vote.Choice.RIGHT):
-                row[5] = None
         yield tuple(row)
 
 

@@ -155,7 +155,7 @@ def final_sources(project: Project, judge: str) -> dict[str, int]:
 
 
 def final_accuracy(
-    project: Project, judge: str, audit: AuditAgreement
+    project: Project, judge: str, audit: AuditAgreement, sources: dict[str, int] | None = None
 ) -> tuple[float, tuple[float, float]] | None:
     """Estimated share of right final labels, with a 95% interval; None before audits, or
     while a judge whose verdicts are final labels has no audited pair here.
@@ -163,6 +163,7 @@ def final_accuracy(
     Human labels count as right (they define the truth); the judge-labelled ones as often as
     their judge agreed on audited pairs of the same predicted risk (`judge_labels_right`).
     Pairs routed under an earlier policy keep that policy's judge, measured on its own audits.
+    `sources` is `final_sources(project, judge)` where the caller has it already.
     """
     counted = Vote.objects.filter(
         comparison=OuterRef("pk"), annotator__state=Annotator.State.ACTIVE
@@ -177,7 +178,7 @@ def final_accuracy(
         judge_only[decider or judge].append(p if p is not None else np.nan)
     if not judge_only and not audit.pairs:
         return None  # nothing audited yet
-    humans = final_sources(project, judge).get("human", 0)
+    humans = (sources if sources is not None else final_sources(project, judge)).get("human", 0)
     total = humans + sum(len(ps) for ps in judge_only.values())
     if total == 0:
         return None
@@ -257,7 +258,8 @@ def router_overview(project: Project, policy: RoutingPolicy) -> RouterOverview:
     unjudged = pending.exclude(judgments__judge=policy.judge).count()
     judges = Judgment.objects.filter(comparison__project=project).values_list("judge", flat=True)
     audit = audit_agreement(project, policy.judge)
-    accuracy = final_accuracy(project, policy.judge, audit)
+    sources = final_sources(project, policy.judge)
+    accuracy = final_accuracy(project, policy.judge, audit, sources)
     # The cold-start rule's scores order pairs but are no probabilities: only a fitted model's
     # say how often the judge-only pairs should be right.
     fitted_judge_only = decided.filter(route="judge", fit__kind=DisagreementFit.Kind.LOGISTIC)
@@ -279,7 +281,7 @@ def router_overview(project: Project, policy: RoutingPolicy) -> RouterOverview:
         human_votes_promised=daily.open_slots,
         human_votes_left_today=daily.votes_left if budget is None else None,
         audit=audit,
-        final_sources=final_sources(project, policy.judge),
+        final_sources=sources,
         final_accuracy=accuracy[0] if accuracy else None,
         final_accuracy_interval=accuracy[1] if accuracy else None,
         model_accuracy_judge_only=1.0 - expected["wrong"] if expected["pairs"] else None,

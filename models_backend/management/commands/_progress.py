@@ -33,12 +33,11 @@ def run_or_follow(
     if settings.CELERY_TASK_ALWAYS_EAGER:
         try:
             run(job_pk=job.pk, progress=draw)
-        except BackendError as exc:
-            services.job_fail(job_class=type(job), pk=job.pk, error=str(exc))
         except Exception as exc:
-            # A model that cannot load (a bad path, no network for a hub id) raises no
-            # BackendError: the job must still end failed, not stay "running" for good.
-            services.job_fail(job_class=type(job), pk=job.pk, error=f"{type(exc).__name__}: {exc}")
+            # A model that cannot load (a folder without one, no network for a hub id) raises
+            # no BackendError: the job must still end failed, not stay "running" for good.
+            error = str(exc) if isinstance(exc, BackendError) else f"{type(exc).__name__}: {exc}"
+            services.job_fail(job_class=type(job), pk=job.pk, error=error)
     else:
         while wait:
             job.refresh_from_db()
