@@ -1,4 +1,5 @@
-"""Yes/no values from query strings, forms, JSON and the command line, read one way everywhere."""
+"""Yes/no values and ids from query strings, forms, JSON and the command line, read one way
+everywhere."""
 
 from __future__ import annotations
 
@@ -19,3 +20,12 @@ def parse_flag(value: object, name: str) -> bool:
     if text in FALSE:
         return False
     raise ValueError(f"{name} must be true or false (1/0, yes/no, on/off), not {str(value)[:40]!r}")
+
+
+def parse_id(value: object) -> int | None:
+    """A database id from a string of ASCII digits that fits a bigint, else None ("²" passes
+    `str.isdigit()` and `int()` refuses it; a huge number overflows the column)."""
+    text = str(value) if value is not None else ""
+    if not (text.isascii() and text.isdigit()) or int(text) >= 2**63:
+        return None
+    return int(text)

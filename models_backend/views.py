@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from annotation.flags import parse_id
 from annotation.models import ModelEntry, Project
 from annotation.selectors import get_project_for_user
 from models_backend import selectors, services
@@ -41,12 +42,8 @@ def jobs(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def jobs_generate(request: HttpRequest, slug: str) -> HttpResponse:
     project = get_project_for_user(request.user, slug, staff=True)
-    chosen = request.POST.get("model", "")
-    model = (
-        ModelEntry.objects.filter(project=project, pk=int(chosen)).first()
-        if chosen.isdigit()
-        else None
-    )
+    chosen = parse_id(request.POST.get("model"))
+    model = ModelEntry.objects.filter(project=project, pk=chosen).first() if chosen else None
     error = ""
     if model is None:
         error = "Choose a model with a generation backend."

@@ -34,7 +34,7 @@ from annotation.exports.service import (
     export_records,
 )
 from annotation.exports.source import count_comparisons
-from annotation.flags import parse_flag
+from annotation.flags import parse_flag, parse_id
 from annotation.models import (
     Annotator,
     Candidate,
@@ -358,11 +358,10 @@ class VoteListCreate(generics.ListCreateAPIView):
         if params.get("category"):
             votes = votes.filter(comparison__prompt__category=params["category"])
         if params.get("comparison"):
-            # ASCII digits within a database integer: "²" passes isdigit() and int() refuses it.
-            value = params["comparison"]
-            if not (value.isascii() and value.isdigit() and int(value) < 2**63):
+            comparison_id = parse_id(params["comparison"])
+            if comparison_id is None:
                 raise ParseError("comparison must be a comparison id")
-            votes = votes.filter(comparison_id=int(value))
+            votes = votes.filter(comparison_id=comparison_id)
         return _in_window(self.request, votes).order_by("id")
 
     @extend_schema(request=s.VoteCreateSerializer, responses={201: s.VoteSerializer})

@@ -271,7 +271,8 @@ def test_a_model_that_cannot_load_fails_its_job_from_the_command_and_the_page(
     response = client.post(url, {"model": broken.pk})
     assert response.status_code == 302
     assert GenerationJob.objects.get().status == Job.Status.FAILED
-    assert client.post(url, {"model": "abc"}).status_code == 302  # no model: a message, no 500
+    for junk in ("abc", "\u00b2", "99999999999999999999999"):  # no model: a message, no 500
+        assert client.post(url, {"model": junk}).status_code == 302
 
 
 @pytest.mark.django_db
