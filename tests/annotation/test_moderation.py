@@ -18,6 +18,7 @@ from annotation.models import (
     Annotator,
     AnnotatorAssessment,
     AnnotatorStateChange,
+    Assignment,
     Candidate,
     Comparison,
     Project,
@@ -286,7 +287,7 @@ def test_vote_endpoint_answers_429_with_retry_after(client: Client, project: Pro
     url = reverse("annotation:arena-vote", args=[project.slug])
     for expected in (200, 429):
         client.get(reverse("annotation:arena", args=[project.slug]))
-        token = services.Assignment.objects.filter(vote__isnull=True).latest("served_at").token
+        token = Assignment.objects.filter(vote__isnull=True).latest("served_at").token
         response = client.post(
             url, {"assignment": str(token), "choice": "left"}, HTTP_HX_REQUEST="true"
         )

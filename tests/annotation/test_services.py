@@ -331,7 +331,7 @@ def test_flagged_annotators_do_not_count_in_elo(project: Project) -> None:
 def test_serving_counts_votes_and_looks_past_a_window_of_held_pairs(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "SERVING_WINDOW", 2)
+    monkeypatch.setattr(services.serving, "SERVING_WINDOW", 2)
     comparisons = ComparisonFactory.create_batch(5, project=project, votes_wanted=1)
     # Two other annotators hold the first two pairs in fill order.
     holders = [AnnotatorFactory(), AnnotatorFactory()]

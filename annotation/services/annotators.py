@@ -1,0 +1,66 @@
+"""Who votes: annotators by login or by session, and the salted fingerprint of their client."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.sessions.backends.base import SessionBase
+from django.http import HttpRequest
+
+from annotation.models import (
+    Annotator,
+    Project,
+)
+
+SESSION_ANNOTATOR_KEY = "prefarena_annotator_id"
+
+
+@dataclass(frozen=True)
+class ClientFingerprint:
+    """Salted hashes of what identifies a client; the raw values are never stored."""
+
+    client_hash: str
+    ip_hash: str
+
+    @classmethod
+    def from_values(cls, *, ip: str, user_agent: str) -> ClientFingerprint:
+        salt = settings.FINGERPRINT_SALT.encode()
+        ip_hash = hashlib.sha256(salt + b"ip:" + ip.encode()).hexdigest()
+        client_hash = hashlib.sha256(
+            salt + b"client:" + ip.encode() + b"\0" + user_agent.encode()
+        ).hexdigest()
+        return cls(client_hash=client_hash, ip_hash=ip_hash)
+
+    @classmethod
+    def from_request(cls, request: HttpRequest) -> ClientFingerprint:
+        return cls.from_values(
+            ip=request.META.get("REMOTE_ADDR", ""),
+            user_agent=request.headers.get("User-Agent", "")[:500],
+        )
+
+
+def annotator_get_or_create(
+    *, user: AbstractBaseUser | None, session: SessionBase, project: Project
+) -> Annotator | None:
+    """The annotator voting in this browser; None when the project needs a login first.
+
+    Anonymous annotators get a pseudonymous profile remembered by their session.
+    """
+    if user is not None and user.is_authenticated:
+        annotator, _ = Annotator.objects.get_or_create(
+            user=user, defaults={"pseudonym": Annotator.new_pseudonym()}
+        )
+        return annotator
+    if project.login_required:
+        return None
+    annotator_id = session.get(SESSION_ANNOTATOR_KEY)
+    if annotator_id is not None:
+        annotator = Annotator.objects.filter(pk=annotator_id, user__isnull=True).first()
+        if annotator is not None:
+            return annotator
+    annotator = Annotator.objects.create(pseudonym=Annotator.new_pseudonym())
+    session[SESSION_ANNOTATOR_KEY] = annotator.pk
+    return annotator

@@ -1,0 +1,46 @@
+"""Why a vote or a serving is refused: each error carries the HTTP status that explains it."""
+
+from __future__ import annotations
+
+
+class VoteRejected(Exception):
+    """A vote that changes nothing; `status` is the HTTP status that explains it."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidChoice(VoteRejected):
+    status = 400
+
+
+class PairNotServed(VoteRejected):
+    status = 404
+
+
+class AlreadyVoted(VoteRejected):
+    status = 409
+
+
+class PairExpired(VoteRejected):
+    status = 409
+
+
+class AnnotatorBanned(VoteRejected):
+    status = 403
+
+    def __init__(self, message: str = "This account may no longer vote.") -> None:
+        super().__init__(message)
+
+
+class RateLimited(VoteRejected):
+    """Too many votes too fast; `retry_after` is in seconds (the Retry-After header)."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
