@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.backends.base import SessionBase
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
 from annotation.models import (
@@ -47,12 +48,18 @@ def annotator_get_or_create(
 ) -> Annotator | None:
     """The annotator voting in this browser; None when the project needs a login first.
 
-    Anonymous annotators get a pseudonymous profile remembered by their session.
+    Anonymous annotators get a pseudonymous profile remembered by their session. One who logs
+    in keeps it: a user with no annotator of their own takes over the session's, with its
+    votes, its open pair and its standing (a banned browser stays banned after logging in).
     """
     if user is not None and user.is_authenticated:
-        annotator, _ = Annotator.objects.get_or_create(
-            user=user, defaults={"pseudonym": Annotator.new_pseudonym()}
-        )
+        annotator = Annotator.objects.filter(user=user).first()
+        if annotator is None:
+            annotator = _adopt_session_annotator(user=user, session=session)
+        if annotator is None:
+            annotator, _ = Annotator.objects.get_or_create(
+                user=user, defaults={"pseudonym": Annotator.new_pseudonym()}
+            )
         return annotator
     if project.login_required:
         return None
@@ -64,3 +71,17 @@ def annotator_get_or_create(
     annotator = Annotator.objects.create(pseudonym=Annotator.new_pseudonym())
     session[SESSION_ANNOTATOR_KEY] = annotator.pk
     return annotator
+
+
+def _adopt_session_annotator(*, user: AbstractBaseUser, session: SessionBase) -> Annotator | None:
+    """The session's anonymous annotator, now the user's; None when there is none to adopt."""
+    annotator_id = session.get(SESSION_ANNOTATOR_KEY)
+    if annotator_id is None:
+        return None
+    try:
+        with transaction.atomic():
+            adopted = Annotator.objects.filter(pk=annotator_id, user__isnull=True).update(user=user)
+    except IntegrityError:  # a concurrent request of the same user created theirs first
+        return None
+    session.pop(SESSION_ANNOTATOR_KEY, None)
+    return Annotator.objects.get(pk=annotator_id) if adopted else None

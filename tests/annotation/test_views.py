@@ -16,7 +16,7 @@ from pytest_django.asserts import assertTemplateUsed
 
 from annotation.models import Annotator, Assignment, Project, Vote
 from annotation.rendering import render_markdown
-from tests.factories import ComparisonFactory, ModelEntryFactory, ProjectFactory
+from tests.factories import ComparisonFactory, ModelEntryFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -162,6 +162,52 @@ def test_it_gives_anonymous_annotators_one_pseudonym_per_session(
     client.get(arena_url(project))
     assert Annotator.objects.count() == 1
     assert Annotator.objects.get().pseudonym.startswith("anon-")
+
+
+def log_in(client: Client, username: str) -> None:
+    UserFactory(username=username, password="a-long-password")
+    response = client.post(reverse("login"), {"username": username, "password": "a-long-password"})
+    assert response.status_code == 302
+
+
+def test_an_anonymous_annotator_who_logs_in_keeps_their_votes_and_open_pair(
+    client: Client, project: Project
+) -> None:
+    ComparisonFactory.create_batch(3, project=project)
+    voted = served(client, project)
+    client.post(vote_url(project), {"assignment": str(voted.token), "choice": "left"})
+    open_pair = served(client, project)
+    log_in(client, "ada")
+    # The pair on screen before the login is still theirs, and the voted one never returns.
+    assert served(client, project) == open_pair
+    annotator = Annotator.objects.get()  # the pseudonym became ada's: no second profile
+    assert annotator.user.username == "ada"
+    assert annotator.votes.get().assignment == voted
+    client.post(vote_url(project), {"assignment": str(open_pair.token), "choice": "tie"})
+    last = served(client, project)
+    assert last.comparison not in {voted.comparison, open_pair.comparison}
+
+
+def test_a_login_keeps_the_users_own_profile_and_a_banned_browser_stays_banned(
+    client: Client, project: Project
+) -> None:
+    ComparisonFactory.create_batch(2, project=project)
+    served(client, project)
+    banned = Annotator.objects.get()
+    Annotator.objects.filter(pk=banned.pk).update(state=Annotator.State.BANNED)
+    log_in(client, "mallory")
+    response = client.get(arena_url(project))
+    assert Annotator.objects.get(pk=banned.pk).user.username == "mallory"
+    assert "may no longer vote" in response.content.decode()
+    # A user who already has a profile keeps it; the session's stays anonymous.
+    other = Client()
+    served(other, project)
+    anonymous = Annotator.objects.get(user__isnull=True)
+    own = Annotator.objects.create(user=UserFactory(username="grace"), pseudonym="grace-1")
+    other.force_login(own.user)
+    served(other, project)
+    assert Annotator.objects.get(user__username="grace") == own
+    assert Annotator.objects.get(pk=anonymous.pk).user is None
 
 
 def test_it_serves_the_pair_fragment_for_htmx(client: Client, project: Project) -> None:
