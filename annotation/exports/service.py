@@ -123,6 +123,13 @@ def export_to_path(
     card: ``README.md`` inside the folder, or ``<file name>.README.md`` beside the file (say
     ``d.jsonl.README.md``: a .jsonl and a .parquet export of one name keep a card each)."""
     kind = file_type_for(out, file_type)
+    try:
+        if kind == "hf":
+            writers.check_hf_folder(out)
+        elif out.is_dir():
+            raise writers.OutputInUse(f"{out} is a folder; name a file to write")
+    except writers.OutputInUse as exc:
+        raise ExportRequestInvalid(str(exc)) from exc
     out.parent.mkdir(parents=True, exist_ok=True)
     stats = ExportStats()
     records = export_records(project, options, stats, progress)

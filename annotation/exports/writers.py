@@ -129,18 +129,54 @@ def write_parquet(records: Iterable[dict[str, Any]], path: Path, export_format: 
     return rows
 
 
+class OutputInUse(ValueError):
+    """The output path holds something an export must not overwrite."""
+
+
+# What `save_to_disk` and the dataset card put in a folder: an earlier export, safe to replace.
+_EXPORT_FILES = ("dataset_info.json", "state.json", "README.md")
+
+
+def _is_earlier_export(directory: Path) -> bool:
+    names = [entry.name for entry in directory.iterdir()]
+    return all(
+        name in _EXPORT_FILES or (name.startswith("data-") and name.endswith(".arrow"))
+        for name in names
+    )
+
+
+def check_hf_folder(directory: Path) -> None:
+    """Refuse a folder the export would clobber: a file, or a folder holding anything but an
+    empty folder or an earlier export (which is replaced)."""
+    if directory.exists() and not directory.is_dir():
+        raise OutputInUse(f"{directory} is a file; name a new folder, or a .jsonl or .parquet file")
+    if directory.is_dir() and not _is_earlier_export(directory):
+        raise OutputInUse(
+            f"{directory} holds other files; name a new or empty folder (an earlier export "
+            "is replaced, anything else is left alone)"
+        )
+
+
 def write_hf_dataset(records: Iterable[dict[str, Any]], directory: Path, export_format: str) -> int:
-    """A folder that ``datasets.load_from_disk`` opens, built without holding all rows."""
+    """A folder that ``datasets.load_from_disk`` opens, built without holding all rows. The
+    folder must be new, empty or an earlier export (`check_hf_folder`)."""
     import datasets  # noqa: PLC0415 - heavy, and only this format needs it
 
+    check_hf_folder(directory)
     with tempfile.TemporaryDirectory(prefix="prefarena-hf-") as scratch:
         parquet = Path(scratch) / "data.parquet"
         rows = write_parquet(records, parquet, export_format)
-        dataset = datasets.Dataset.from_parquet(
-            str(parquet), cache_dir=str(Path(scratch) / "cache"), keep_in_memory=False
-        )
+        if rows:
+            dataset = datasets.Dataset.from_parquet(
+                str(parquet), cache_dir=str(Path(scratch) / "cache"), keep_in_memory=False
+            )
+        else:  # `from_parquet` cannot read a file without rows; an empty table keeps the schema
+            schema = SCHEMAS[export_format]
+            empty = pa.RecordBatch.from_pylist([], schema=schema)
+            dataset = datasets.Dataset(pa.Table.from_batches([empty], schema=schema))
         if directory.exists():
             shutil.rmtree(directory)
-        dataset.save_to_disk(str(directory))
+        # One shard even without rows: with none, `load_from_disk` would find no data file.
+        dataset.save_to_disk(str(directory), num_shards=1)
         del dataset
     return rows

@@ -331,6 +331,41 @@ def test_export_command_fails_loudly(project: Project, tmp_path: Path) -> None:
         call_command("export_dataset", project="nope", out=tmp_path / "x.jsonl")
 
 
+def test_an_export_never_clobbers_a_folder_or_file_it_did_not_write(
+    project: Project, arena: dict[str, Comparison], tmp_path: Path
+) -> None:
+    thesis = tmp_path / "work" / "thesis.tex"
+    thesis.parent.mkdir()
+    thesis.write_text("months of work")
+    with pytest.raises(CommandError, match="holds other files"):
+        call_command("export_dataset", project=project.slug, out=thesis.parent)
+    assert thesis.read_text() == "months of work"
+    (tmp_path / "work" / "notes").write_text("kept")
+    with pytest.raises(CommandError, match="is a file"):
+        call_command("export_dataset", project=project.slug, out=tmp_path / "work" / "notes")
+    assert (tmp_path / "work" / "notes").read_text() == "kept"
+    (tmp_path / "dir.jsonl").mkdir()
+    with pytest.raises(CommandError, match="is a folder"):
+        call_command("export_dataset", project=project.slug, out=tmp_path / "dir.jsonl")
+    with pytest.raises(CommandError, match="cannot write"):  # a file where a folder is due
+        call_command("export_dataset", project=project.slug, out=tmp_path / "work/notes/d.jsonl")
+    # An earlier export in the folder is replaced, as is an empty folder.
+    folder = tmp_path / "dpo"
+    call_command("export_dataset", project=project.slug, out=folder)
+    call_command("export_dataset", project=project.slug, out=folder, format="hh")
+    assert set(datasets.load_from_disk(str(folder)).column_names) >= {"chosen", "rejected"}
+
+
+def test_an_export_with_no_rows_is_an_empty_dataset_with_its_columns(
+    project: Project, arena: dict[str, Comparison], tmp_path: Path
+) -> None:
+    options = parse_options({"format": "dpo", "since": "2999-01-01"})
+    result = export_to_path(project, options, tmp_path / "empty")
+    loaded = datasets.load_from_disk(str(result.data))
+    assert len(loaded) == 0
+    assert loaded.column_names[:3] == ["prompt", "chosen", "rejected"]
+
+
 def test_export_job_runs_with_progress_and_files(
     project: Project,
     arena: dict[str, Comparison],

@@ -38,6 +38,8 @@ class Command(BaseCommand):
             )
         except ExportRequestInvalid as exc:
             raise CommandError(str(exc)) from exc
+        except OSError as exc:  # an unwritable or missing place, a file where a folder is due
+            raise CommandError(f"cannot write {options['out']}: {exc.strerror or exc}") from exc
         self.stderr.write("")
         skipped = ", ".join(f"{n} {why}" for why, n in result.stats.skipped.items())
         self.stdout.write(
