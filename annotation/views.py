@@ -91,6 +91,7 @@ def arena_vote(request: HtmxHttpRequest, slug: str) -> HttpResponse:
             token=request.POST.get("assignment"),
             choice=request.POST.get("choice"),
             fingerprint=services.ClientFingerprint.from_request(request),
+            project=project,
         )
     except services.VoteRejected as rejected:
         return _vote_rejected(request, project, rejected)

@@ -376,6 +376,7 @@ class VoteListCreate(generics.ListCreateAPIView):
                 choice=payload.validated_data["choice"],
                 fingerprint=services.ClientFingerprint.from_request(request),
                 source=Vote.Source.API,
+                project=project,
             )
         except services.VoteRejected as rejected:
             response = Response(

@@ -14,6 +14,7 @@ from annotation.models import (
     Annotator,
     Assignment,
     Comparison,
+    Project,
     Vote,
 )
 from annotation.services.annotators import ClientFingerprint
@@ -43,20 +44,23 @@ def vote_submit(
     choice: object,
     fingerprint: ClientFingerprint | None = None,
     source: str = Vote.Source.WEB,
+    project: Project | None = None,
 ) -> Vote:
     """Record the annotator's vote on a pair that was served to them.
 
-    Rejects, changing nothing: a pair not served to this annotator (404), an unknown or
+    Rejects, changing nothing: a pair not served to this annotator (in `project`, when
+    given: the arena the vote was sent to) (404), an unknown or
     disallowed choice (400), a second vote on the same pair (409, also under a double-click
     race: the database's unique constraints decide), and a vote on an expired pair whose
     slots others have since filled (409). The time to vote is measured on the server from
     when the pair was served. Safe to call more than once: only the first call writes.
     """
-    assignment = (
-        Assignment.objects.select_related("comparison__project")
-        .filter(token=_parse_token(token), annotator=annotator)
-        .first()
+    served = Assignment.objects.select_related("comparison__project").filter(
+        token=_parse_token(token), annotator=annotator
     )
+    if project is not None:  # the arena the vote was sent to: a pair of another is not served
+        served = served.filter(comparison__project=project)
+    assignment = served.first()
     if assignment is None:
         raise PairNotServed("This pair was not served to you.")
     comparison = assignment.comparison

@@ -210,6 +210,15 @@ def test_a_login_keeps_the_users_own_profile_and_a_banned_browser_stays_banned(
     assert Annotator.objects.get(pk=anonymous.pk).user is None
 
 
+def test_a_vote_posted_to_another_arena_is_refused(client: Client, project: Project) -> None:
+    ComparisonFactory(project=project)
+    assignment = served(client, project)
+    other = ProjectFactory()
+    response = client.post(vote_url(other), {"assignment": str(assignment.token), "choice": "left"})
+    assert response.status_code == 404
+    assert Vote.objects.count() == 0
+
+
 def test_it_serves_the_pair_fragment_for_htmx(client: Client, project: Project) -> None:
     ComparisonFactory(project=project)
     response = client.get(arena_url(project), HTTP_HX_REQUEST="true")

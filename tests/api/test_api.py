@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from annotation.models import Candidate, Comparison, ExportJob, ModelEntry, Project, Prompt, Vote
 from models_backend.models import Judgment
 from routing import services as routing_services
-from tests.factories import ComparisonFactory, ModelEntryFactory, PromptFactory
+from tests.factories import ComparisonFactory, ModelEntryFactory, ProjectFactory, PromptFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -203,6 +203,20 @@ def test_bad_votes_are_json_errors_and_change_nothing(
         assert response.json()["status"] == expected
     malformed = client.post(url("votes", project), "{not json", content_type="application/json")
     assert malformed.status_code == 400 and "JSON" in malformed.json()["detail"]
+    assert Vote.objects.count() == 0
+
+
+def test_a_vote_sent_to_another_arena_is_not_counted_there_or_anywhere(
+    as_role, project: Project, pair: Comparison
+) -> None:
+    client = as_role("annotator")
+    token = client.post(url("next-pair", project)).json()["assignment"]
+    other = ProjectFactory()
+    sent = client.post(url("votes", other), {"assignment": token, "choice": "left"}, format="json")
+    assert sent.status_code == 404 and "not served" in sent.json()["detail"]
+    Project.objects.filter(pk=project.pk).update(is_active=False)  # its own arena closed
+    sent = client.post(url("votes", other), {"assignment": token, "choice": "left"}, format="json")
+    assert sent.status_code == 404
     assert Vote.objects.count() == 0
 
 
