@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from annotation import views, views_exports, views_review
+from prefarena import converters  # noqa: F401 - registers the <id:> converter
 
 app_name = "annotation"
 
@@ -19,7 +20,7 @@ urlpatterns = [
     ),
     path("arena/<slug:slug>/exports/", views_exports.exports, name="exports"),
     path(
-        "arena/<slug:slug>/exports/<int:pk>/<str:what>/",
+        "arena/<slug:slug>/exports/<id:pk>/<str:what>/",
         views_exports.export_file,
         name="export-file",
     ),

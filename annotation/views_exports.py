@@ -64,6 +64,8 @@ def exports(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 def export_file(request: HttpRequest, slug: str, pk: int, what: str) -> FileResponse:
+    if what not in ("download", "card"):
+        raise Http404("An export has a download and a card.")
     project = selectors.get_project_for_user(request.user, slug, staff=True)
     job = get_object_or_404(ExportJob, project=project, pk=pk, status=ExportJob.Status.DONE)
     relative = job.download_path if what == "download" else job.card_path

@@ -4,6 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotation.api import errors, schema, views
+from prefarena import converters  # noqa: F401 - registers the <id:> converter
 from routing import api as routing_api
 
 app_name = "api"
@@ -30,13 +31,13 @@ urlpatterns = [
     path(f"{project}leaderboard/", views.Leaderboard.as_view(), name="leaderboard"),
     path(f"{project}export/", views.ExportStream.as_view(), name="export-stream"),
     path(f"{project}exports/", views.ExportJobListCreate.as_view(), name="exports"),
-    path(f"{project}exports/<int:pk>/", views.ExportJobDetail.as_view(), name="export"),
+    path(f"{project}exports/<id:pk>/", views.ExportJobDetail.as_view(), name="export"),
     path(
-        f"{project}exports/<int:pk>/download/",
+        f"{project}exports/<id:pk>/download/",
         views.ExportDownload.as_view(),
         name="export-download",
     ),
-    path(f"{project}exports/<int:pk>/card/", views.ExportCard.as_view(), name="export-card"),
+    path(f"{project}exports/<id:pk>/card/", views.ExportCard.as_view(), name="export-card"),
     # The router's own views (routing.api).
     path(f"{project}router/", routing_api.RouterOverview.as_view(), name="router"),
     path(

@@ -234,9 +234,10 @@ class CandidateList(_ProjectListCreate):
         )
         params = self.request.query_params
         if params.get("prompt"):
-            if not params["prompt"].isdigit():
+            prompt_id = parse_id(params["prompt"])
+            if prompt_id is None:
                 raise ParseError("prompt must be a prompt id")
-            candidates = candidates.filter(prompt_id=int(params["prompt"]))
+            candidates = candidates.filter(prompt_id=prompt_id)
         if params.get("model"):
             candidates = candidates.filter(model__name=params["model"])
         return candidates.exclude(settings_hash=Candidate.GOLD_DECOY).order_by("id")

@@ -446,6 +446,8 @@ def test_export_page_runs_a_job_and_serves_its_files(
     assert len(rows) == 1 and rows[0]["chosen_model"] == "gpt"
     card = client.get(reverse("annotation:export-file", args=[project.slug, job.pk, "card"]))
     assert b"rows: 1" in b"".join(card.streaming_content)
+    other = reverse("annotation:export-file", args=[project.slug, job.pk, "anything"])
+    assert client.get(other).status_code == 404
     bad = client.post(page, {"format": "dpo", "file_type": "csv", "source": "human"})
     assert bad.status_code == 400 and ExportJob.objects.count() == 1
 

@@ -471,3 +471,6 @@ def test_a_vote_filter_that_is_no_comparison_id_is_a_400(
     response = as_role("researcher").get(url("votes", project), {"comparison": value})
     assert response.status_code == 400
     assert response.json()["detail"] == "comparison must be a comparison id"
+    response = as_role("admin").get(url("candidates", project), {"prompt": value})
+    assert response.status_code == 400
+    assert response.json()["detail"] == "prompt must be a prompt id"

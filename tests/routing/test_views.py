@@ -437,3 +437,5 @@ def test_a_comparison_the_router_never_decided_gets_a_reason_not_a_bare_404(
     other = ComparisonFactory()  # another arena's
     response = admin_client.get(reverse("routing:router-decision", args=[project.slug, other.pk]))
     assert response.status_code == 404 and "no routing decision" not in response.content.decode()
+    huge = f"/arena/{project.slug}/router/decisions/{'9' * 23}/"  # overflowed the driver: a 500
+    assert admin_client.get(huge).status_code == 404
