@@ -7,7 +7,6 @@ Re-running an import skips what already exists, so imports are safe to repeat.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from django.db import transaction
 
 from annotation.models import Candidate, ModelEntry, Project, Prompt
 from annotation.services import comparisons_create_for_prompts
+from prefarena import jsontext
 
 MAX_REPORTED_ERRORS = 20
 
@@ -65,8 +65,8 @@ def read_jsonl(path: Path, errors: list[str]) -> Iterator[tuple[int, Any]]:
                 if not line.strip():
                     continue
                 try:
-                    yield number, json.loads(line)
-                except json.JSONDecodeError as exc:
+                    yield number, jsontext.loads(line)
+                except jsontext.JSONTextError as exc:
                     errors.append(f"{path}:{number}: invalid JSON: {exc.msg}")
         except UnicodeDecodeError as exc:
             raise ImportFailed([f"{path}: not UTF-8 text: {exc.reason}"]) from exc

@@ -32,6 +32,7 @@ from models_backend.specs import (
     PromptInput,
     render_plain,
 )
+from prefarena import jsontext
 
 # Rate limiting and "try again" statuses are transient like a 5xx.
 _TRANSIENT_STATUSES = {408, 425, 429}
@@ -174,8 +175,8 @@ class OpenAICompatibleClient:
                 f"{url} answered with more than {MAX_RESPONSE_BYTES // 1_000_000} MB", url=url
             )
         try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            body = jsontext.loads(raw)
+        except (UnicodeDecodeError, jsontext.JSONTextError) as error:
             raise BackendResponseError(
                 f"{url} answered with something that is not JSON: {_excerpt(raw)!r}", url=url
             ) from error

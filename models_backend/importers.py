@@ -15,7 +15,6 @@ the router reads as "margin unknown". Other fields are ignored.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from django.db import transaction
 from annotation.importers import ImportFailed, mtbench_prompt_id
 from annotation.models import Comparison, Project
 from models_backend.models import Judgment
+from prefarena import jsontext
 
 WINNERS = {
     "model_a": ("model_a", True),
@@ -81,8 +81,8 @@ def _read(lines: Iterable[str], source: str) -> list[_Verdict]:
             continue
         where = f"{source}:{number}"
         try:
-            parsed = _parsed(json.loads(line), where)
-        except json.JSONDecodeError as exc:
+            parsed = _parsed(jsontext.loads(line), where)
+        except jsontext.JSONTextError as exc:
             parsed = f"{where}: not JSON ({exc.msg})"
         if isinstance(parsed, str):
             errors.append(parsed)

@@ -13,7 +13,6 @@ out of both and counted.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import Counter
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from models_backend.judge import JudgePair, Judgment, Outcome
+from prefarena import jsontext
 
 JudgeFn = Callable[[Sequence[JudgePair]], Sequence[Judgment]]
 
@@ -30,7 +30,7 @@ _WINNER_TO_OUTCOME: dict[str, Outcome] = {"model_a": "a", "model_b": "b", "tie":
 
 def load_records(path: str | Path) -> list[dict[str, Any]]:
     with Path(path).open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
+        return [jsontext.loads(line) for line in lines if line.strip()]
 
 
 def sample_records(

@@ -29,7 +29,6 @@ Django-free. The contract:
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.stats import rankdata
 
+from prefarena import jsontext
 from routing.allocation import DEFAULT_AUDIT_FRACTION, DEFAULT_AUDIT_TILT, Allocation, allocate
 from routing.audit import weighted_rate
 from routing.consensus import Verdict
@@ -136,9 +136,9 @@ def labelled_pairs_from_lines(
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = jsontext.loads(line)
             labelled = _labelled_from_record(record, result, split_rule)
-        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        except ValueError as exc:  # jsontext.JSONTextError is a ValueError
             raise PairsFileError(f"line {number}: {exc}") from exc
         result.records += 1
         if labelled is not None:

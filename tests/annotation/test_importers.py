@@ -110,6 +110,7 @@ def test_import_prompts_and_candidates(tmp_path: Path, project: Project) -> None
     ("line", "message"),
     [
         ("{not json", "invalid JSON"),
+        ("[" * 100_000, "invalid JSON: nested too deeply"),
         ('["a list"]', "expected a JSON object"),
         ('{"id": "x"}', "needs 'turns'"),
         ('{"turns": []}', "needs 'turns'"),

@@ -203,6 +203,8 @@ def test_bad_votes_are_json_errors_and_change_nothing(
         assert response.json()["status"] == expected
     malformed = client.post(url("votes", project), "{not json", content_type="application/json")
     assert malformed.status_code == 400 and "JSON" in malformed.json()["detail"]
+    nested = client.post(url("votes", project), "[" * 100_000, content_type="application/json")
+    assert nested.status_code == 400 and "nested too deeply" in nested.json()["detail"]
     assert Vote.objects.count() == 0
 
 

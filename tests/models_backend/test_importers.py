@@ -89,7 +89,7 @@ def test_a_malformed_file_names_every_bad_line_and_stores_nothing(arena: Project
             source="verdicts.jsonl",
             lines=lines(
                 good,
-                "{not json",
+                "[" * 100_000,
                 {**good, "winner": "A"},
                 {**good, "turn": 0},
                 {**good, "model_b": a},
@@ -97,6 +97,7 @@ def test_a_malformed_file_names_every_bad_line_and_stores_nothing(arena: Project
             ),
         )
     assert [error.split(":")[1] for error in failed.value.errors] == ["2", "3", "4", "5", "6"]
+    assert "not JSON (nested too deeply)" in failed.value.errors[0]
     assert "'winner' must be one of model_a, model_b, tie" in failed.value.errors[1]
     assert not Judgment.objects.exists()
 

@@ -81,6 +81,7 @@ def test_splits_count_as_tie_or_are_skipped_and_no_votes_are_skipped() -> None:
     ("bad_line", "message"),
     [
         ("{not json", "line 2"),
+        ("[" * 100_000, "line 2: nested too deeply"),
         ('["a list"]', "line 2: not a JSON object"),
         (_record(9, "model_z", ["model_a"]), "line 2: field 'llm_label'"),
         (_record(9, "tie", ["model_c"]), "line 2: human_votes"),
