@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import resolve_url
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
 
 
 class DatabaseUnavailableMiddleware:
@@ -51,3 +54,37 @@ class NulCharacterMiddleware:
                 if "\x00" in key or any("\x00" in value for value in values):
                     return _refusal(request, "NUL (\\u0000) characters are not allowed.", 400)
         return self.get_response(request)
+
+
+class HtmxPageErrorMiddleware:
+    """An htmx request answered by a whole error page reloads the page instead of swapping it.
+
+    htmx swaps 4xx answers (the arena's refused-vote messages and the leaderboard's filter
+    errors are fragments made for that). A whole page, though, such as the CSRF failure after
+    logging in or out in another tab, or "Not allowed" once the session has ended, would be
+    nested inside the page that asked, under a second header. For those the answer becomes
+    `HX-Refresh`: the browser reloads, and the full page (or the login) shows as it would
+    without htmx; a redirect to the login page becomes `HX-Redirect` there. Sits above the
+    CSRF middleware, whose refusals it must see.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.headers.get("HX-Request") != "true":
+            return response
+        location = response.get("Location", "")
+        if response.status_code in (301, 302) and location.startswith(
+            resolve_url(settings.LOGIN_URL)
+        ):
+            # The browser would follow it and swap the login page into the pair: go there.
+            return HttpResponseClientRedirect(location)
+        if not 400 <= response.status_code < 500:
+            return response
+        if response.streaming or not response.get("Content-Type", "").startswith("text/html"):
+            return response
+        if b"<html" not in response.content[:2000].lower():
+            return response  # a fragment, made to be swapped
+        return HttpResponseClientRefresh()

@@ -154,6 +154,28 @@ def test_it_sends_anonymous_users_to_login_when_required(client: Client) -> None
     assert Annotator.objects.count() == 0
 
 
+def test_htmx_gets_a_reload_or_the_login_not_a_page_to_nest(project: Project) -> None:
+    """A whole page answering htmx (a CSRF refusal after a login elsewhere, a login redirect
+    once the session ended) is not swapped into the pair: the page reloads or goes there."""
+    ComparisonFactory.create_batch(2, project=project)
+    client = Client(enforce_csrf_checks=True)
+    assignment = served(client, project)
+    body = {"assignment": str(assignment.token), "choice": "left"}
+    refused = client.post(vote_url(project), body, HTTP_HX_REQUEST="true")
+    assert refused.status_code == 200 and refused["HX-Refresh"] == "true"
+    assert Vote.objects.count() == 0
+    # A refused vote's own message is a fragment, still swapped into the pair.
+    client = Client()
+    assignment = served(client, project)
+    body = {"assignment": str(assignment.token), "choice": "maybe"}
+    response = client.post(vote_url(project), body, HTTP_HX_REQUEST="true")
+    assert response.status_code == 400 and "HX-Refresh" not in response
+    Project.objects.filter(pk=project.pk).update(login_required=True)
+    client.cookies.clear()
+    response = client.get(arena_url(project), HTTP_HX_REQUEST="true")
+    assert response["HX-Redirect"].startswith(reverse("login"))
+
+
 def test_it_gives_anonymous_annotators_one_pseudonym_per_session(
     client: Client, project: Project
 ) -> None:

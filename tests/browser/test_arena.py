@@ -354,6 +354,54 @@ def test_it_clears_the_error_once_a_refused_vote_goes_through(
     assert len(console_errors) == 1 and "status of 429" in console_errors[0], console_errors
 
 
+def test_a_failed_or_unsent_vote_says_so_and_the_next_press_votes(
+    page: Page, demo_project: Project, console_errors: list[str]
+) -> None:
+    page.goto(ARENA)
+    wait_until_votable(page)
+    served = served_assignment(page)
+    error = page.locator("#arena-error")
+    # A proxy in front of the app answers 502 once, then the connection drops once.
+    page.route("**/vote/", lambda route: route.fulfill(status=502, body="Bad Gateway"))
+    page.keyboard.press("a")
+    expect(error).to_contain_text("could not take your vote (error 502)")
+    page.unroute("**/vote/")
+    page.route("**/vote/", lambda route: route.abort())
+    wait_until_votable(page)
+    page.keyboard.press("a")
+    expect(error).to_contain_text("did not reach the server")
+    assert not Vote.objects.filter(assignment=served).exists()
+    page.unroute("**/vote/")
+    wait_until_votable(page)
+    page.keyboard.press("a")
+    wait_for_next_pair(page, served)
+    assert_vote_recorded(served, "left")
+    expect(error).to_be_empty()
+    # Chromium logs the failed requests, and htmx its error events; nothing else went wrong.
+    assert all("/vote/" in e or "htmx:" in e for e in console_errors), console_errors
+    console_errors.clear()
+
+
+def test_a_vote_after_logging_in_elsewhere_reloads_the_page_not_nests_one(
+    page: Page, demo_project: Project, console_errors: list[str]
+) -> None:
+    page.goto(ARENA)
+    wait_until_votable(page)
+    served = served_assignment(page)
+    # Logging in in another tab rotates the CSRF cookie this page's form does not carry.
+    page.context.clear_cookies(name="csrftoken")
+    page.context.add_cookies([{"name": "csrftoken", "value": "x" * 32, "url": page.url}])
+    with page.expect_navigation():
+        page.keyboard.press("a")
+    wait_until_votable(page)
+    assert page.locator("h1").count() == 1  # the arena, not a 403 page inside it
+    assert served_assignment(page).token == served.token  # the same pair, to vote on again
+    page.keyboard.press("a")
+    wait_for_next_pair(page, served)
+    assert_vote_recorded(served, "left")
+    console_errors.clear()  # Chromium logs the refused POST
+
+
 def test_it_stacks_the_responses_on_a_phone(
     open_page: Callable[..., Page], demo_project: Project, console_errors: list[str]
 ) -> None:

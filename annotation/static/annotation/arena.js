@@ -26,6 +26,24 @@
       });
     });
   }
+  // A vote the server failed on (5xx) or that never reached it: say so on the pair, which
+  // stays, so the next key press tries again (a vote that did land answers "already voted").
+  function sayNotSent(message) {
+    var box = document.getElementById("arena-error");
+    if (!box) { return; }
+    var line = document.createElement("p");
+    line.className = "error";
+    line.setAttribute("role", "alert");
+    line.textContent = message;
+    box.replaceChildren(line);
+  }
+  document.addEventListener("htmx:responseError", function (event) {
+    sayNotSent("The server could not take your vote (error " + event.detail.xhr.status +
+      "). Vote again in a moment.");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    sayNotSent("Your vote did not reach the server (no connection). Vote again when you are back online.");
+  });
   document.addEventListener("htmx:load", function (event) { armAfterPaint(event.target, true); });
   document.addEventListener("DOMContentLoaded", function () { armAfterPaint(document, false); });
   document.addEventListener("keydown", function (event) {
