@@ -13,6 +13,7 @@ from annotation.models import ModelEntry, Project
 from annotation.selectors import get_project_for_user
 from models_backend import selectors, services
 from models_backend.errors import BackendError
+from routing import services as router_services
 
 
 def _context(project: Project, error: str = "") -> dict[str, object]:
@@ -58,12 +59,14 @@ def jobs_generate(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def jobs_judge(request: HttpRequest, slug: str) -> HttpResponse:
     project = get_project_for_user(request.user, slug, staff=True)
-    services.judge_job_create(project=project)
-    return _after_mutation(request, project, "")
+    _, error = router_services.router_judge_job_create(project=project)
+    return _after_mutation(request, project, error)
 
 
 def _after_mutation(request: HttpRequest, project: Project, error: str) -> HttpResponse:
-    if not getattr(request, "htmx", False):
+    htmx = getattr(request, "htmx", False)
+    if not htmx and not error:
         return HttpResponseRedirect(reverse("models_backend:jobs", args=[project.slug]))
     status = 400 if error else 200
-    return render(request, "models_backend/jobs.html#jobs", _context(project, error), status=status)
+    template = "models_backend/jobs.html" + ("#jobs" if htmx else "")
+    return render(request, template, _context(project, error), status=status)

@@ -349,6 +349,26 @@ def _judge_spec(project: Project, judge: str) -> dict | None:
     return job.judge_spec if job is not None else None
 
 
+def router_judge_job_create(*, project: Project) -> tuple[JudgeJob | None, str]:
+    """The jobs page's "Judge routed comparisons": the judge the router reads (its policy's,
+    run as it last ran here) on the pairs routed to the judge, to both, or waiting; without a
+    policy, the bundled default judge. Returns the job, or None and why none can run."""
+    policy = selectors.policy_for(project)
+    if policy is None:
+        return backend_services.judge_job_create(project=project), ""
+    spec = _judge_spec(project, policy.judge)
+    if spec is None:
+        return None, (
+            f"The router reads the judge {policy.judge}, which never ran here (its verdicts "
+            "were imported), so there is nothing to run: import its verdicts for the new pairs "
+            f"(manage.py import_judgments --project {project.slug} --judge {policy.judge} "
+            f"FILE), or name a judge that runs, such as {backend_services.DEFAULT_JUDGE}, in "
+            "the router policy."
+        )
+    job = backend_services.judge_job_create(project=project, judge=policy.judge, judge_spec=spec)
+    return job, ""
+
+
 def pending_judge_job(*, project: Project) -> JudgeJob | None:
     """Queue the router's judge on pending pairs it has not labelled, unless a job of that
     judge is already queued or running, or nobody knows where the judge comes from."""

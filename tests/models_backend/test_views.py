@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from annotation.models import Project
 from models_backend.models import GenerationJob, Job, JudgeJob
+from routing import services as routing_services
 from tests.factories import ModelEntryFactory
 
 pytestmark = pytest.mark.django_db
@@ -66,6 +67,27 @@ def test_judging_with_nothing_routed_finishes_at_once(
     assert response.status_code == 302
     job = JudgeJob.objects.get()
     assert (job.status, job.total) == (Job.Status.DONE, 0)
+
+
+def test_judging_runs_the_judge_the_router_reads_or_says_why_it_cannot(
+    client: Client, project: Project, admin_user_of_project, django_capture_on_commit_callbacks
+) -> None:
+    client.force_login(admin_user_of_project)
+    url = reverse("models_backend:jobs-judge", args=[project.slug])
+    routing_services.routing_policy_set(project=project, judge="gpt-4-imported")
+    for headers in ({"HTTP_HX_REQUEST": "true"}, {}):  # with and without JavaScript
+        response = client.post(url, **headers)
+        assert response.status_code == 400
+        assert "reads the judge gpt-4-imported, which never ran here" in response.content.decode()
+    assert not JudgeJob.objects.exists()
+    # A judge that ran here before runs again, as it ran: its verdicts are the ones routed on.
+    spec = {"model": "/models/judge.gguf"}
+    JudgeJob.objects.create(project=project, judge="local-judge", judge_spec=spec, total=0)
+    routing_services.routing_policy_set(project=project, judge="local-judge")
+    with django_capture_on_commit_callbacks(execute=False):
+        assert client.post(url).status_code == 302
+    job = JudgeJob.objects.latest("created_at")
+    assert (job.judge, job.judge_spec) == ("local-judge", spec)
 
 
 @pytest.mark.parametrize("eager", [True, False])
