@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from celery.exceptions import MaxRetriesExceededError, SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import OperationalError
 
 from models_backend import services
@@ -37,12 +38,14 @@ def _run(task, job_class: type[Job], job_pk: int, run) -> str:
             # In-process (demo) mode has no worker to retry later: fail visibly now.
             services.job_fail(job_class=job_class, pk=job_pk, error=str(exc))
             return "failed"
-        try:
-            # Backoff with jitter, far below the broker's visibility timeout.
-            raise task.retry(exc=exc, countdown=min(60, 2**task.request.retries * 5))
-        except MaxRetriesExceededError:
+        if task.request.retries >= task.max_retries:
+            # Asked for one more, `retry(exc=...)` re-raises `exc`, not MaxRetriesExceededError:
+            # the job must fail here, or it stays "running" with no error for good.
             services.job_fail(job_class=job_class, pk=job_pk, error=f"gave up after retries: {exc}")
             return "failed"
+        # Exponential backoff, far below the broker's visibility timeout.
+        base = settings.JOB_RETRY_BASE_SECONDS
+        raise task.retry(exc=exc, countdown=min(60, 2**task.request.retries * base)) from exc
     except SoftTimeLimitExceeded:
         services.job_fail(job_class=job_class, pk=job_pk, error="ran past its time limit")
         return "failed"

@@ -176,6 +176,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "600"))
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "660"))
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# A job whose backend is unreachable retries after base x 2^attempt seconds (at most 60 s).
+JOB_RETRY_BASE_SECONDS = float(os.environ.get("PREFARENA_JOB_RETRY_SECONDS", "5"))
 # GPU work (generation, judging) goes to workers started with `-Q gpu`.
 CELERY_TASK_ROUTES = {
     "models_backend.tasks.*": {"queue": "gpu"},

@@ -196,6 +196,19 @@ def test_failing_endpoint_leaves_a_clear_error_on_the_job(
     assert Candidate.objects.filter(model=model).count() == 0
 
 
+def test_a_backend_down_for_good_fails_the_job_after_its_retries(celery_worker_process) -> None:
+    project = ProjectFactory()
+    PromptFactory(project=project)
+    model = remote_model(project, "http://127.0.0.1:9/v1")  # nothing listens on port 9
+
+    job = wait_for(services.generation_job_create(model=model), lambda j: j.is_finished, 120)
+
+    assert job.status == Job.Status.FAILED
+    assert job.error.startswith("gave up after retries: cannot reach http://127.0.0.1:9/v1")
+    assert job.attempts == 5  # the first try and four retries
+    assert job.finished_at is not None
+
+
 @pytest.mark.django_db
 def test_imported_only_model_cannot_generate() -> None:
     model = ModelEntryFactory()
