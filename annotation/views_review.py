@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation import charts, moderation, review, selectors
 from annotation.models import Annotator
 from annotation.tasks import fraud_detect_task
+from prefarena.celery import QueueUnavailable, app, send_now
 
 DECISIONS = {
     # action: (state, default reason)
@@ -75,8 +76,12 @@ def review_decide(request: HttpRequest, slug: str, pseudonym: str) -> HttpRespon
 @require_POST
 def review_run(request: HttpRequest, slug: str) -> HttpResponse:
     project = selectors.get_project_for_user(request.user, slug, admin=True)
-    result = fraud_detect_task.delay(project_pk=project.pk)
-    if result.ready():
+    try:
+        result = send_now(fraud_detect_task, project_pk=project.pk)
+    except QueueUnavailable as exc:
+        messages.error(request, f"{exc} Try again once it is back.")
+        return HttpResponseRedirect(reverse("annotation:review", args=[project.slug]))
+    if app.conf.task_always_eager:  # it ran inside this request; a worker's result is not kept
         messages.success(request, f"Detection ran: {result.get()}")
     else:
         messages.info(request, "Detection queued; this page shows its verdicts when it is done.")

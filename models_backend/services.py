@@ -20,6 +20,7 @@ from annotation.models import Candidate, Comparison, ModelEntry, Project, Prompt
 from annotation.services import comparisons_create_for_prompts
 from models_backend import backends
 from models_backend.models import GenerationJob, Job, JudgeJob, Judgment
+from prefarena.celery import enqueue_job_on_commit
 
 DEFAULT_JUDGE = "gemma3-270m-judge"
 ProgressFn = Callable[[int, int], None]
@@ -57,7 +58,7 @@ def _job_save(job: JobT, *, dispatch: bool) -> JobT:
     job.save()
     if dispatch:
         task = tasks.generation_job_task if isinstance(job, GenerationJob) else tasks.judge_job_task
-        task.delay_on_commit(job_pk=job.pk)
+        enqueue_job_on_commit(task, job)
     return job
 
 

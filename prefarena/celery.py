@@ -1,18 +1,32 @@
-"""Celery application: configured from Django settings (CELERY_* names)."""
+"""Celery application: configured from Django settings (CELERY_* names), and the ways the app
+queues tasks without letting a broker outage fail a request or strand a job."""
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from celery import Celery
-from django.db import transaction
+from django.db import models, transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "prefarena.settings")
 
 app = Celery("prefarena")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+logger = logging.getLogger(__name__)
+
+# What sending a task raises when the broker cannot be reached (kombu wraps most of it).
+BROKER_ERRORS = (KombuOperationalError, OSError)
+QUEUE_DOWN = "the task queue (broker) could not be reached"
+
+
+class QueueUnavailable(Exception):
+    """A task could not be sent; the message says so to a person."""
 
 
 def enqueue_on_commit(task: Any, *, countdown: float | None = None, **kwargs: Any) -> None:
@@ -29,3 +43,38 @@ def enqueue_on_commit(task: Any, *, countdown: float | None = None, **kwargs: An
 
     send.__qualname__ = f"enqueue_on_commit({task.name})"
     transaction.on_commit(send, robust=True)
+
+
+def enqueue_job_on_commit(task: Any, job: models.Model) -> None:
+    """Queue `task(job_pk=job.pk)` once the job row has committed. A broker that cannot be
+    reached fails the job at once, saying why, instead of leaving it "queued" with nothing to
+    run it (and the request that made it answers as usual: the job's row shows the failure).
+    Works for any job model with `status`, `error` and `finished_at`."""
+    job_class, pk = type(job), job.pk
+
+    def send() -> None:
+        if app.conf.task_always_eager:  # runs here and now: its failures are the job's own
+            task.apply_async(kwargs={"job_pk": pk})
+            return
+        try:
+            task.apply_async(kwargs={"job_pk": pk})
+        except BROKER_ERRORS as exc:
+            logger.warning("%s %s not queued: %s", job_class.__name__, pk, exc)
+            job_class.objects.filter(pk=pk, status="queued").update(
+                status="failed",
+                error=f"Not started: {QUEUE_DOWN} ({exc}). Start it again once it is back.",
+                finished_at=timezone.now(),
+            )
+
+    send.__qualname__ = f"enqueue_job_on_commit({task.name})"
+    transaction.on_commit(send, robust=True)
+
+
+def send_now(task: Any, **kwargs: Any) -> Any:
+    """Send `task(**kwargs)` now (its AsyncResult); QueueUnavailable when the broker is down."""
+    if app.conf.task_always_eager:
+        return task.apply_async(kwargs=kwargs)
+    try:
+        return task.apply_async(kwargs=kwargs)
+    except BROKER_ERRORS as exc:
+        raise QueueUnavailable(f"Nothing was started: {QUEUE_DOWN} ({exc}).") from exc

@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import glob
 import shutil
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from annotation import services
-from annotation.models import Project, Vote
+from annotation.models import ExportJob, Project, Vote
 from benchmarks import faults
-from tests.factories import AnnotatorFactory, AssignmentFactory, ComparisonFactory
+from models_backend.models import GenerationJob
+from prefarena.celery import app
+from routing import services as routing_services
+from tests.factories import (
+    AnnotatorFactory,
+    AssignmentFactory,
+    ComparisonFactory,
+    ModelEntryFactory,
+)
 
 SMALL = faults.Config(
     annotators=12,
@@ -47,6 +59,53 @@ def test_a_vote_is_saved_while_redis_is_down(project: Project, settings, caplog)
 
     assert Vote.objects.filter(pk=vote.pk, assignment=assignment).exists()
     assert "Redis is unavailable: live Elo refresh" in caplog.text
+
+
+@contextmanager
+def broker_unreachable() -> Iterator[None]:
+    """The app's producer pointed at a port nothing listens on, as when Redis is down."""
+    conf = app.conf
+    saved = (conf.broker_write_url, conf.task_always_eager, app._pool, app.amqp._producer_pool)
+    conf.broker_write_url = f"redis://127.0.0.1:{faults.free_port()}/0"
+    conf.task_always_eager = False
+    app._pool = app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        conf.broker_write_url, conf.task_always_eager = saved[0], saved[1]
+        app._pool, app.amqp._producer_pool = saved[2], saved[3]
+
+
+def test_with_the_broker_down_a_job_fails_saying_why_and_no_page_500s(
+    project: Project, admin_user_of_project, settings, django_capture_on_commit_callbacks
+) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    client = Client()
+    client.force_login(admin_user_of_project)
+    model = ModelEntryFactory(
+        project=project, backend="transformers", backend_config={"source": "some/model"}
+    )
+    routing_services.routing_policy_set(project=project, judge="gemma3-270m-judge")
+    slug = project.slug
+    with broker_unreachable(), django_capture_on_commit_callbacks(execute=True):
+        generate = client.post(
+            reverse("models_backend:jobs-generate", args=[slug]), {"model": model.pk}
+        )
+        export = client.post(
+            reverse("annotation:exports", args=[slug]),
+            {"format": "votes", "file_type": "jsonl", "source": "human"},
+        )
+        route = client.post(reverse("routing:router-run", args=[slug]), follow=True)
+        detect = client.post(reverse("annotation:review-run", args=[slug]), follow=True)
+    assert (generate.status_code, export.status_code) == (302, 302)
+    for job in (GenerationJob.objects.get(), ExportJob.objects.get()):
+        assert job.status == "failed", job
+        assert job.error.startswith("Not started: the task queue (broker) could not be reached")
+    for page in (route, detect):
+        assert page.status_code == 200
+        assert "Nothing was started: the task queue (broker) could not be reached" in (
+            page.content.decode()
+        )
 
 
 @pytest.fixture(scope="module")

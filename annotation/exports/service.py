@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -25,6 +24,7 @@ from annotation.exports.options import (
 )
 from annotation.exports.source import count_comparisons, stream_pairs
 from annotation.models import ExportJob, ModelEntry, Project, Prompt
+from prefarena.celery import enqueue_job_on_commit
 
 Progress = Callable[[int, int], None]  # (comparisons walked, comparisons in all)
 
@@ -174,7 +174,7 @@ def export_job_create(
     )
     from annotation.tasks import export_run_task  # noqa: PLC0415 - tasks import services
 
-    transaction.on_commit(lambda: export_run_task.delay(job_pk=job.pk))
+    enqueue_job_on_commit(export_run_task, job)
     return job
 
 

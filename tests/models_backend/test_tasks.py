@@ -285,7 +285,9 @@ def test_a_model_that_cannot_load_fails_its_job_from_the_command_and_the_page(
     assert response.status_code == 302
     assert GenerationJob.objects.get().status == Job.Status.FAILED
     for junk in ("abc", "\u00b2", "99999999999999999999999"):  # no model: a message, no 500
-        assert client.post(url, {"model": junk}).status_code == 302
+        response = client.post(url, {"model": junk})  # without JavaScript: the page, saying so
+        assert response.status_code == 400
+        assert "Choose a model with a generation backend." in response.content.decode()
 
 
 @pytest.mark.django_db
