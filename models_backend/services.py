@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, When
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
@@ -183,11 +183,13 @@ def judge_job_create(
     or waiting for the router, which reads the verdict; not yet judged by this judge)."""
     if comparisons is None:
         judged = Judgment.objects.filter(judge=judge).values("comparison_id")
+        # The pairs the router waits on first: it can route nothing before their verdicts.
+        waiting = Case(When(route=Comparison.Route.PENDING, then=0), default=1)
         comparisons = list(
             Comparison.objects.for_project(project)
             .for_judge()
             .exclude(pk__in=judged)
-            .order_by("id")
+            .order_by(waiting, "id")
         )
     job = JudgeJob(
         project=project,

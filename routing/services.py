@@ -375,20 +375,26 @@ def pending_judge_job(*, project: Project) -> JudgeJob | None:
     policy = selectors.policy_for(project)
     if policy is None or not policy.enabled:
         return None
-    unjudged = (
-        Comparison.objects.filter(project=project, route=Comparison.Route.PENDING, is_gold=False)
-        .exclude(judgments__judge=policy.judge)
-        .exists()
-    )
     busy = JudgeJob.objects.filter(
         project=project,
         judge=policy.judge,
         status__in=[JudgeJob.Status.QUEUED, JudgeJob.Status.RUNNING],
     ).exists()
     spec = _judge_spec(project, policy.judge)
-    if not unjudged or busy or spec is None:
+    if busy or spec is None:
         return None
-    return backend_services.judge_job_create(project=project, judge=policy.judge, judge_spec=spec)
+    # Only the pairs the router waits for: the ones it already routed were decided on a verdict,
+    # and judging them again first kept the waiting pairs behind hours of CPU work.
+    unjudged = list(
+        Comparison.objects.filter(project=project, route=Comparison.Route.PENDING, is_gold=False)
+        .exclude(judgments__judge=policy.judge)
+        .order_by("id")
+    )
+    if not unjudged:
+        return None
+    return backend_services.judge_job_create(
+        project=project, comparisons=unjudged, judge=policy.judge, judge_spec=spec
+    )
 
 
 # At most this many judge-labelled pairs (the riskiest when routed) are scored again in one

@@ -19,6 +19,7 @@ from annotation.exports.options import ExportOptions
 from annotation.exports.source import stream_pairs
 from annotation.models import Annotator, Assignment, Comparison, ModelEntry, Project
 from annotation.selectors import LeaderboardFilters, battle_counts
+from models_backend import services as backend_services
 from models_backend.models import JudgeJob, Judgment
 from models_backend.services import DEFAULT_JUDGE
 from routing import selectors, services
@@ -445,6 +446,7 @@ def test_a_policy_naming_another_judge_keeps_the_routed_pairs_final_labels(
 
 def test_the_router_queues_its_judge_on_pending_pairs_once(project: Project) -> None:
     policy(project)
+    routed = ComparisonFactory(project=project, route="judge")  # decided on another verdict
     pending = ComparisonFactory.create_batch(2, project=project, route="pending")
     judged(project, 1)
     assert services.pending_judge_job(project=project) is None  # where the judge lives: unknown
@@ -455,6 +457,10 @@ def test_the_router_queues_its_judge_on_pending_pairs_once(project: Project) -> 
     assert job is not None and job.judge_spec == {"source": "/models/judge"}
     assert sorted(job.comparison_ids) == sorted(c.pk for c in pending)
     assert services.pending_judge_job(project=project) is None  # one job at a time
+    # The jobs page's button judges everything routed to the judge, the waiting pairs first.
+    everything = backend_services.judge_job_create(project=project, judge=JUDGE, dispatch=False)
+    assert everything.comparison_ids[:2] == sorted(c.pk for c in pending)
+    assert routed.pk in everything.comparison_ids[2:]
     # The bundled default judge needs no earlier job.
     JudgeJob.objects.all().delete()
     services.routing_policy_set(project=project, judge=DEFAULT_JUDGE, min_batch=1)
