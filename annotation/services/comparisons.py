@@ -27,8 +27,8 @@ def comparisons_create_for_prompts(
 ) -> int:
     """Create a comparison for every pair of candidates from different models per prompt.
 
-    Existing pairs (in either orientation) are kept; returns how many were created. Safe to
-    run more than once.
+    Existing pairs (in either orientation) are kept; returns how many were created (counting
+    any a concurrent call inserted first). Safe to run more than once, and concurrently.
     """
     wanted = votes_wanted or project.votes_per_comparison
     prompt_ids = [prompt.pk for prompt in prompts]
@@ -62,5 +62,7 @@ def comparisons_create_for_prompts(
                     shuffle_key=rng.random(),
                 )
             )
-    Comparison.objects.bulk_create(new, batch_size=1000)
+    # Two generation jobs on the same prompts (one worker per GPU) may both find a pair
+    # missing: the second insert of it is skipped, not an IntegrityError failing its job.
+    Comparison.objects.bulk_create(new, batch_size=1000, ignore_conflicts=True)
     return len(new)

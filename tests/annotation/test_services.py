@@ -10,10 +10,11 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from annotation import services
-from annotation.models import Assignment, EloRating, Project, Vote
+from annotation.models import Assignment, Comparison, EloRating, Project, Vote
 from tests.factories import (
     AnnotatorFactory,
     AssignmentFactory,
+    CandidateFactory,
     ComparisonFactory,
     ProjectFactory,
 )
@@ -352,3 +353,47 @@ def test_serving_counts_votes_and_looks_past_a_window_of_held_pairs(
             break
         served.add(assignment.comparison.pk)
     assert served == {c.pk for c in comparisons} - {mine.comparison.pk} - {c.pk for c in held}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_jobs_creating_the_same_pairs_at_once_both_succeed_with_one_copy() -> None:
+    """Two generation jobs (a worker per GPU) finishing the same prompt at once: the second
+    read the pairs before the first committed them, and its insert used to raise."""
+    project = ProjectFactory()
+    first = CandidateFactory(prompt__project=project)
+    CandidateFactory(prompt=first.prompt, model__project=project)
+    created, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def holding_its_transaction_open() -> None:
+        try:
+            with transaction.atomic():
+                services.comparisons_create_for_prompts(project=project, prompts=[first.prompt])
+                created.set()
+                release.wait(10)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def racing_in() -> None:
+        try:
+            created.wait(10)
+            services.comparisons_create_for_prompts(project=project, prompts=[first.prompt])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=holding_its_transaction_open),
+        threading.Thread(target=racing_in),
+    ]
+    for thread in threads:
+        thread.start()
+    created.wait(10)
+    threading.Timer(0.5, release.set).start()  # the second insert waits on the first's lock
+    for thread in threads:
+        thread.join(20)
+    assert errors == []
+    assert Comparison.objects.filter(project=project).count() == 1
