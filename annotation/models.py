@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -474,6 +475,11 @@ class Vote(models.Model):
     def recorded_choice(self) -> str | None:
         """The button pressed, where known (see `choice_if_recorded`)."""
         return self.choice_if_recorded(self.choice, side_recorded=self.side_recorded)
+
+    @property
+    def recorded_time(self) -> datetime | None:
+        """When the vote was cast; None for one imported without its time."""
+        return self.created_at if self.time_recorded else None
 
     @classmethod
     def choice_if_recorded(cls, choice: str, *, side_recorded: bool) -> str | None:

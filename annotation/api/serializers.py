@@ -220,6 +220,8 @@ class VoteSerializer(serializers.ModelSerializer):
     choice = serializers.ChoiceField(
         choices=Vote.Choice.choices, source="recorded_choice", allow_null=True, read_only=True
     )
+    # Null for a vote imported without its time (the row keeps the import's time to sort by).
+    created_at = serializers.DateTimeField(source="recorded_time", allow_null=True, read_only=True)
 
     class Meta:
         model = Vote

@@ -59,7 +59,7 @@ def _vote_row(pair: PairLabels, vote: HumanLabel) -> dict[str, Any]:
         "choice": vote.choice,
         "winner": vote.winner,
         "time_to_vote_ms": vote.time_to_vote_ms,
-        "created_at": vote.created_at.isoformat(),
+        "created_at": vote.created_at.isoformat() if vote.created_at else None,
         "annotator_state": vote.annotator_state,
         "excluded": vote.excluded,
         "p_a": None,

@@ -49,7 +49,7 @@ class HumanLabel:
     choice: str | None  # None: a decisive vote imported without its side
     left_is_a: bool | None
     time_to_vote_ms: int | None
-    created_at: datetime
+    created_at: datetime | None  # None: imported without its time (stored: the import's)
     channel: str
 
     @property
@@ -243,12 +243,15 @@ def _votes(pairs: dict[int, PairLabels], options: ExportOptions) -> Iterator[tup
             "created_at",
             "source",
             "side_recorded",
+            "time_recorded",
         )
     )
-    for *row, side_recorded in rows:
+    for *row, side_recorded, time_recorded in rows:
         if not side_recorded:  # an import that did not say which side was left
             row[5] = Vote.choice_if_recorded(row[5], side_recorded=False)
             row[6] = None
+        if not time_recorded:  # nor when it was cast
+            row[8] = None
         yield tuple(row)
 
 

@@ -455,9 +455,11 @@ def test_a_vote_imported_without_its_side_claims_no_left_or_right(
     (served,) = as_role("researcher").get(url("votes", project)).json()["results"]
     assert (served["winner"], served["shown_left"], served["choice"]) == ("model_b", None, None)
     assert served["reveal"] is None
+    assert served["created_at"] is None  # no time in the file: not the import's time
     options = parse_options({"format": "votes", "source": "human"})
     (row,) = export_records(project, options, ExportStats(), None)
     assert (row["winner"], row["shown_left"], row["choice"]) == ("model_b", None, None)
+    assert row["created_at"] is None
     # The reviewer's tally does not count it as a left or a right click either.
     evidence = annotator_evidence(project, Vote.objects.get().annotator)
     assert (evidence.choices["left"], evidence.choices["right"]) == (0, 0)
