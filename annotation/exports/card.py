@@ -134,8 +134,9 @@ def dataset_card(
         "vote, so a comparison people disagreed on gives rows both ways, as its votes do; with "
         "`judge` labels one per verdict of every judge; with `final` labels one per "
         "comparison, and a split human majority is left out.",
-        "- min_agreement drops comparisons whose human votes split below that share (say 0.67 "
-        "for pairwise rows that agree with two thirds of the votes or more).",
+        "- min_agreement drops comparisons whose human votes split below that share, compared "
+        "at two decimals (say 0.67 to keep comparisons where two thirds of the votes or more "
+        "agree), whatever labels the export takes.",
         "- Winners are canonical: `model_a` / `model_b` name the comparison's candidates, "
         "whatever side each annotator saw on the left (`shown_left`).",
         "- Multi-turn prompts: dpo and hh carry each side's own earlier answers; openai exports "

@@ -40,7 +40,8 @@ class ExportOptions:
     * Ties and both-bad verdicts are kept in ``votes`` and ``pairs``; the pairwise formats
       cannot express them and leave them out.
     * ``min_agreement`` (0 to 1) drops comparisons whose human votes split: the share of the
-      most common label among them must reach it. Comparisons without human votes pass.
+      most common label among them, at two decimals, must reach it (whatever labels the
+      export takes). Comparisons without human votes pass.
     * ``models`` keeps comparisons whose two models are both listed; ``categories`` those
       whose prompt is in one of them; ``since`` / ``until`` bound when the label was cast.
     """

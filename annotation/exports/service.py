@@ -68,7 +68,7 @@ def export_records(
         if progress:
             progress(walked, total)
 
-    for pair in stream_pairs(project, options, on_chunk=on_chunk):
+    for pair in stream_pairs(project, options, on_chunk=on_chunk, left_out=stats.skipped):
         stats.add_pair(pair)
         for record in formats.records(pair, options, stats.skipped):
             stats.add_record(record)

@@ -169,12 +169,18 @@ def stream_pairs(
     *,
     chunk: int = CHUNK,
     on_chunk: Callable[[int], None] | None = None,
+    left_out: Counter[str] | None = None,
 ) -> Iterator[PairLabels]:
     """Every comparison of the export with at least one counted label, by id.
 
-    ``on_chunk`` hears how many comparisons each chunk walked (for progress bars).
+    ``on_chunk`` hears how many comparisons each chunk walked (for progress bars);
+    ``left_out`` counts what the filters dropped: comparisons below ``min_agreement`` and the
+    votes of flagged or banned annotators.
     """
     want_votes, want_judgments = _wants(options)
+    # min_agreement reads the human votes whatever labels the export takes.
+    read_votes = want_votes or options.min_agreement > 0
+    left_out = left_out if left_out is not None else Counter()
     comparisons = _comparisons(project, options)
     router_judge = selectors.router_judge(project)
     last = 0
@@ -207,21 +213,37 @@ def stream_pairs(
             )
             for row in rows
         }
-        if want_votes:
+        if read_votes:
             for label_row in _votes(pairs, options):
                 pairs[label_row[0]].votes.append(HumanLabel(*label_row[1:]))
+            if not options.include_flagged and (flagged := _flagged_votes(pairs, options)):
+                left_out["votes of flagged or banned annotators"] += flagged
         if want_judgments:
             for label_row in _judgments(pairs, options):
                 pairs[label_row[0]].judgments.append(JudgeLabel(*label_row[1:]))
         if on_chunk is not None:
             on_chunk(len(rows))
-        for pair in pairs.values():
-            if not (pair.votes or pair.judgments):
-                continue
-            agreement = pair.agreement
-            if agreement is not None and agreement < options.min_agreement:
-                continue
-            yield pair
+        yield from (pair for pair in pairs.values() if _kept(pair, options, want_votes, left_out))
+
+
+def _kept(pair: PairLabels, options: ExportOptions, want_votes: bool, left_out: Counter) -> bool:
+    """Whether the pair has a label the export takes and passes min_agreement; drops the votes
+    read for the agreement only."""
+    agreement = pair.agreement
+    # At two decimals: 0.67 keeps the two-thirds majorities (0.6667) it is meant to.
+    if agreement is not None and round(agreement, 2) < options.min_agreement:
+        left_out["comparisons below min_agreement"] += 1
+        return False
+    if not want_votes:
+        pair.votes.clear()
+    return bool(pair.votes or pair.judgments)
+
+
+def _flagged_votes(pairs: dict[int, PairLabels], options: ExportOptions) -> int:
+    votes = Vote.objects.filter(comparison_id__in=list(pairs)).exclude(
+        annotator__state=Annotator.State.ACTIVE
+    )
+    return _in_window(votes, options).count()
 
 
 def _votes(pairs: dict[int, PairLabels], options: ExportOptions) -> Iterator[tuple]:

@@ -18,7 +18,7 @@ from django.utils import timezone
 from annotation import moderation
 from annotation.exports.options import ExportRequestInvalid, parse_options
 from annotation.exports.service import export_job_create, export_to_path
-from annotation.models import Assignment, Comparison, ExportJob, Project, Vote
+from annotation.models import Annotator, Assignment, Comparison, ExportJob, Project, Vote
 from models_backend.models import Judgment
 from tests.factories import (
     AnnotatorFactory,
@@ -232,6 +232,37 @@ def test_pairs_aggregate_votes_judge_and_final_label(
         project, parse_options({"format": "pairs", "min_agreement": 0.9}), tmp_path / "u.jsonl"
     )
     assert [r["comparison_id"] for r in read_jsonl(unanimous.data)] == [arena["double"].pk]
+
+
+def test_min_agreement_keeps_two_thirds_applies_to_judge_labels_and_the_card_counts_it(
+    project: Project, arena: dict[str, Comparison], tmp_path: Path
+) -> None:
+    for winner in ("model_a", "model_a", "model_b"):  # two thirds agree
+        vote(arena["single"], winner)
+    for comparison in arena.values():
+        Judgment.objects.create(
+            comparison=comparison,
+            judge="j",
+            verdict="model_a",
+            p_a=0.8,
+            p_b=0.1,
+            p_tie=0.1,
+            consistent=True,
+        )
+    cheat = AnnotatorFactory(state=Annotator.State.FLAGGED)
+    vote(arena["double"], "model_b", annotator=cheat)
+
+    def export(name: str, **options: object) -> tuple[list[dict], str]:
+        result = export_to_path(project, parse_options(options), tmp_path / name)
+        return read_jsonl(result.data), result.card.read_text()
+
+    rows, _ = export("a.jsonl", format="pairs", min_agreement=0.67)
+    assert len(rows) == 2  # 2/3 = 0.6667 reaches 0.67 at two decimals
+    rows, card = export("j.jsonl", format="dpo", source="judge", min_agreement=1.0)
+    assert [r["comparison_id"] for r in rows] == [arena["double"].pk]  # the split pair goes
+    assert "left out: 1 comparisons below min_agreement, 1 votes of flagged" in card
+    votes, _ = export("v.jsonl", format="votes", source="judge", min_agreement=1.0)
+    assert {r["source"] for r in votes} == {"judge"}  # votes read for the agreement only
 
 
 def test_openai_and_hh_formats(
