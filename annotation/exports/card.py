@@ -26,12 +26,14 @@ class ExportStats:
     agreements: list[float] = field(default_factory=list)  # one float per multi-vote pair
     judge_agreeing: int = 0
     judge_compared: int = 0
+    channels: Counter[str] = field(default_factory=Counter)  # human votes by how they came
 
     def add_pair(self, pair: PairLabels) -> None:
         self.comparisons += 1
         self.human_votes += len(pair.votes)
         self.judge_verdicts += len(pair.judgments)
         self.excluded_votes += sum(vote.excluded for vote in pair.votes)
+        self.channels.update(vote.channel for vote in pair.votes)
         self.models.update((pair.context.model_a, pair.context.model_b))
         self.categories[pair.context.category or "(none)"] += 1
         if len(pair.votes) >= 2 and pair.agreement is not None:
@@ -53,6 +55,19 @@ def _shown(value: object) -> str:
     if value in (None, [], ""):
         return "any"
     return ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+def _provenance(channels: Counter[str]) -> str:
+    """Where the human votes came from: cast in this arena, or imported (whose source and
+    licence the lines above name, and a derived dataset must credit)."""
+    imported = channels.get("import", 0)
+    cast = sum(channels.values()) - imported
+    if not imported:
+        return "cast in this prefarena arena"
+    return (
+        f"{cast} cast in this prefarena arena, {imported} imported from elsewhere (credit "
+        "their source under its licence, listed above where the import recorded it)"
+    )
 
 
 def _percent(part: int | float, whole: int | float) -> str:
@@ -148,7 +163,7 @@ def dataset_card(
             [f"- {text}" for text in licenses]
             or ["- prompts entered in the arena (no source recorded)"]
         ),
-        "- Votes: collected in this prefarena arena; model outputs are the models' own, under "
+        f"- Votes: {_provenance(stats.channels)}; model outputs are the models' own, under "
         "their providers' terms.",
         "",
     ]

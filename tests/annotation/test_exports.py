@@ -330,8 +330,14 @@ def test_the_card_names_counts_filters_and_licences(
         "Unit tests, CC0",
         "Ties and both-bad",
         "with `human` labels one per vote",
+        "Votes: cast in this prefarena arena",
     ):
         assert fragment in card
+    Vote.objects.filter(pk=vote(arena["single"], "model_a").pk).update(source="import")
+    result = export_to_path(project, parse_options({"format": "dpo"}), tmp_path / "i.jsonl")
+    assert "Votes: 2 cast in this prefarena arena, 1 imported from elsewhere" in (
+        result.card.read_text()
+    )
     # A Parquet export of the same name keeps its own card beside the JSON Lines one's.
     parquet = export_to_path(
         project, parse_options({"format": "dpo", "models": "gpt,claude"}), tmp_path / "d.parquet"
