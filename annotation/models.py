@@ -274,6 +274,10 @@ class AnnotatorQuerySet(models.QuerySet["Annotator"]):
         return self.filter(Exists(votes))
 
 
+# The pseudonyms the arena gives its own voters (web and API); imports may not use them.
+WEB_PSEUDONYM_PREFIX = "anon-"
+
+
 class Annotator(models.Model):
     """Who votes: a Django user, or a pseudonymous anonymous browser session."""
 
@@ -306,7 +310,7 @@ class Annotator(models.Model):
 
     @staticmethod
     def new_pseudonym() -> str:
-        return f"anon-{secrets.token_hex(6)}"
+        return f"{WEB_PSEUDONYM_PREFIX}{secrets.token_hex(6)}"
 
 
 class AnnotatorStateChange(models.Model):

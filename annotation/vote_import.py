@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from annotation import services
 from annotation.importers import ImportFailed, mtbench_prompt_id, read_jsonl
+from annotation.models import WEB_PSEUDONYM_PREFIX as WEB_PREFIX
 from annotation.models import Annotator, Comparison, Project, Vote
 
 WINNERS = {w.value for w in Vote.Winner}
@@ -124,9 +125,24 @@ def _optional_int(record: dict[str, Any], name: str) -> int | str | None:
     value = record.get(name)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        return f"{name} must be a non-negative integer, not {value!r}"
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INT:
+        return f"{name} must be an integer from 0 to {MAX_INT}, not {value!r}"
     return value
+
+
+# The largest value of the integer columns (PostgreSQL's `integer`).
+MAX_INT = 2**31 - 1
+
+
+def _annotator_problem(annotator: object) -> str | None:
+    if not isinstance(annotator, str) or not annotator.strip() or len(annotator) > 32:
+        return "annotator must be a name of 1 to 32 characters"
+    if not annotator.isprintable():
+        return "annotator must not hold control characters"
+    if annotator.strip().startswith(WEB_PREFIX):
+        # The arena names its own voters so: an import must not add votes to a web voter.
+        return f"annotator names starting {WEB_PREFIX!r} belong to this arena's own voters"
+    return None
 
 
 def _timestamp(record: dict[str, Any]) -> datetime | str | None:
@@ -148,8 +164,7 @@ def _field_problem(record: dict[str, Any], allowed: set[str]) -> str | None:
     shown_left = record.get("shown_left")
     fingerprint = record.get("fingerprint")
     problems = [
-        (not isinstance(annotator, str) or not annotator.strip() or len(annotator) > 32)
-        and "annotator must be a name of 1 to 32 characters",
+        _annotator_problem(annotator),
         winner not in WINNERS
         and f"winner must be one of {', '.join(sorted(WINNERS))}, not {winner!r}",
         winner in _CHOICE_OF_WINNER

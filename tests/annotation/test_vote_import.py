@@ -103,12 +103,17 @@ def test_a_malformed_file_imports_nothing_and_names_every_bad_line(
             {"annotator": "x", "comparison": pair.pk, "winner": "model_a", "shown_left": "up"},
             {"annotator": "x", "comparison": pair.pk, "winner": "model_a", "time_to_vote_ms": -1},
             [1, 2],
+            {"annotator": "x", "comparison": pair.pk, "winner": "model_a", "time_to_vote_ms": 1e20},
+            {"annotator": "x", "comparison": pair.pk, "winner": "model_a",
+             "time_to_vote_ms": 9999999999},
+            {"annotator": "anon-0a1b3b2e70ba", "comparison": pair.pk, "winner": "model_a"},
+            {"annotator": "qa\u0000y", "comparison": pair.pk, "winner": "model_a"},
         ],
     )  # fmt: skip
     with pytest.raises(ImportFailed) as failed:
         votes_import(project=project, path=path)
     lines = sorted(int(error.split(":")[1]) for error in failed.value.errors)
-    assert lines == list(range(2, 11))
+    assert lines == list(range(2, 15))
     text = str(failed.value)
     for fragment in (
         "invalid JSON",
@@ -120,6 +125,9 @@ def test_a_malformed_file_imports_nothing_and_names_every_bad_line(
         "shown_left must be",
         "time_to_vote_ms must be",
         "expected a JSON object",
+        "time_to_vote_ms must be an integer from 0 to 2147483647, not 9999999999",
+        "names starting 'anon-' belong to this arena's own voters",
+        "must not hold control characters",
     ):
         assert fragment in text
     assert Vote.objects.count() == 0 and Annotator.objects.count() == 0
