@@ -287,7 +287,11 @@ def _mtbench_questions(directory: Path, errors: list[str]) -> dict[str, dict[str
         ):
             errors.append(f"{path}:{number}: needs 'question_id' and 'turns' (list of strings)")
             continue
-        questions[str(record["question_id"])] = record
+        question_id = str(record["question_id"])
+        if question_id in questions:
+            errors.append(f"{path}:{number}: question_id {question_id} appears twice")
+            continue
+        questions[question_id] = record
     return questions
 
 
@@ -296,11 +300,18 @@ def _mtbench_references(directory: Path) -> dict[str, list[str]]:
     if not path.exists():
         return {}
     references: dict[str, list[str]] = {}
-    for _, record in read_jsonl(path, []):
+    errors: list[str] = []
+    for number, record in read_jsonl(path, errors):
         try:
-            references[str(record["question_id"])] = record["choices"][0]["turns"]
+            turns = _string_list(record["choices"][0]["turns"])
         except (KeyError, IndexError, TypeError):
+            turns = None
+        if turns is None:
+            errors.append(f"{path}:{number}: needs 'question_id' and 'choices[0].turns'")
             continue
+        references[str(record["question_id"])] = turns
+    if errors:  # a broken reference file is reported, not silently dropped
+        raise ImportFailed(errors)
     return references
 
 
@@ -321,9 +332,15 @@ def _mtbench_answers(
         for number, record in read_jsonl(path, errors):
             try:
                 turns = record["choices"][0]["turns"]
-                per_question[str(record["question_id"])] = [str(t) for t in turns]
+                question_id = str(record["question_id"])
             except (KeyError, IndexError, TypeError):
                 errors.append(f"{path}:{number}: needs 'question_id' and 'choices[0].turns'")
+                continue
+            # A string is no list of turns: split into characters it would import as garbage.
+            if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
+                errors.append(f"{path}:{number}: choices[0].turns must be a list of strings")
+                continue
+            per_question[question_id] = turns
         answers[path.stem] = per_question
     return answers
 
@@ -346,10 +363,16 @@ def mtbench_import(
     errors: list[str] = []
     if not (directory / "question.jsonl").exists():
         raise ImportFailed([f"{directory}: no question.jsonl here (is it an MT-Bench folder?)"])
+    if votes_per_comparison < 1:
+        raise ImportFailed([f"votes per comparison must be 1 or more, not {votes_per_comparison}"])
     all_questions = _mtbench_questions(directory, errors)
     answers = _mtbench_answers(directory, models, errors)
     if not answers and not errors:
         errors.append(f"{directory / 'model_answer'}: no model answers found")
+    if not all_questions and not errors:
+        errors.append(f"{directory / 'question.jsonl'}: no questions in it")
+    for missing in sorted(set(questions or []) - set(all_questions)):
+        errors.append(f"{directory / 'question.jsonl'}: no question {missing!r}")
     if errors:
         raise ImportFailed(errors)
     wanted = [q for q in all_questions if questions is None or q in set(questions)]

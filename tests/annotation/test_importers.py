@@ -81,6 +81,50 @@ def test_import_mtbench_malformed_answer_line_names_it_and_imports_nothing(tmp_p
     assert Project.objects.count() == 0 and Prompt.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("questions", "answers", "arguments", "message"),
+    [
+        ([], [{"question_id": 1, "choices": [{"turns": ["a"]}]}], [], "no questions in it"),
+        (None, None, ["--questions", "999"], "no question '999'"),
+        (None, [{"question_id": 1, "choices": [{"turns": "hello"}]}], [], "a list of strings"),
+        (None, [{"question_id": 1, "choices": [{"turns": [{"x": 1}]}]}], [], "list of strings"),
+        (
+            [{"question_id": 1, "turns": ["Hi?"]}, {"question_id": 1, "turns": ["Again?"]}],
+            None,
+            [],
+            "question_id 1 appears twice",
+        ),
+        (None, None, ["--votes-per-comparison", "0"], "must be 1 or more"),
+    ],
+)
+def test_import_mtbench_refuses_what_would_import_garbage_or_nothing(
+    tmp_path: Path, *, questions: list | None, answers: list | None, arguments: list, message: str
+) -> None:
+    (tmp_path / "model_answer").mkdir()
+    default = [{"question_id": 1, "turns": ["Hi?"]}]
+    write_jsonl(tmp_path / "question.jsonl", default if questions is None else questions)
+    good = [{"question_id": 1, "choices": [{"turns": ["Hello."]}]}]
+    write_jsonl(tmp_path / "model_answer" / "m1.jsonl", answers or good)
+    write_jsonl(tmp_path / "model_answer" / "m2.jsonl", good)
+    with pytest.raises(CommandError, match=message):
+        call_command("import_mtbench", str(tmp_path), "--project", "x", *arguments)
+    assert Project.objects.count() == 0
+
+
+def test_import_mtbench_reports_a_broken_reference_file(tmp_path: Path) -> None:
+    (tmp_path / "model_answer").mkdir()
+    (tmp_path / "reference_answer").mkdir()
+    write_jsonl(tmp_path / "question.jsonl", [{"question_id": 1, "turns": ["Hi?"]}])
+    write_jsonl(
+        tmp_path / "model_answer" / "m1.jsonl",
+        [{"question_id": 1, "choices": [{"turns": ["Hello."]}]}],
+    )
+    write_jsonl(tmp_path / "reference_answer" / "gpt-4.jsonl", [{"question_id": 1}])
+    with pytest.raises(CommandError, match=r"gpt-4\.jsonl:1: needs 'question_id'"):
+        call_command("import_mtbench", str(tmp_path), "--project", "x")
+    assert Project.objects.count() == 0
+
+
 def test_import_prompts_and_candidates(tmp_path: Path, project: Project) -> None:
     prompts = write_jsonl(
         tmp_path / "prompts.jsonl",
