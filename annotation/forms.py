@@ -30,6 +30,13 @@ class LeaderboardFilterForm(forms.Form):
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from exc
 
+    def clean(self) -> dict:
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since >= until:
+            self.add_error("until", "“To” must be after “From”.")
+        return data
+
     def filters(self) -> LeaderboardFilters:
         data = self.cleaned_data
         source = data.get("source") or "human"

@@ -130,9 +130,15 @@ def leaderboard(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     if form.is_bound and not form.is_valid():
         if request.htmx:  # the filters' errors in place of the board, not a page in the page
             return render(request, "annotation/_board_invalid.html", {"form": form}, status=400)
-        return render(
-            request, "annotation/leaderboard.html", {"project": project, "form": form}, status=400
-        )
+        # The page with the errors, keeping every filter as typed (the category too).
+        context = {
+            "project": project,
+            "form": form,
+            "categories": selectors.project_categories(project),
+            "filters": {"category": form.data.get("category", "")},
+            "is_admin": selectors.project_role(request.user, project) == "admin",
+        }
+        return render(request, "annotation/leaderboard.html", context, status=400)
     filters = form.filters() if form.is_bound else selectors.LeaderboardFilters()
     template = "annotation/leaderboard.html"
     if request.htmx:

@@ -63,8 +63,16 @@ def _flag(request: Request, name: str) -> bool:
         raise ParseError(str(exc)) from exc
 
 
-def _in_window(request: Request, queryset: QuerySet) -> QuerySet:
+def _window(request: Request) -> tuple[datetime | None, datetime | None]:
+    """?since= and ?until=; since must come first, as the exports and the page have it."""
     since, until = _moment(request, "since"), _moment(request, "until")
+    if since and until and since >= until:
+        raise ParseError("since must be before until")
+    return since, until
+
+
+def _in_window(request: Request, queryset: QuerySet) -> QuerySet:
+    since, until = _window(request)
     if since:
         queryset = queryset.filter(created_at__gte=since)
     if until:
@@ -417,11 +425,12 @@ class Leaderboard(APIView):
     def get(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug, STAFF)
         source = _choice(request, "source", list(selectors.SOURCES)) or "human"
+        since, until = _window(request)
         filters = selectors.LeaderboardFilters(
             source=source,
             include_flagged=_flag(request, "include_flagged"),
-            since=_moment(request, "since"),
-            until=_moment(request, "until"),
+            since=since,
+            until=until,
             category=request.query_params.get("category", ""),
         )
         board = services.leaderboard_board(project=project, filters=filters)

@@ -300,3 +300,13 @@ def test_bad_filters_from_htmx_replace_the_board_with_the_errors(
     assert client.get(url, {"include_flagged": "maybe"}).status_code == 400
     for value in ("on", "1", "true", "no"):
         assert client.get(url, {"include_flagged": value}).status_code == 200, value
+    # Without htmx, the page shows the errors and keeps the filters as chosen (category too).
+    PromptFactory(project=project, category="math")
+    backwards = {"category": "math", "since": "2030-01-01", "until": "2020-01-01"}
+    response = client.get(url, backwards)
+    body = response.content.decode()
+    assert response.status_code == 400 and "must be after" in body
+    assert '<option value="math" selected>' in body
+    api = reverse("api:leaderboard", args=[project.slug])
+    response = client.get(api, backwards)
+    assert response.status_code == 400 and "since must be before until" in response.json()["detail"]
