@@ -51,6 +51,12 @@ class ModelEntryForm(forms.ModelForm):
         model = ModelEntry
         fields = ["project", "name", "description", "backend", "backend_config", "created_at"]
 
+    def clean_backend_config(self) -> dict:
+        value = self.cleaned_data.get("backend_config")
+        if not isinstance(value, dict):  # null is valid JSON, and no config (a database 500)
+            raise forms.ValidationError("The backend config must be a JSON object ({} for none).")
+        return value
+
     def clean(self) -> dict:
         from models_backend.backends import check_config  # noqa: PLC0415 - other app
         from models_backend.errors import BackendError  # noqa: PLC0415

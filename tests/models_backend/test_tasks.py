@@ -367,6 +367,11 @@ def test_the_admin_refuses_a_bad_backend_config_when_the_model_is_saved(admin_cl
     )
     assert refused.status_code == 200  # the form again, with the error
     assert "bad generation settings" in refused.content.decode()
+    for config in ("null", "[]", '"text"'):  # valid JSON, no config: null was a database 500
+        imported = {**form, "backend": ModelEntry.Backend.IMPORTED, "backend_config": config}
+        refused = admin_client.post(add, imported)
+        assert refused.status_code == 200, config
+        assert "must be a JSON object" in refused.content.decode()
     assert not ModelEntry.objects.exists()
     good = '{"base_url": "http://127.0.0.1:9/v1", "model": "m"}'
     assert admin_client.post(add, {**form, "backend_config": good}).status_code == 302
