@@ -15,6 +15,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +23,7 @@ from rest_framework.views import APIView
 from annotation import selectors, services
 from annotation.api import serializers as s
 from annotation.api.permissions import ADMIN, STAFF, VOTER, is_staff, project_for
+from annotation.api.renderers import BinaryRenderer, JSONLinesRenderer
 from annotation.exports import writers
 from annotation.exports.card import ExportStats
 from annotation.exports.options import FORMATS, ExportRequestInvalid
@@ -489,6 +491,7 @@ class ExportJobDetail(generics.RetrieveAPIView):
 
 class _ExportFile(APIView):
     attribute = "download_path"
+    renderer_classes = [JSONRenderer, BinaryRenderer]
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request: Request, slug: str, pk: int) -> FileResponse:
@@ -513,6 +516,8 @@ class ExportCard(_ExportFile):
 
 class ExportStream(APIView):
     """A small export streamed as JSON Lines right away, in constant memory."""
+
+    renderer_classes = [JSONRenderer, JSONLinesRenderer]
 
     @extend_schema(
         parameters=[

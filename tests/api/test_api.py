@@ -140,6 +140,11 @@ def test_project_list_and_exports_files_by_role(
     for name in ("export", "export-download", "export-card"):
         response = client.get(url(name, project, job["id"]))
         assert response.status_code == STAFF_ONLY[role], (name, response.status_code)
+    binary = {"HTTP_ACCEPT": "application/octet-stream"}  # as the schema documents it
+    response = client.get(url("export-download", project, job["id"]), **binary)
+    assert response.status_code == STAFF_ONLY[role]
+    if response.status_code != 200:  # an error still reads, and is labelled, as JSON
+        assert response["Content-Type"] == "application/json" and response.json()["detail"]
 
 
 def test_an_annotator_votes_blind_through_the_api(
@@ -310,6 +315,11 @@ def test_streamed_export_and_unknown_endpoints(
     researcher = as_role("researcher")
     response = researcher.get(url("export-stream", project), {"format": "dpo"})
     assert response.status_code == 200 and response["Content-Type"] == "application/x-ndjson"
+    # A client asking for the type the schema documents gets it (it got 406).
+    accepted = researcher.get(
+        url("export-stream", project), {"format": "dpo"}, HTTP_ACCEPT="application/x-ndjson"
+    )
+    assert accepted.status_code == 200
     (row,) = [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
     assert row["label_source"] == "human" and row["chosen"][0]["role"] == "assistant"
     bad = researcher.get(url("export-stream", project), {"format": "csv"})
