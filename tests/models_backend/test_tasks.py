@@ -229,6 +229,25 @@ def test_finished_job_is_not_run_again() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("command", "arguments"),
+    [
+        ("generate", ["--model", "m", "--batch-size", "0"]),
+        ("generate", ["--model", "m", "--batch-size", "-1"]),
+        ("judge", ["--batch-size", "70000"]),
+        ("judge", ["--limit", "-1"]),
+        ("judge", ["--limit", "many"]),
+    ],
+)
+def test_job_commands_refuse_counts_out_of_range(command: str, arguments: list[str]) -> None:
+    project = ProjectFactory()
+    ModelEntryFactory(project=project, name="m", backend=ModelEntry.Backend.TRANSFORMERS)
+    with pytest.raises(CommandError, match="must be a whole number"):
+        call_command(command, "--project", project.slug, *arguments)
+    assert not GenerationJob.objects.exists() and not JudgeJob.objects.exists()
+
+
 def test_generate_command_runs_the_job_with_a_progress_bar(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 
@@ -11,6 +12,26 @@ from django.core.management.base import CommandError, OutputWrapper
 from models_backend import services
 from models_backend.errors import BackendError
 from models_backend.models import Job
+
+# The largest batch a job stores (a PositiveSmallIntegerField) and far more than any GPU fits.
+MAX_BATCH_SIZE = 1024
+
+
+def count_argument(largest: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from 1 to `largest`, else a usage error (not a
+    traceback from deep inside the job)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1 or (largest is not None and value > largest):
+            bound = f"from 1 to {largest}" if largest else "of 1 or more"
+            raise argparse.ArgumentTypeError(f"must be a whole number {bound}, not {text!r}")
+        return value
+
+    return parse
 
 
 def progress_bar(stdout: OutputWrapper) -> Callable[[int, int], None]:

@@ -8,7 +8,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from annotation.models import ModelEntry, Prompt
 from models_backend import services
 from models_backend.errors import BackendError
-from models_backend.management.commands._progress import run_or_follow
+from models_backend.management.commands._progress import (
+    MAX_BATCH_SIZE,
+    count_argument,
+    run_or_follow,
+)
 
 
 class Command(BaseCommand):
@@ -18,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True)
         parser.add_argument("--model", required=True, help="the competitor's name")
         parser.add_argument("--prompts", help="comma-separated prompt ids (default: all)")
-        parser.add_argument("--batch-size", type=int, default=16)
+        parser.add_argument("--batch-size", type=count_argument(MAX_BATCH_SIZE), default=16)
         parser.add_argument("--no-wait", action="store_true", help="queue it and return")
 
     def handle(self, *args: Any, **options: Any) -> None:

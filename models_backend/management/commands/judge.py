@@ -7,7 +7,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import Comparison, Project
 from models_backend import services
-from models_backend.management.commands._progress import run_or_follow
+from models_backend.management.commands._progress import (
+    MAX_BATCH_SIZE,
+    count_argument,
+    run_or_follow,
+)
 
 
 class Command(BaseCommand):
@@ -18,8 +22,8 @@ class Command(BaseCommand):
         parser.add_argument("--judge", default=services.DEFAULT_JUDGE, help="name to store")
         parser.add_argument("--source", default="", help="judge model source (default: Gemma)")
         parser.add_argument("--all", action="store_true", help="every comparison, not only routed")
-        parser.add_argument("--limit", type=int, default=None)
-        parser.add_argument("--batch-size", type=int, default=8)
+        parser.add_argument("--limit", type=count_argument(), default=None)
+        parser.add_argument("--batch-size", type=count_argument(MAX_BATCH_SIZE), default=8)
         parser.add_argument("--no-wait", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
