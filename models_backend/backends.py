@@ -39,7 +39,10 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
         raise BackendConfigurationError(
             f"unknown model package {source!r}: the packaged model is {GEMMA3_270M_PACKAGE}"
         )
-    return ModelSpec(**fields)
+    try:
+        return ModelSpec(**fields)
+    except (TypeError, ValueError) as exc:
+        raise BackendConfigurationError(f"bad model settings: {exc}") from exc
 
 
 def _config(model: ModelEntry) -> Mapping[str, Any]:
@@ -68,6 +71,8 @@ def endpoint_config(model: ModelEntry) -> EndpointConfig:
         timeout = float(config.get("timeout_s", 60.0))
     except (TypeError, ValueError) as exc:
         raise BackendConfigurationError(f"{model.name}: timeout_s must be a number") from exc
+    if not 0 < timeout <= 3600:  # also refuses nan
+        raise BackendConfigurationError(f"{model.name}: timeout_s must be from 0 to 3600 s")
     return EndpointConfig(
         base_url=str(config["base_url"]),
         model=str(config["model"]),

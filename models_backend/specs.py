@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,6 +50,8 @@ class GenerationSettings:
             raise ValueError("repetition_penalty must be > 0")
         if self.prompt_format not in ("plain", "chat"):
             raise ValueError("prompt_format must be 'plain' or 'chat'")
+        if not 0 <= int(self.seed) < 2**63:
+            raise ValueError("seed must be a whole number from 0 to 2^63 - 1")
         # Normalise numeric types so that temperature=1 and temperature=1.0 hash the same.
         for name in ("temperature", "top_p", "repetition_penalty"):
             object.__setattr__(self, name, float(getattr(self, name)))
@@ -102,6 +105,9 @@ def as_messages(conversation: PromptInput) -> Sequence[Message]:
     return messages
 
 
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Where a model comes from and how to place it. Hashable: it is the LRU key.
@@ -117,6 +123,13 @@ class ModelSpec:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     dtype: str = "auto"  # "auto", "float32", "bfloat16", "float16"
     cache_dir: str | None = None  # root of the de-quantized GGUF cache; None: DEFAULT_CACHE_ROOT
+
+    def __post_init__(self) -> None:
+        # Seen when the model is saved, not as a torch error in the worker an hour later.
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(self.device)):
+            raise ValueError(f"device must be auto, cpu, mps, cuda or cuda:N, not {self.device!r}")
 
     @property
     def is_gguf(self) -> bool:

@@ -335,6 +335,18 @@ def test_a_model_that_cannot_load_fails_its_job_from_the_command_and_the_page(
             {"base_url": "http://127.0.0.1:9/v1", "model": "m", "timeout_s": "soon"},
             "timeout_s must be a number",
         ),
+        (
+            ModelEntry.Backend.OPENAI,
+            {"base_url": "http://127.0.0.1:9/v1", "model": "m", "timeout_s": -1},
+            "timeout_s must be from 0 to 3600 s",
+        ),
+        (ModelEntry.Backend.TRANSFORMERS, {"dtype": "float77"}, "dtype must be one of auto"),
+        (ModelEntry.Backend.TRANSFORMERS, {"device": "gpu"}, "device must be auto, cpu"),
+        (
+            ModelEntry.Backend.TRANSFORMERS,
+            {"generation": {"seed": 10**20}},
+            "seed must be a whole number",
+        ),
     ],
 )
 def test_a_bad_backend_config_is_refused_before_a_job_exists(
