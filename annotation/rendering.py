@@ -10,10 +10,12 @@ converted with its raw-HTML rules switched off, and the result is still cleaned 
 from __future__ import annotations
 
 import functools
+import xml.etree.ElementTree as etree
 
 import markdown
 import nh3
 from markdown.extensions import Extension
+from markdown.inlinepatterns import IMAGE_LINK_RE, ImageInlineProcessor
 
 ALLOWED_TAGS = {
     "a",
@@ -53,6 +55,22 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "code": {"class"}, "th": {"align"}
 URL_SCHEMES = {"http", "https", "mailto"}
 
 
+class _ImageAsLink(ImageInlineProcessor):
+    """An image in untrusted text is shown as a link saying what it is, `[image: alt]`: the
+    page loads nothing from a model's URLs (a tracking pixel, a huge file), and the alt text,
+    which nh3 dropped with the `<img>`, stays readable."""
+
+    def handleMatch(self, m, data):
+        element, start, end = super().handleMatch(m, data)
+        if element is None:
+            return element, start, end
+        link = etree.Element("a", {"href": element.get("src", "")})
+        if element.get("title"):
+            link.set("title", element.get("title"))
+        link.text = f"[image: {element.get('alt') or 'no description'}]"
+        return link, start, end
+
+
 class _RawHtmlAsText(Extension):
     """Python-Markdown passes raw HTML through; without its block and inline HTML rules, a
     `<tag>` in the text is escaped like any other character."""
@@ -60,6 +78,7 @@ class _RawHtmlAsText(Extension):
     def extendMarkdown(self, md: markdown.Markdown) -> None:
         md.preprocessors.deregister("html_block")
         md.inlinePatterns.deregister("html")
+        md.inlinePatterns.register(_ImageAsLink(IMAGE_LINK_RE, md), "image_link", 150)
 
 
 @functools.lru_cache(maxsize=2048)

@@ -296,6 +296,10 @@ def test_it_shows_guidelines_as_sanitized_markdown(client: Client) -> None:
         ("Use List<int> or <T>.", "Use List&lt;int&gt; or &lt;T&gt;."),
         ("<b>not bold</b> but **bold**", "&lt;b&gt;not bold&lt;/b&gt; but <strong>bold</strong>"),
         ("```\n<div>x</div>\n```", "<pre><code>&lt;div&gt;x&lt;/div&gt;"),
+        # An image loads nothing and keeps its description (the alt text used to vanish).
+        ("![a cat](https://x.org/c.png)", '<a href="https://x.org/c.png" rel='),
+        ("![a cat](https://x.org/c.png)", ">[image: a cat]</a>"),
+        ("![](javascript:alert(1))", '<a rel="noopener noreferrer nofollow">[image: no'),
     ],
 )
 def test_an_answer_that_looks_like_html_is_shown_as_written(text: str, shown: str) -> None:
