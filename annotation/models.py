@@ -11,9 +11,13 @@ import uuid
 from datetime import datetime
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+
+# The largest value of PostgreSQL's `integer` columns (SQLite would take more, silently).
+MAX_INT = 2**31 - 1
 
 
 class Project(models.Model):
@@ -27,20 +31,29 @@ class Project(models.Model):
     reveal_models = models.BooleanField(
         default=True, help_text="Show the model names after the vote."
     )
-    votes_per_comparison = models.PositiveSmallIntegerField(default=3)
+    votes_per_comparison = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="Human votes each comparison wants, 1 to 1000.",
+    )
     login_required = models.BooleanField(
         default=False, help_text="If off, anonymous annotators vote under a pseudonym."
     )
     is_active = models.BooleanField(default=True)
     gold_rate = models.FloatField(
         default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Share of served pairs drawn from gold pairs (a known better answer), 0 to 1.",
     )
     max_votes_per_minute = models.PositiveIntegerField(
-        default=20, help_text="Votes one annotator may cast in any 60 s; 0 for no limit."
+        default=20,
+        validators=[MaxValueValidator(MAX_INT)],
+        help_text="Votes one annotator may cast in any 60 s; 0 for no limit.",
     )
     max_votes_per_day = models.PositiveIntegerField(
-        default=1000, help_text="Votes one annotator may cast in any 24 h; 0 for no limit."
+        default=1000,
+        validators=[MaxValueValidator(MAX_INT)],
+        help_text="Votes one annotator may cast in any 24 h; 0 for no limit.",
     )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects", blank=True

@@ -33,8 +33,8 @@ from django.utils import timezone
 
 from annotation import services
 from annotation.importers import ImportFailed, mtbench_prompt_id, read_jsonl
+from annotation.models import MAX_INT, Annotator, Comparison, Project, Vote
 from annotation.models import WEB_PSEUDONYM_PREFIX as WEB_PREFIX
-from annotation.models import Annotator, Comparison, Project, Vote
 
 WINNERS = {w.value for w in Vote.Winner}
 SIDES = ("model_a", "model_b")
@@ -128,10 +128,6 @@ def _optional_int(record: dict[str, Any], name: str) -> int | str | None:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INT:
         return f"{name} must be an integer from 0 to {MAX_INT}, not {value!r}"
     return value
-
-
-# The largest value of the integer columns (PostgreSQL's `integer`).
-MAX_INT = 2**31 - 1
 
 
 def _annotator_problem(annotator: object) -> str | None:

@@ -460,3 +460,34 @@ def test_a_broker_that_refuses_the_live_elo_refresh_never_fails_the_vote(
     assert Vote.objects.get().assignment == assignment
     assert "enqueue_on_commit(annotation.tasks.elo_refresh_task)" in caplog.text
     assert "Connection refused" in caplog.text
+
+
+def test_the_admin_says_what_is_wrong_with_a_projects_numbers(admin_client: Client) -> None:
+    form = {
+        "slug": "new-arena",
+        "title": "New arena",
+        "votes_per_comparison": 3,
+        "gold_rate": 0,
+        "max_votes_per_minute": 20,
+        "max_votes_per_day": 1000,
+        "is_active": "on",
+        "reveal_models": "on",
+        "allow_tie": "on",
+        "allow_both_bad": "on",
+        "created_at_0": "2026-12-01",
+        "created_at_1": "10:00:00",
+        "memberships-TOTAL_FORMS": 0,
+        "memberships-INITIAL_FORMS": 0,
+    }
+    add = reverse("admin:annotation_project_add")
+    for field, value, message in (
+        ("gold_rate", "2", "less than or equal to 1.0"),
+        ("votes_per_comparison", "0", "greater than or equal to 1"),
+        ("max_votes_per_day", "99999999999", "less than or equal to 2147483647"),
+    ):
+        response = admin_client.post(add, {**form, field: value})
+        body = response.content.decode()
+        assert response.status_code == 200 and message in body, field
+        assert "Constraint" not in body  # the database's names are no message for people
+    assert not Project.objects.filter(slug="new-arena").exists()
+    assert admin_client.post(add, form).status_code == 302  # the rest of the form was fine
