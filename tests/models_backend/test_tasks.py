@@ -228,7 +228,6 @@ def test_finished_job_is_not_run_again() -> None:
     assert services.judge_job_run(job_pk=judge.pk) == "already finished"
 
 
-@pytest.mark.django_db(transaction=True)
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("command", "arguments"),
@@ -248,6 +247,7 @@ def test_job_commands_refuse_counts_out_of_range(command: str, arguments: list[s
     assert not GenerationJob.objects.exists() and not JudgeJob.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
 def test_generate_command_runs_the_job_with_a_progress_bar(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
