@@ -64,16 +64,22 @@ def test_a_vote_is_saved_while_redis_is_down(project: Project, settings, caplog)
 @contextmanager
 def broker_unreachable() -> Iterator[None]:
     """The app's producer pointed at a port nothing listens on, as when Redis is down."""
-    conf = app.conf
-    saved = (conf.broker_write_url, conf.task_always_eager, app._pool, app.amqp._producer_pool)
-    conf.broker_write_url = f"redis://127.0.0.1:{faults.free_port()}/0"
-    conf.task_always_eager = False
+    # Celery's conf reads Django's settings live, under a layer of explicit changes: restore
+    # that layer as it was (writing the old values back would pin them for later tests).
+    changes = app.conf.changes
+    keys = ("broker_write_url", "task_always_eager")
+    saved = {key: changes[key] for key in keys if key in changes}
+    pools = (app._pool, app.amqp._producer_pool)
+    changes["broker_write_url"] = f"redis://127.0.0.1:{faults.free_port()}/0"
+    changes["task_always_eager"] = False
     app._pool = app.amqp._producer_pool = None
     try:
         yield
     finally:
-        conf.broker_write_url, conf.task_always_eager = saved[0], saved[1]
-        app._pool, app.amqp._producer_pool = saved[2], saved[3]
+        for key in keys:
+            changes.pop(key, None)
+        changes.update(saved)
+        app._pool, app.amqp._producer_pool = pools
 
 
 def test_with_the_broker_down_a_job_fails_saying_why_and_no_page_500s(
@@ -101,6 +107,8 @@ def test_with_the_broker_down_a_job_fails_saying_why_and_no_page_500s(
     for job in (GenerationJob.objects.get(), ExportJob.objects.get()):
         assert job.status == "failed", job
         assert job.error.startswith("Not started: the task queue (broker) could not be reached")
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the app follows the settings again
+    assert app.conf.task_always_eager is True
     for page in (route, detect):
         assert page.status_code == 200
         assert "Nothing was started: the task queue (broker) could not be reached" in (
