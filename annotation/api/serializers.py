@@ -67,12 +67,36 @@ def no_nul_characters(value: Any) -> Any:
     return value
 
 
+def json_object(value: Any) -> Any:
+    """A config or metadata is a JSON object: a string or a list is refused here, as the
+    admin and the importers refuse it, not stored to fail later."""
+    if not isinstance(value, dict):
+        raise serializers.ValidationError("must be a JSON object")
+    return value
+
+
 class ModelEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelEntry
         fields = ["id", "name", "description", "backend", "backend_config", "created_at"]
         read_only_fields = ["id", "created_at"]
-        extra_kwargs = {"backend_config": {"validators": [no_nul_characters]}}
+        extra_kwargs = {"backend_config": {"validators": [json_object, no_nul_characters]}}
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        from models_backend.backends import check_config  # noqa: PLC0415 - other app
+        from models_backend.errors import BackendError  # noqa: PLC0415
+
+        current = self.instance
+        candidate = ModelEntry(
+            name=attrs.get("name", getattr(current, "name", "model")),
+            backend=attrs.get("backend", getattr(current, "backend", ModelEntry.Backend.IMPORTED)),
+            backend_config=attrs.get("backend_config", getattr(current, "backend_config", {})),
+        )
+        try:
+            check_config(candidate)
+        except BackendError as exc:
+            raise serializers.ValidationError({"backend_config": str(exc)}) from exc
+        return attrs
 
 
 def _texts(value: Any, name: str) -> list[str]:
@@ -130,7 +154,7 @@ class CandidateSerializer(serializers.ModelSerializer):
         model = Candidate
         fields = ["id", "prompt", "model", "responses", "settings_hash", "metadata", "created_at"]
         read_only_fields = ["id", "created_at"]
-        extra_kwargs = {"metadata": {"validators": [no_nul_characters]}}
+        extra_kwargs = {"metadata": {"validators": [json_object, no_nul_characters]}}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

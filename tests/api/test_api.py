@@ -488,3 +488,21 @@ def test_a_vote_filter_that_is_no_comparison_id_is_a_400(
     response = as_role("admin").get(url("candidates", project), {"prompt": value})
     assert response.status_code == 400
     assert response.json()["detail"] == "prompt must be a prompt id"
+
+
+def test_a_models_config_and_a_candidates_metadata_are_json_objects_checked_on_save(
+    as_role, project: Project, pair: Comparison
+) -> None:
+    admin = as_role("admin")
+    for config, message in (
+        ("str", "must be a JSON object"),
+        (["a"], "must be a JSON object"),
+        ({"dtype": "float77"}, "dtype must be one of"),
+    ):
+        body = {"name": "m", "backend": "transformers", "backend_config": config}
+        response = admin.post(url("models", project), body, format="json")
+        assert response.status_code == 400, config
+        assert message in json.dumps(response.json())
+    body = {"prompt": pair.prompt_id, "model": "secret-alpha", "responses": ["x"]}
+    response = admin.post(url("candidates", project), {**body, "metadata": "str"}, format="json")
+    assert response.status_code == 400 and "must be a JSON object" in json.dumps(response.json())
