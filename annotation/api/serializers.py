@@ -17,6 +17,7 @@ from annotation.models import (
     Prompt,
     Vote,
 )
+from annotation.moments import parse_moment
 from models_backend.models import Judgment
 
 MAX_TEXT = 100_000
@@ -328,12 +329,23 @@ class NamesField(serializers.ListField):
         return super().to_internal_value(data)
 
 
+class MomentField(serializers.DateTimeField):
+    """An ISO date or date-time, read as the CLI, the stream endpoint and the page read it (a
+    plain date is that day's midnight, UTC)."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        try:
+            return parse_moment(value, self.field_name)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
 class ExportRequestSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=FORMATS, default="dpo")
     file_type = serializers.ChoiceField(choices=FILE_TYPES, default="jsonl")
     source = serializers.ChoiceField(choices=SOURCES, default="human")
-    since = serializers.DateTimeField(required=False, allow_null=True)
-    until = serializers.DateTimeField(required=False, allow_null=True)
+    since = MomentField(required=False, allow_null=True)
+    until = MomentField(required=False, allow_null=True)
     categories = NamesField(child=serializers.CharField(max_length=100), required=False)
     models = NamesField(child=serializers.CharField(max_length=200), required=False)
     min_agreement = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)

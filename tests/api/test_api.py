@@ -506,3 +506,16 @@ def test_a_models_config_and_a_candidates_metadata_are_json_objects_checked_on_s
     body = {"prompt": pair.prompt_id, "model": "secret-alpha", "responses": ["x"]}
     response = admin.post(url("candidates", project), {**body, "metadata": "str"}, format="json")
     assert response.status_code == 400 and "must be a JSON object" in json.dumps(response.json())
+
+
+def test_an_export_job_takes_a_plain_date_as_the_cli_does(
+    as_role, project: Project, pair: Comparison, settings, tmp_path: Path
+) -> None:
+    settings.MEDIA_ROOT = tmp_path
+    admin = as_role("admin")
+    body = {"format": "votes", "since": "2024-01-01", "until": "2024-02-01T00:00:00Z"}
+    response = admin.post(url("exports", project), body, format="json")
+    assert response.status_code == 202, response.json()  # accepted: a job runs it
+    assert response.json()["options"]["since"].startswith("2024-01-01T00:00:00")
+    bad = admin.post(url("exports", project), {"since": "yesterday"}, format="json")
+    assert bad.status_code == 400 and "since" in json.dumps(bad.json())
