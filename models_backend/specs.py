@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -39,7 +40,20 @@ class GenerationSettings:
     repetition_penalty: float = 1.0
     prompt_format: PromptFormat = "plain"
 
+    def _check_numbers(self) -> None:
+        """Numbers, finite, and whole where they count: from a JSON config, "hot" or 2.5
+        would otherwise fail later with a Python comparison or a torch error."""
+        for name in ("max_new_tokens", "temperature", "top_p", "seed", "repetition_penalty"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number, not {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, not {value!r}")
+            if name in ("max_new_tokens", "seed") and int(value) != value:
+                raise ValueError(f"{name} must be a whole number, not {value!r}")
+
     def __post_init__(self) -> None:
+        self._check_numbers()
         if self.max_new_tokens < 1:
             raise ValueError("max_new_tokens must be at least 1")
         if self.temperature < 0:

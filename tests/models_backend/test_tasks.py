@@ -347,6 +347,16 @@ def test_a_model_that_cannot_load_fails_its_job_from_the_command_and_the_page(
             {"generation": {"seed": 10**20}},
             "seed must be a whole number",
         ),
+        (
+            ModelEntry.Backend.TRANSFORMERS,
+            {"generation": {"temperature": "hot"}},
+            "temperature must be a number, not 'hot'",
+        ),
+        (
+            ModelEntry.Backend.TRANSFORMERS,
+            {"generation": {"max_new_tokens": 2.5}},
+            "max_new_tokens must be a whole number",
+        ),
     ],
 )
 def test_a_bad_backend_config_is_refused_before_a_job_exists(
