@@ -31,7 +31,7 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
     fields = {key: config[key] for key in SPEC_FIELDS if config.get(key) is not None}
     fields.setdefault("source", GEMMA3_270M_PACKAGE)
     source = str(fields["source"])
-    if source.startswith(("/", "./", "../", "~")) and not Path(source).expanduser().exists():
+    if source.startswith(("/", "./", "../", "~")) and not _path_exists(source):
         # A path, not a hub id: say so, rather than let the hub reject it as a repo name.
         raise BackendConfigurationError(f"no such file or directory: {source}")
     if source.startswith("package:") and source != GEMMA3_270M_PACKAGE:
@@ -43,6 +43,13 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
         return ModelSpec(**fields)
     except (TypeError, ValueError) as exc:
         raise BackendConfigurationError(f"bad model settings: {exc}") from exc
+
+
+def _path_exists(source: str) -> bool:
+    try:
+        return Path(source).expanduser().exists()
+    except (RuntimeError, OSError, ValueError):  # "~nobody/x", a name too long, a NUL
+        return False
 
 
 def _config(model: ModelEntry) -> Mapping[str, Any]:

@@ -18,6 +18,7 @@ from annotation.models import (
     Project,
     Prompt,
 )
+from models_backend.models import Judgment
 from routing.models import RouteDecision
 
 
@@ -119,3 +120,18 @@ class RouteDecisionFactory(factory.django.DjangoModelFactory):
     judge = "test-judge"  # tests.routing.helpers.JUDGE, the policy judge of the routing tests
     judge_verdict = "model_a"
     features = factory.LazyFunction(lambda: {"margin": 0.8})
+
+
+class JudgmentFactory(factory.django.DjangoModelFactory):
+    """A consistent verdict for A, with its label probabilities."""
+
+    class Meta:
+        model = Judgment
+
+    comparison = factory.SubFactory(ComparisonFactory)
+    judge = "j"
+    verdict = "model_a"
+    p_a = 0.8
+    p_b = 0.1
+    p_tie = 0.1
+    consistent = True

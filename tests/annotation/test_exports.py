@@ -23,6 +23,7 @@ from models_backend.models import Judgment
 from tests.factories import (
     AnnotatorFactory,
     ComparisonFactory,
+    JudgmentFactory,
     ModelEntryFactory,
     PromptFactory,
     RouteDecisionFactory,
@@ -240,15 +241,7 @@ def test_min_agreement_keeps_two_thirds_applies_to_judge_labels_and_the_card_cou
     for winner in ("model_a", "model_a", "model_b"):  # two thirds agree
         vote(arena["single"], winner)
     for comparison in arena.values():
-        Judgment.objects.create(
-            comparison=comparison,
-            judge="j",
-            verdict="model_a",
-            p_a=0.8,
-            p_b=0.1,
-            p_tie=0.1,
-            consistent=True,
-        )
+        JudgmentFactory(comparison=comparison)
     cheat = AnnotatorFactory(state=Annotator.State.FLAGGED)
     vote(arena["double"], "model_b", annotator=cheat)
 

@@ -341,6 +341,11 @@ def test_a_model_that_cannot_load_fails_its_job_from_the_command_and_the_page(
             "timeout_s must be from 0 to 3600 s",
         ),
         (ModelEntry.Backend.TRANSFORMERS, {"dtype": "float77"}, "dtype must be one of auto"),
+        (
+            ModelEntry.Backend.TRANSFORMERS,
+            {"source": "~no-such-user/model"},  # expanduser raised RuntimeError: a 500
+            "no such file or directory: ~no-such-user/model",
+        ),
         (ModelEntry.Backend.TRANSFORMERS, {"device": "gpu"}, "device must be auto, cpu"),
         (
             ModelEntry.Backend.TRANSFORMERS,
