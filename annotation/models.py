@@ -315,6 +315,9 @@ class Annotator(models.Model):
     # unless they vote after it.
     reviewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # The salted hash of the network an anonymous annotator first came from (never the raw
+    # address): serving caps the pairs anonymous sessions from one network may hold at once.
+    created_ip_hash = models.CharField(max_length=64, blank=True, default="", db_index=True)
 
     objects = AnnotatorQuerySet.as_manager()
 

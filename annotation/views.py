@@ -24,7 +24,10 @@ class HtmxHttpRequest(HttpRequest):
 
 def _annotator(request: HttpRequest, project: Project) -> Annotator | None:
     return services.annotator_get_or_create(
-        user=request.user, session=request.session, project=project
+        user=request.user,
+        session=request.session,
+        project=project,
+        fingerprint=services.ClientFingerprint.from_request(request),
     )
 
 
@@ -41,8 +44,8 @@ def _arena_context(
     try:
         assignment = services.assignment_next(project=project, annotator=annotator)
         refused = ""
-    except services.AnnotatorBanned as banned:
-        assignment, refused = None, str(banned)
+    except (services.AnnotatorBanned, services.NetworkBusy) as refusal:
+        assignment, refused = None, str(refusal)
     return {
         "project": project,
         "annotator": annotator,

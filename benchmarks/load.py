@@ -156,6 +156,8 @@ def env_for(url: str, broker: str) -> dict[str, str]:
         "DJANGO_HSTS_SECONDS": "0",
         "DJANGO_LOG_LEVEL": "WARNING",
         "DATABASE_CONN_MAX_AGE": "60",
+        # Every simulated annotator comes from 127.0.0.1: one network, not a cap to measure.
+        "ARENA_MAX_OPEN_PAIRS_PER_NETWORK": "0",
     }
 
 

@@ -217,6 +217,9 @@ PREFARENA_ROUTER_EMBEDDINGS = env_bool("PREFARENA_ROUTER_EMBEDDINGS", False)
 
 # Arena behaviour.
 ARENA_ASSIGNMENT_TTL_SECONDS = int(os.environ.get("ARENA_ASSIGNMENT_TTL_SECONDS", "900"))
+# How many open pairs anonymous sessions from one network (IP address) may hold at once in an
+# arena; 0 turns the cap off. Logged-in voters are never capped.
+ARENA_MAX_OPEN_PAIRS_PER_NETWORK = int(os.environ.get("ARENA_MAX_OPEN_PAIRS_PER_NETWORK", "50"))
 
 LOGGING = {
     "version": 1,

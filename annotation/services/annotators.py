@@ -44,13 +44,18 @@ class ClientFingerprint:
 
 
 def annotator_get_or_create(
-    *, user: AbstractBaseUser | None, session: SessionBase, project: Project
+    *,
+    user: AbstractBaseUser | None,
+    session: SessionBase,
+    project: Project,
+    fingerprint: ClientFingerprint | None = None,
 ) -> Annotator | None:
     """The annotator voting in this browser; None when the project needs a login first.
 
     Anonymous annotators get a pseudonymous profile remembered by their session. One who logs
     in keeps it: a user with no annotator of their own takes over the session's, with its
     votes, its open pair and its standing (a banned browser stays banned after logging in).
+    A new anonymous annotator records the hash of its network from `fingerprint`.
     """
     if user is not None and user.is_authenticated:
         annotator = Annotator.objects.filter(user=user).first()
@@ -68,7 +73,10 @@ def annotator_get_or_create(
         annotator = Annotator.objects.filter(pk=annotator_id, user__isnull=True).first()
         if annotator is not None:
             return annotator
-    annotator = Annotator.objects.create(pseudonym=Annotator.new_pseudonym())
+    annotator = Annotator.objects.create(
+        pseudonym=Annotator.new_pseudonym(),
+        created_ip_hash=fingerprint.ip_hash if fingerprint is not None else "",
+    )
     session[SESSION_ANNOTATOR_KEY] = annotator.pk
     return annotator
 

@@ -36,6 +36,19 @@ class AnnotatorBanned(VoteRejected):
         super().__init__(message)
 
 
+class NetworkBusy(VoteRejected):
+    """Anonymous sessions from this network already hold as many open pairs as one may."""
+
+    status = 429
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Too many people from your network have a pair open in this arena right now. "
+            "Vote on the pairs you have open, log in, or try again in a few minutes. "
+            "(If you keep seeing this, let your browser keep this site's cookie.)"
+        )
+
+
 class RateLimited(VoteRejected):
     """Too many votes too fast; `retry_after` is in seconds (the Retry-After header)."""
 

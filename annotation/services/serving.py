@@ -20,7 +20,7 @@ from annotation.models import (
     Prompt,
     Vote,
 )
-from annotation.services.errors import AnnotatorBanned
+from annotation.services.errors import AnnotatorBanned, NetworkBusy
 
 
 def _open_assignment(*, project: Project, annotator: Annotator) -> Assignment | None:
@@ -72,8 +72,9 @@ def _filled_slots(now: object) -> Coalesce:
 def assignment_next(*, project: Project, annotator: Annotator) -> Assignment | None:
     """Serve the annotator a comparison still needing human votes that they have not seen.
 
-    A banned annotator is served nothing (AnnotatorBanned). Returns their open assignment if
-    they have one (a reload shows the same pair). Otherwise
+    A banned annotator is served nothing (AnnotatorBanned), nor a new anonymous session from a
+    network whose sessions hold ARENA_MAX_OPEN_PAIRS_PER_NETWORK open pairs (NetworkBusy).
+    Returns their open assignment if they have one (a reload shows the same pair). Otherwise
     the least-filled comparison is locked with SKIP LOCKED, so concurrent annotators each take
     a different row instead of queueing, and its slots (votes + live assignments) are counted
     under that lock: no comparison is handed out beyond its wanted votes. Abandoned
@@ -86,6 +87,8 @@ def assignment_next(*, project: Project, annotator: Annotator) -> Assignment | N
     if existing is not None:
         return existing
     now = timezone.now()
+    if _network_holds_enough(project=project, annotator=annotator, now=now):
+        raise NetworkBusy()
     comparison = _lock_comparison_with_room(project=project, annotator=annotator, now=now)
     if comparison is None:
         return None
@@ -107,6 +110,26 @@ def assignment_next(*, project: Project, annotator: Annotator) -> Assignment | N
     )
     assignment.save()
     return _with_texts(assignment, comparison)
+
+
+def _network_holds_enough(*, project: Project, annotator: Annotator, now: object) -> bool:
+    """Whether anonymous sessions from the annotator's network hold the most open pairs allowed.
+
+    Every page load by a client that drops the session cookie is a new anonymous annotator,
+    and each would hold a slot for the assignment's lifetime; without this cap one script
+    could hold every slot of an arena. Logged-in annotators are not counted or capped.
+    """
+    limit = settings.ARENA_MAX_OPEN_PAIRS_PER_NETWORK
+    if annotator.user_id is not None or not annotator.created_ip_hash or limit <= 0:
+        return False
+    held = Assignment.objects.filter(
+        comparison__project=project,
+        annotator__user__isnull=True,
+        annotator__created_ip_hash=annotator.created_ip_hash,
+        vote__isnull=True,
+        expires_at__gt=now,
+    )
+    return held[limit - 1 : limit].exists()
 
 
 def _gold_comparison(*, project: Project, annotator: Annotator) -> Comparison | None:
