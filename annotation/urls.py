@@ -26,16 +26,15 @@ urlpatterns = [
     ),
     path("arena/<slug:slug>/review/", views_review.review_queue, name="review"),
     path("arena/<slug:slug>/review/run/", views_review.review_run, name="review-run"),
-    # Imported annotator names may hold "/" (say "team/alice"): `path`, with the longer
-    # pattern first so ".../decide/" is not read as part of a name (only a name that itself
-    # ends in "/decide" stays out of reach of its page; the queue still lists it).
+    # By id, not by name: imported names are free text, and one like "x/../alice" in a link
+    # is resolved by the browser to alice's page.
     path(
-        "arena/<slug:slug>/review/<path:pseudonym>/decide/",
+        "arena/<slug:slug>/review/<id:annotator_id>/decide/",
         views_review.review_decide,
         name="review-decide",
     ),
     path(
-        "arena/<slug:slug>/review/<path:pseudonym>/",
+        "arena/<slug:slug>/review/<id:annotator_id>/",
         views_review.review_annotator,
         name="review-annotator",
     ),

@@ -32,9 +32,9 @@ def review_queue(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @require_GET
-def review_annotator(request: HttpRequest, slug: str, pseudonym: str) -> HttpResponse:
+def review_annotator(request: HttpRequest, slug: str, annotator_id: int) -> HttpResponse:
     project = selectors.get_project_for_user(request.user, slug, admin=True)
-    annotator = get_object_or_404(Annotator.objects.voted_in(project), pseudonym=pseudonym)
+    annotator = get_object_or_404(Annotator.objects.voted_in(project), pk=annotator_id)
     evidence = review.annotator_evidence(project, annotator)
     return render(
         request,
@@ -49,15 +49,15 @@ def review_annotator(request: HttpRequest, slug: str, pseudonym: str) -> HttpRes
 
 
 @require_POST
-def review_decide(request: HttpRequest, slug: str, pseudonym: str) -> HttpResponse:
+def review_decide(request: HttpRequest, slug: str, annotator_id: int) -> HttpResponse:
     project = selectors.get_project_for_user(request.user, slug, admin=True)
     # Only annotators who voted in this arena: an admin of one arena reviews no one else.
-    annotator = get_object_or_404(Annotator.objects.voted_in(project), pseudonym=pseudonym)
+    annotator = get_object_or_404(Annotator.objects.voted_in(project), pk=annotator_id)
     # From the queue, back to the queue (the next annotator); else to the annotator's page.
     if request.POST.get("back") == "queue":
         back = reverse("annotation:review", args=[project.slug])
     else:
-        back = reverse("annotation:review-annotator", args=[project.slug, annotator.pseudonym])
+        back = reverse("annotation:review-annotator", args=[project.slug, annotator.pk])
     decision = DECISIONS.get(request.POST.get("action", ""))
     if decision is None:
         return HttpResponse("Unknown action; use approve, ban or flag.", status=400)

@@ -66,7 +66,7 @@ def world(project: Project, settings, tmp_path: Path) -> dict[str, object]:
         card_path="e/data.jsonl",
     )
     decided = RouteDecisionFactory(comparison__project=project).comparison
-    return {"job": job.pk, "voter": voter.pseudonym, "decided": decided.pk}
+    return {"job": job.pk, "voter": voter.pk, "decided": decided.pk}
 
 
 def client_for(role: str, request: pytest.FixtureRequest) -> Client:

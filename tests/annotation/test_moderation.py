@@ -4,7 +4,9 @@ trail, rate limits, gold pairs, and the review pages."""
 from __future__ import annotations
 
 import random
+import re
 from datetime import timedelta
+from urllib.parse import urljoin
 
 import numpy as np
 import pytest
@@ -130,6 +132,10 @@ def crowd(arena: list[Comparison]) -> dict[str, Annotator]:
     )
     people[bot.pseudonym] = bot
     return people
+
+
+def bot_left() -> int:
+    return Annotator.objects.get(pseudonym="bot-left").pk
 
 
 def board(project: Project, **filters) -> list[tuple[str, float, int]]:
@@ -413,11 +419,11 @@ def test_only_project_admins_may_review(
         client.force_login(request.getfixturevalue(users[who]))
     pages = [
         ("get", reverse("annotation:review", args=[project.slug])),
-        ("get", reverse("annotation:review-annotator", args=[project.slug, "bot-left"])),
+        ("get", reverse("annotation:review-annotator", args=[project.slug, bot_left()])),
     ]
     for method, url in pages:
         assert getattr(client, method)(url).status_code == status
-    decide = reverse("annotation:review-decide", args=[project.slug, "bot-left"])
+    decide = reverse("annotation:review-decide", args=[project.slug, bot_left()])
     response = client.post(decide, {"action": "ban"})
     assert response.status_code == (302 if status == 200 else 403)
     expected = Annotator.State.BANNED if status == 200 else Annotator.State.ACTIVE
@@ -430,7 +436,7 @@ def test_an_admin_cannot_decide_on_an_annotator_of_another_arena(
 ) -> None:
     stranger = AnnotatorFactory(pseudonym="voter-elsewhere")
     client.force_login(admin_user_of_project)
-    decide = reverse("annotation:review-decide", args=[project.slug, stranger.pseudonym])
+    decide = reverse("annotation:review-decide", args=[project.slug, stranger.pk])
     assert client.post(decide, {"action": "ban"}).status_code == 404
     stranger.refresh_from_db()
     assert stranger.state == Annotator.State.ACTIVE
@@ -446,12 +452,12 @@ def test_review_queue_shows_the_evidence_and_records_decisions(
     assert 'data-annotator="bot-left"' in page and "Detection ran" in page
     assert "honest-0" not in page
     detail = client.get(
-        reverse("annotation:review-annotator", args=[project.slug, "bot-left"])
+        reverse("annotation:review-annotator", args=[project.slug, bot_left()])
     ).content.decode()
     assert "100% of decisive votes for the left answer" in detail
     assert "<svg" in detail and "fraud detector" in detail
     response = client.post(
-        reverse("annotation:review-decide", args=[project.slug, "bot-left"]),
+        reverse("annotation:review-decide", args=[project.slug, bot_left()]),
         {"action": "approve", "reason": "Known fast <b>reader</b>"},
     )
     assert response.status_code == 302
@@ -462,7 +468,7 @@ def test_review_queue_shows_the_evidence_and_records_decisions(
     detail = client.get(response["Location"]).content.decode()
     assert "Known fast &lt;b&gt;reader&lt;/b&gt;" in detail
     unknown = client.post(
-        reverse("annotation:review-decide", args=[project.slug, "bot-left"]), {"action": "delete"}
+        reverse("annotation:review-decide", args=[project.slug, bot_left()]), {"action": "delete"}
     )
     assert unknown.status_code == 400
 
@@ -487,16 +493,49 @@ def test_the_review_queue_works_for_any_imported_annotator_name(
     client.force_login(admin_user_of_project)
     queue = client.get(reverse("annotation:review", args=[project.slug]))
     assert queue.status_code == 200
-    detail = client.get(reverse("annotation:review-annotator", args=[project.slug, name]))
+    detail = client.get(reverse("annotation:review-annotator", args=[project.slug, bot.pk]))
     assert detail.status_code == 200
     # Sub-second votes show their tenths, not a rounded 0 or 1.
     fastest = min(Vote.objects.filter(annotator=bot).values_list("time_to_vote_ms", flat=True))
     assert f"<td>{fastest / 1000:.1f}</td>" in detail.content.decode()
     response = client.post(
-        reverse("annotation:review-decide", args=[project.slug, name]),
+        reverse("annotation:review-decide", args=[project.slug, bot.pk]),
         {"action": "approve", "back": "queue"},
     )
     assert response.status_code == 302
     assert response["Location"] == reverse("annotation:review", args=[project.slug])
     bot.refresh_from_db()
     assert bot.state == Annotator.State.ACTIVE
+
+
+def test_an_annotator_named_like_a_path_cannot_aim_the_review_at_someone_else(
+    client: Client,
+    project: Project,
+    arena: list[Comparison],
+    crowd: dict[str, Annotator],
+    admin_user_of_project,
+) -> None:
+    """An imported name "x/../bot-left" made the queue's Ban button post to bot-left's page,
+    because a browser resolves ".." in a link: the review pages are addressed by id."""
+    sly = AnnotatorFactory(pseudonym="x/../bot-left")
+    bulk_votes(
+        sly,
+        arena[:60],
+        winner_of=lambda c, r: "model_a",
+        seconds=0.8,
+        rng=random.Random(2),
+        left_is_a=always_left_bot,
+    )
+    moderation.annotator_set_state(
+        annotator=sly, state=Annotator.State.FLAGGED, actor=None, reason="Flagged in a test."
+    )
+    client.force_login(admin_user_of_project)
+    queue_url = reverse("annotation:review", args=[project.slug])
+    page = client.get(queue_url).content.decode()
+    row = page[page.index('data-annotator="x/../bot-left"') :]
+    action = re.search(r'<form method="post" action="([^"]+)"', row).group(1)
+    decide = urljoin(f"http://testserver{queue_url}", action)  # as the browser resolves it
+    assert client.post(decide, {"action": "ban", "back": "queue"}).status_code == 302
+    sly.refresh_from_db()
+    assert sly.state == Annotator.State.BANNED
+    assert Annotator.objects.get(pseudonym="bot-left").state == Annotator.State.ACTIVE

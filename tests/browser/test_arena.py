@@ -490,8 +490,8 @@ def test_it_scrolls_wide_tables_in_their_own_box_on_a_phone(
         page.keyboard.press("a")
         wait_for_next_pair(page, assignment)
 
-    pseudonym = Annotator.objects.get(user__username="admin").pseudonym
-    for path in ("leaderboard/", "exports/", f"review/{pseudonym}/", "jobs/"):
+    reviewed = Annotator.objects.get(user__username="admin").pk
+    for path in ("leaderboard/", "exports/", f"review/{reviewed}/", "jobs/"):
         page.goto(f"{ARENA}{path}")
         expect(page.locator("main table").first).to_be_visible()
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
