@@ -10,6 +10,7 @@ from annotation.models import (
     Assignment,
     Candidate,
     Comparison,
+    DataCredit,
     EloRating,
     Membership,
     ModelEntry,
@@ -31,6 +32,14 @@ class ProjectAdmin(admin.ModelAdmin):
     search_fields = ["slug", "title"]
     prepopulated_fields = {"slug": ["title"]}
     inlines = [MembershipInline]
+
+
+@admin.register(DataCredit)
+class DataCreditAdmin(admin.ModelAdmin):
+    """The imported labels' sources and licences, named in every export's card."""
+
+    list_display = ["project", "kind", "text", "created_at"]
+    list_filter = ["project", "kind"]
 
 
 @admin.register(Membership)

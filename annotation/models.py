@@ -568,6 +568,40 @@ class LeaderboardSnapshot(models.Model):
         return f"{self.project.slug} leaderboard at {self.created_at:%Y-%m-%d %H:%M:%S}"
 
 
+class DataCredit(models.Model):
+    """Where imported labels came from and under which licence, for every export's card.
+
+    Recorded by an import given a credit (`import_votes --credit`, `import_judgments
+    --credit`, the MT-Bench demo's verdicts); a card names the credits of the kinds of label
+    it holds. Prompts carry their own `Prompt.source`.
+    """
+
+    class Kind(models.TextChoices):
+        VOTES = "votes", "Votes"
+        JUDGMENTS = "judgments", "Judge verdicts"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="credits")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    text = models.CharField(max_length=500)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "text"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "kind", "text"], name="credit_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.text}"
+
+    @classmethod
+    def record(cls, *, project: Project, kind: str, text: str) -> None:
+        """Remember a credit; blank text records nothing, a repeat is kept once."""
+        text = " ".join(text.split())[:500]
+        if text:
+            cls.objects.get_or_create(project=project, kind=kind, text=text)
+
+
 class ExportJob(models.Model):
     """A dataset export run on a worker; its files live under MEDIA_ROOT/exports/<id>/."""
 

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from annotation import services
 from annotation.importers import ImportFailed, mtbench_prompt_id, read_jsonl
-from annotation.models import MAX_INT, Annotator, Comparison, Project, Vote
+from annotation.models import MAX_INT, Annotator, Comparison, DataCredit, Project, Vote
 from annotation.models import WEB_PSEUDONYM_PREFIX as WEB_PREFIX
 
 WINNERS = {w.value for w in Vote.Winner}
@@ -219,8 +219,11 @@ def _fingerprint_hash(value: str) -> str:
     return hashlib.sha256(salted).hexdigest()
 
 
-def votes_import(*, project: Project, path: Path) -> VoteImportReport:
-    """Import a JSON Lines file of votes into the project; all or nothing."""
+def votes_import(*, project: Project, path: Path, credit: str = "") -> VoteImportReport:
+    """Import a JSON Lines file of votes into the project; all or nothing.
+
+    `credit` (the votes' source and licence) is recorded for export cards.
+    """
     errors: list[str] = []
     pairs = _Pairs(project)
     allowed = set(project.allowed_choices)
@@ -238,6 +241,7 @@ def votes_import(*, project: Project, path: Path) -> VoteImportReport:
     report = VoteImportReport()
     with transaction.atomic():
         _write(project, parsed, report)
+        DataCredit.record(project=project, kind=DataCredit.Kind.VOTES, text=credit)
     services.elo_schedule_refresh(project=project)
     return report
 

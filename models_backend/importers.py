@@ -22,7 +22,7 @@ from typing import Any
 from django.db import transaction
 
 from annotation.importers import ImportFailed, mtbench_prompt_id
-from annotation.models import Comparison, Project
+from annotation.models import Comparison, DataCredit, Project
 from models_backend.models import Judgment
 from prefarena import jsontext
 
@@ -95,13 +95,19 @@ def _read(lines: Iterable[str], source: str) -> list[_Verdict]:
 
 @transaction.atomic
 def judgments_import(
-    *, project: Project, judge: str, lines: Iterable[str], source: str = "judgments"
+    *,
+    project: Project,
+    judge: str,
+    lines: Iterable[str],
+    source: str = "judgments",
+    credit: str = "",
 ) -> JudgmentImport:
     """Store each verdict of `lines` as `judge`'s judgment of the matching comparison.
 
     All or nothing: a malformed line raises `ImportFailed` (every bad line named) and stores
     nothing. A comparison `judge` has already judged keeps its verdict, so importing the same
-    file again changes nothing.
+    file again changes nothing. `credit` (the verdicts' source and licence) is recorded for
+    export cards when the file matched any comparison.
     """
     if not judge.strip():
         raise ImportFailed(["the judge needs a name"])
@@ -145,4 +151,6 @@ def judgments_import(
         )
     Judgment.objects.bulk_create(rows, batch_size=1000)
     report.created = len(rows)
+    if report.created or report.already_there:
+        DataCredit.record(project=project, kind=DataCredit.Kind.JUDGMENTS, text=credit)
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -62,12 +63,24 @@ def _provenance(channels: Counter[str]) -> str:
     licence the lines above name, and a derived dataset must credit)."""
     imported = channels.get("import", 0)
     cast = sum(channels.values()) - imported
+    if not imported and not cast:
+        return "none in this export"
     if not imported:
         return "cast in this prefarena arena"
     return (
         f"{cast} cast in this prefarena arena, {imported} imported from elsewhere (credit "
         "their source under its licence, listed above where the import recorded it)"
     )
+
+
+def _credit_lines(stats: ExportStats, credits: dict[str, list[str]]) -> list[str]:
+    """The recorded credits of the kinds of label this export read."""
+    lines = []
+    if stats.channels.get("import", 0):
+        lines += [f"- Votes: {text}" for text in credits.get("votes", [])]
+    if stats.judge_verdicts:
+        lines += [f"- Judge verdicts: {text}" for text in credits.get("judgments", [])]
+    return lines
 
 
 def _percent(part: int | float, whole: int | float) -> str:
@@ -82,6 +95,7 @@ def dataset_card(
     file_type: str,
     stats: ExportStats,
     licenses: list[str],
+    credits: dict[str, list[str]] | None = None,
     created_at: datetime | None = None,
 ) -> str:
     created = (created_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
@@ -95,7 +109,8 @@ def dataset_card(
     )
     lines = [
         "---",
-        f"pretty_name: {project_title} ({options.format})",
+        # JSON strings are YAML: a title with ": ", "#" or "[" cannot break the header.
+        f"pretty_name: {json.dumps(f'{project_title} ({options.format})', ensure_ascii=False)}",
         "tags: [preference, pairwise-comparison, prefarena]",
         "---",
         "",
@@ -163,6 +178,7 @@ def dataset_card(
             [f"- {text}" for text in licenses]
             or ["- prompts entered in the arena (no source recorded)"]
         ),
+        *_credit_lines(stats, credits or {}),
         f"- Votes: {_provenance(stats.channels)}; model outputs are the models' own, under "
         "their providers' terms.",
         "",

@@ -23,7 +23,7 @@ from annotation.exports.options import (
     parse_options,
 )
 from annotation.exports.source import count_comparisons, stream_pairs
-from annotation.models import ExportJob, ModelEntry, Project, Prompt
+from annotation.models import DataCredit, ExportJob, ModelEntry, Project, Prompt
 from prefarena.celery import enqueue_job_on_commit
 
 Progress = Callable[[int, int], None]  # (comparisons walked, comparisons in all)
@@ -94,6 +94,7 @@ def file_type_for(out: Path, file_type: str | None = None) -> str:
 
 
 def project_licenses(project: Project) -> list[str]:
+    """The prompts' sources and licences, as their imports recorded them."""
     return sorted(
         set(
             Prompt.objects.filter(project=project)
@@ -101,6 +102,14 @@ def project_licenses(project: Project) -> list[str]:
             .values_list("source", flat=True)
         )
     )
+
+
+def project_credits(project: Project) -> dict[str, list[str]]:
+    """The imported labels' sources and licences by kind ("votes", "judgments")."""
+    credits: dict[str, list[str]] = {}
+    for kind, text in DataCredit.objects.filter(project=project).values_list("kind", "text"):
+        credits.setdefault(kind, []).append(text)
+    return credits
 
 
 @dataclass(frozen=True)
@@ -151,6 +160,7 @@ def export_to_path(
             file_type=kind,
             stats=stats,
             licenses=project_licenses(project),
+            credits=project_credits(project),
         ),
         encoding="utf-8",
     )

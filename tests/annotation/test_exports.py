@@ -10,6 +10,7 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
@@ -18,7 +19,16 @@ from django.utils import timezone
 from annotation import moderation
 from annotation.exports.options import ExportRequestInvalid, parse_options
 from annotation.exports.service import export_job_create, export_to_path
-from annotation.models import Annotator, Assignment, Comparison, ExportJob, Project, Vote
+from annotation.models import (
+    Annotator,
+    Assignment,
+    Comparison,
+    DataCredit,
+    ExportJob,
+    Project,
+    Vote,
+)
+from annotation.vote_import import votes_import
 from models_backend.models import Judgment
 from tests.factories import (
     AnnotatorFactory,
@@ -336,6 +346,40 @@ def test_the_card_names_counts_filters_and_licences(
         project, parse_options({"format": "dpo", "models": "gpt,claude"}), tmp_path / "d.parquet"
     )
     assert parquet.card.name == "d.parquet.README.md" and result.card.exists()
+
+
+def test_the_card_credits_imported_votes_and_verdicts_and_is_valid_yaml(
+    project: Project, arena: dict[str, Comparison], tmp_path: Path
+) -> None:
+    """Imported labels were never credited (MT-Bench's judgments are CC-BY-4.0, which asks
+    for it), a judge-only card said its votes were "cast in this prefarena arena", and a
+    title with ": " broke the card's YAML header."""
+    project.title = "Arena: round #2 [beta]"
+    project.save()
+    JudgmentFactory(comparison=arena["single"], judge="gpt-4", verdict="model_a")
+    votes_file = tmp_path / "votes.jsonl"
+    votes_file.write_text(
+        json.dumps({"annotator": "expert-1", "comparison": arena["single"].pk, "winner": "model_a"})
+        + "\n"
+    )
+    votes_import(project=project, path=votes_file, credit="Expert votes, CC-BY-4.0")
+    DataCredit.record(project=project, kind="judgments", text="GPT-4 verdicts (lmsys),\n CC-BY-4.0")
+
+    judge_only = export_to_path(
+        project, parse_options({"format": "dpo", "source": "judge"}), tmp_path / "j.jsonl"
+    ).card.read_text()
+    header = yaml.safe_load(judge_only.split("---")[1])
+    assert header["pretty_name"] == "Arena: round #2 [beta] (dpo)"
+    assert "- Judge verdicts: GPT-4 verdicts (lmsys), CC-BY-4.0" in judge_only
+    assert "Expert votes" not in judge_only  # no imported vote is in this export
+    assert "- Votes: none in this export" in judge_only
+
+    human = export_to_path(
+        project, parse_options({"format": "votes"}), tmp_path / "h.jsonl"
+    ).card.read_text()
+    assert "- Votes: Expert votes, CC-BY-4.0" in human
+    assert "0 cast in this prefarena arena, 1 imported from elsewhere" in human
+    assert "GPT-4 verdicts" not in human
 
 
 @pytest.mark.parametrize(

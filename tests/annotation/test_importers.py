@@ -231,3 +231,8 @@ def test_load_demo_is_repeatable(db: None) -> None:
     # GPT-4's published verdicts on every demo pair, once: the router can route the demo.
     judged = Judgment.objects.filter(comparison__project=project, judge="gpt-4-mtbench")
     assert judged.count() == 480 and judged.filter(consistent=False).exists()
+    # Credited (CC-BY-4.0 asks for it) in the card of every export that holds them.
+    assert [c.text for c in project.credits.filter(kind="judgments")] == [
+        "GPT-4's MT-Bench pairwise verdicts, from the Hugging Face dataset "
+        "lmsys/mt_bench_human_judgments (Zheng et al. 2023, arXiv:2306.05685), CC-BY-4.0"
+    ]

@@ -140,8 +140,9 @@ def test_import_votes_command_reports_and_fails_loudly(
         tmp_path / "ok.jsonl", [{"annotator": "a", "comparison": pair.pk, "winner": "model_b"}]
     )
     out = io.StringIO()
-    call_command("import_votes", str(good), project=project.slug, stdout=out)
+    call_command("import_votes", str(good), project=project.slug, credit="Team A, CC0", stdout=out)
     assert "1 votes imported" in out.getvalue()
+    assert [str(c) for c in project.credits.all()] == ["Votes: Team A, CC0"]
     with pytest.raises(CommandError, match="no project"):
         call_command("import_votes", str(good), project="nope")
     with pytest.raises(CommandError, match="cannot open"):

@@ -108,7 +108,17 @@ def test_the_command_imports_the_published_gpt4_verdicts(tmp_path: Path) -> None
     project = Project.objects.get(slug="mt")
     verdicts = str(MTBENCH_DIR / "votes_gpt4_pair.jsonl")
     out = StringIO()
-    call_command("import_judgments", verdicts, project="mt", judge=JUDGE, stdout=out)
+    call_command(
+        "import_judgments",
+        verdicts,
+        project="mt",
+        judge=JUDGE,
+        credit="lmsys/mt_bench_human_judgments, CC-BY-4.0",
+        stdout=out,
+    )
+    assert [str(c) for c in project.credits.all()] == [
+        "Judge verdicts: lmsys/mt_bench_human_judgments, CC-BY-4.0"
+    ]
     # GPT-4 judged the 15 pairs of six models on both turns of each question; the arena's
     # other 33 - 6 models' pairs have no verdict.
     assert Judgment.objects.filter(comparison__project=project).count() == 2 * 2 * 15

@@ -19,9 +19,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
         parser.add_argument("--project", required=True, help="project slug")
+        parser.add_argument(
+            "--credit",
+            default="",
+            help="where the votes come from and their licence, named in every export's card",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        report = import_or_fail(votes_import, options["project"], path=options["file"])
+        report = import_or_fail(
+            votes_import, options["project"], path=options["file"], credit=options["credit"]
+        )
         for note in report.notes[:20]:
             self.stdout.write(f"  {note}")
         if len(report.notes) > 20:

@@ -26,6 +26,10 @@ DEMO_COMPETITORS = {
 # route the demo at once, without hours of the bundled judge on a CPU.
 DEMO_JUDGE = "gpt-4-mtbench"
 DEMO_JUDGMENTS = DEMO_DIR / "judgments_gpt4_pair.jsonl"
+DEMO_JUDGMENTS_CREDIT = (
+    "GPT-4's MT-Bench pairwise verdicts, from the Hugging Face dataset "
+    "lmsys/mt_bench_human_judgments (Zheng et al. 2023, arXiv:2306.05685), CC-BY-4.0"
+)
 DEMO_GOLD_PAIRS = 10
 DEMO_GOLD_RATE = 0.05
 
@@ -54,7 +58,11 @@ class Command(BaseCommand):
             self.stdout.write(f"{made} gold pairs, served at {DEMO_GOLD_RATE:.0%}")
         with DEMO_JUDGMENTS.open(encoding="utf-8") as lines:
             judged = judgments_import(
-                project=project, judge=DEMO_JUDGE, lines=lines, source=DEMO_JUDGMENTS.name
+                project=project,
+                judge=DEMO_JUDGE,
+                lines=lines,
+                source=DEMO_JUDGMENTS.name,
+                credit=DEMO_JUDGMENTS_CREDIT,
             )
         self.stdout.write(f"Judge {DEMO_JUDGE}: {judged.summary()}")
         for name, generation in DEMO_COMPETITORS.items():

@@ -20,6 +20,11 @@ class Command(BaseCommand):
         parser.add_argument("file", type=Path, help="JSON lines: question_id, turn, model_a, ...")
         parser.add_argument("--project", required=True, help="project slug")
         parser.add_argument("--judge", required=True, help="the judge's name in this arena")
+        parser.add_argument(
+            "--credit",
+            default="",
+            help="where the verdicts come from and their licence, named in every export's card",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = Project.objects.filter(slug=options["project"]).first()
@@ -29,7 +34,11 @@ class Command(BaseCommand):
         try:
             with path.open(encoding="utf-8") as lines:
                 report = judgments_import(
-                    project=project, judge=options["judge"], lines=lines, source=path.name
+                    project=project,
+                    judge=options["judge"],
+                    lines=lines,
+                    source=path.name,
+                    credit=options["credit"],
                 )
         except OSError as exc:
             raise CommandError(f"{path}: {exc.strerror}") from exc
