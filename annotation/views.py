@@ -9,6 +9,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 from django_htmx.middleware import HtmxDetails
@@ -68,6 +69,7 @@ def project_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@never_cache  # Back after a vote must not show the voted pair from the browser's cache
 def arena(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     project = selectors.get_project_for_user(request.user, slug)
     annotator = _annotator(request, project)

@@ -10,9 +10,11 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.utils import timezone
 
 from annotation.models import (
     Annotator,
+    Assignment,
     Project,
 )
 
@@ -55,12 +57,16 @@ def annotator_get_or_create(
     Anonymous annotators get a pseudonymous profile remembered by their session. One who logs
     in keeps it: a user with no annotator of their own takes over the session's, with its
     votes, its open pair and its standing (a banned browser stays banned after logging in).
+    A user who has one keeps it; the session's votes stay under its pseudonym, and its open
+    pair is given back to the arena.
     A new anonymous annotator records the hash of its network from `fingerprint`.
     """
     if user is not None and user.is_authenticated:
         annotator = Annotator.objects.filter(user=user).first()
         if annotator is None:
             annotator = _adopt_session_annotator(user=user, session=session)
+        else:
+            _release_session_annotator(session=session)
         if annotator is None:
             annotator, _ = Annotator.objects.get_or_create(
                 user=user, defaults={"pseudonym": Annotator.new_pseudonym()}
@@ -93,3 +99,15 @@ def _adopt_session_annotator(*, user: AbstractBaseUser, session: SessionBase) ->
         return None
     session.pop(SESSION_ANNOTATOR_KEY, None)
     return Annotator.objects.get(pk=annotator_id) if adopted else None
+
+
+def _release_session_annotator(*, session: SessionBase) -> None:
+    """Forget the session's anonymous annotator and free the pair it held."""
+    annotator_id = session.pop(SESSION_ANNOTATOR_KEY, None)
+    if annotator_id is not None:
+        Assignment.objects.filter(
+            annotator_id=annotator_id,
+            annotator__user__isnull=True,
+            vote__isnull=True,
+            expires_at__gt=timezone.now(),
+        ).update(expires_at=timezone.now())

@@ -10,6 +10,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.test import Client, RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import escape
 from django.views.defaults import permission_denied
 from pytest_django.asserts import assertTemplateUsed
@@ -264,6 +265,9 @@ def test_a_login_keeps_the_users_own_profile_and_a_banned_browser_stays_banned(
     served(other, project)
     assert Annotator.objects.get(user__username="grace") == own
     assert Annotator.objects.get(pk=anonymous.pk).user is None
+    # The pair the anonymous session held is given back, not kept for 15 minutes.
+    live = Assignment.objects.filter(expires_at__gt=timezone.now(), vote__isnull=True)
+    assert not live.filter(annotator=anonymous).exists()
 
 
 def test_a_vote_posted_to_another_arena_is_refused(client: Client, project: Project) -> None:
@@ -273,6 +277,15 @@ def test_a_vote_posted_to_another_arena_is_refused(client: Client, project: Proj
     response = client.post(vote_url(other), {"assignment": str(assignment.token), "choice": "left"})
     assert response.status_code == 404
     assert Vote.objects.count() == 0
+
+
+def test_the_arena_page_is_never_cached(client: Client, project: Project) -> None:
+    """Back after a vote showed the voted pair from the browser's cache; voting on it again
+    was refused as a replay. The page is now fetched anew, with the pair actually open."""
+    ComparisonFactory(project=project)
+    response = client.get(arena_url(project))
+    assert "no-store" in response["Cache-Control"]
+    assert "no-store" in client.get(arena_url(project), HTTP_HX_REQUEST="true")["Cache-Control"]
 
 
 def test_it_serves_the_pair_fragment_for_htmx(client: Client, project: Project) -> None:
