@@ -422,6 +422,32 @@ def test_it_stacks_the_responses_on_a_phone(
     assert console_errors == []
 
 
+def test_long_words_and_wide_tables_in_a_pair_stay_inside_a_phone_screen(
+    open_page: Callable[..., Page], console_errors: list[str]
+) -> None:
+    """A long unbroken word in the question pushed the page sideways, and a wide table in
+    an answer was squeezed until its cells broke after every letter."""
+    project = ProjectFactory(slug="wide", title="Wide arena")
+    prompt = PromptFactory(project=project, turns=["Explain " + "x" * 300 + " please"])
+    header = "| " + " | ".join(f"column{n}" for n in range(12)) + " |"
+    table = "\n".join([header, "|" + "---|" * 12, "| " + " | ".join(["value"] * 12) + " |"])
+    left, right = (
+        CandidateFactory(prompt=prompt, model=ModelEntryFactory(project=project), responses=[table])
+        for _ in range(2)
+    )
+    ComparisonFactory(project=project, prompt=prompt, candidate_a=left, candidate_b=right)
+    page = open_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page.goto("/arena/wide/")
+    wait_until_votable(page)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    table_box = page.locator(".response .markdown table").first
+    widths = table_box.evaluate("t => [t.scrollWidth, t.clientWidth]")
+    assert widths[0] > widths[1], "the table does not scroll in its own box"
+    cell = page.locator(".response .markdown th").first.bounding_box()
+    assert cell is not None and cell["height"] < 40, "a header cell broke into several lines"
+    assert console_errors == []
+
+
 def test_it_saves_a_screenshot_of_the_voting_page(
     page: Page, demo_project: Project, console_errors: list[str]
 ) -> None:
