@@ -194,12 +194,23 @@ def router_judge(project: Project) -> str | None:
     )
 
 
+def labels_dated(labels: QuerySet, since: datetime | None, until: datetime | None) -> QuerySet:
+    """Votes or judgments given in [since, until); either bound may be None.
+
+    A label imported without its time is stored at the import's time, so a date range takes
+    none of them (exports show their time as null)."""
+    if since is not None or until is not None:
+        labels = labels.filter(time_recorded=True)
+    if since is not None:
+        labels = labels.filter(created_at__gte=since)
+    if until is not None:
+        labels = labels.filter(created_at__lt=until)
+    return labels
+
+
 def _in_window(labels: QuerySet, filters: LeaderboardFilters) -> QuerySet:
     """Votes or judgments restricted to the filters' date range and category."""
-    if filters.since is not None:
-        labels = labels.filter(created_at__gte=filters.since)
-    if filters.until is not None:
-        labels = labels.filter(created_at__lt=filters.until)
+    labels = labels_dated(labels, filters.since, filters.until)
     if filters.category:
         labels = labels.filter(comparison__prompt__category=filters.category)
     return labels

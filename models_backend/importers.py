@@ -147,6 +147,7 @@ def judgments_import(
                 p_tie=0.0,
                 consistent=verdict.consistent,
                 rationale=f"imported from {source}",
+                time_recorded=False,  # the format carries no time: created_at is the import's
             )
         )
     Judgment.objects.bulk_create(rows, batch_size=1000)

@@ -3,6 +3,8 @@ from human votes)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -32,6 +34,9 @@ class Judgment(models.Model):
     consistent = models.BooleanField()
     rationale = models.TextField(blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
+    time_recorded = models.BooleanField(
+        default=True, help_text="False for verdicts imported without a time (then: import time)."
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -45,6 +50,11 @@ class Judgment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.judge} on {self.comparison}: {self.verdict}"
+
+    @property
+    def recorded_time(self) -> datetime | None:
+        """When the judge gave the verdict; None for one imported without its time."""
+        return self.created_at if self.time_recorded else None
 
 
 class Job(models.Model):

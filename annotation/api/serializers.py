@@ -285,6 +285,8 @@ class VoteSerializer(serializers.ModelSerializer):
 
 
 class JudgmentSerializer(serializers.ModelSerializer):
+    created_at = serializers.DateTimeField(source="recorded_time", allow_null=True, read_only=True)
+
     class Meta:
         model = Judgment
         fields = [

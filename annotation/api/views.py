@@ -74,12 +74,7 @@ def _window(request: Request) -> tuple[datetime | None, datetime | None]:
 
 
 def _in_window(request: Request, queryset: QuerySet) -> QuerySet:
-    since, until = _window(request)
-    if since:
-        queryset = queryset.filter(created_at__gte=since)
-    if until:
-        queryset = queryset.filter(created_at__lt=until)
-    return queryset
+    return selectors.labels_dated(queryset, *_window(request))
 
 
 def _choice(request: Request, name: str, allowed: list[str]) -> str | None:

@@ -167,6 +167,8 @@ def dataset_card(
         "- min_agreement drops comparisons whose human votes split below that share, compared "
         "at two decimals (say 0.67 to keep comparisons where two thirds of the votes or more "
         "agree), whatever labels the export takes.",
+        "- since/until take only labels with a recorded time: votes and verdicts imported "
+        "without one (their `created_at` is null) are left out of a dated export.",
         "- Winners are canonical: `model_a` / `model_b` name the comparison's candidates, "
         "whatever side each annotator saw on the left (`shown_left`).",
         "- Multi-turn prompts: dpo and hh carry each side's own earlier answers; openai exports "

@@ -79,7 +79,7 @@ def _judgment_row(pair: PairLabels, judgment: JudgeLabel) -> dict[str, Any]:
         "choice": None,
         "winner": judgment.verdict,
         "time_to_vote_ms": None,
-        "created_at": judgment.created_at.isoformat(),
+        "created_at": judgment.created_at.isoformat() if judgment.created_at else None,
         "annotator_state": None,
         "excluded": False,
         **dict(zip(("p_a", "p_b", "p_tie"), judgment.probabilities, strict=True)),

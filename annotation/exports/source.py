@@ -66,7 +66,7 @@ class JudgeLabel:
     p_b: float
     p_tie: float
     consistent: bool
-    created_at: datetime
+    created_at: datetime | None  # None: imported without its time (stored: the import's)
 
     @property
     def probabilities(self) -> tuple[float | None, float | None, float | None]:
@@ -149,11 +149,7 @@ def count_comparisons(project: Project, options: ExportOptions) -> int:
 
 
 def _in_window(labels: QuerySet, options: ExportOptions) -> QuerySet:
-    if options.since is not None:
-        labels = labels.filter(created_at__gte=options.since)
-    if options.until is not None:
-        labels = labels.filter(created_at__lt=options.until)
-    return labels
+    return selectors.labels_dated(labels, options.since, options.until)
 
 
 def _wants(options: ExportOptions) -> tuple[bool, bool]:
@@ -220,7 +216,10 @@ def stream_pairs(
                 left_out["votes of flagged or banned annotators"] += flagged
         if want_judgments:
             for label_row in _judgments(pairs, options):
-                pairs[label_row[0]].judgments.append(JudgeLabel(*label_row[1:]))
+                *label, created_at, time_recorded = label_row[1:]
+                pairs[label_row[0]].judgments.append(
+                    JudgeLabel(*label, created_at if time_recorded else None)
+                )
         if on_chunk is not None:
             on_chunk(len(rows))
         yield from (pair for pair in pairs.values() if _kept(pair, options, want_votes, left_out))
@@ -292,5 +291,6 @@ def _judgments(pairs: dict[int, PairLabels], options: ExportOptions) -> Iterator
             "p_tie",
             "consistent",
             "created_at",
+            "time_recorded",
         )
     )

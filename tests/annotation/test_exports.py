@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation import moderation
+from annotation import moderation, selectors
 from annotation.exports.options import ExportRequestInvalid, parse_options
 from annotation.exports.service import export_job_create, export_to_path
 from annotation.models import (
@@ -312,6 +312,41 @@ def test_filters_by_model_category_and_date(
     yesterday = (timezone.now() - timedelta(days=1)).isoformat()
     assert exported(since=yesterday) == [double]
     assert exported(until=yesterday) == [single]
+
+
+def test_a_dated_export_leaves_out_labels_imported_without_a_time(
+    project: Project, arena: dict[str, Comparison], tmp_path: Path
+) -> None:
+    """An imported vote or verdict with no timestamp is stored at the import's time; a
+    since/until filter used to take it as cast then, and its export said so."""
+    timed = vote(arena["single"], "model_a")
+    untimed = vote(arena["double"], "model_b")
+    Vote.objects.filter(pk=untimed.pk).update(source="import", time_recorded=False)
+    judged = JudgmentFactory(comparison=arena["double"], verdict="model_a", time_recorded=False)
+
+    def exported(**options) -> tuple[list[dict], str]:
+        result = export_to_path(
+            project, parse_options({"format": "pairs", **options}), tmp_path / "t.jsonl"
+        )
+        return read_jsonl(result.data), result.card.read_text()
+
+    rows, _ = exported()
+    assert [r["comparison_id"] for r in rows] == [timed.comparison_id, judged.comparison_id]
+    votes, _ = exported(format="votes")
+    assert [v["created_at"] is None for v in votes] == [False, True]
+    verdicts, _ = exported(format="votes", source="judge")
+    assert [v["created_at"] for v in verdicts] == [None]
+    yesterday = (timezone.now() - timedelta(days=1)).isoformat()
+    rows, card = exported(since=yesterday)
+    assert [r["comparison_id"] for r in rows] == [timed.comparison_id]
+    assert "since/until take only labels with a recorded time" in card
+    # The leaderboard's date filter reads them the same way.
+    dated = selectors.LeaderboardFilters(since=timezone.now() - timedelta(days=1), source="all")
+    assert selectors.battle_counts(project, dated).total_votes == 1
+    assert (
+        selectors.battle_counts(project, selectors.LeaderboardFilters(source="all")).total_votes
+        == 3
+    )
 
 
 def test_the_card_names_counts_filters_and_licences(
