@@ -70,6 +70,24 @@ def test_it_votes_with_htmx_and_returns_the_reveal_and_next_pair(
     assert (vote.choice, vote.winner, vote.assignment) == ("tie", "tie", assignment)
 
 
+def test_a_right_to_left_model_name_cannot_reorder_the_reveal(
+    client: Client, project: Project
+) -> None:
+    """A name holding U+202E (right-to-left override) flipped the rest of the sentence, so "A
+    was x, B was y" read with the names swapped; each name is isolated in <bdi> now."""
+    tricky = ModelEntryFactory(project=project, name="model\u202e-a")
+    ComparisonFactory(project=project, candidate_a__model=tricky)
+    assignment = served(client, project)
+    response = client.post(
+        vote_url(project),
+        {"assignment": str(assignment.token), "choice": "left"},
+        HTTP_HX_REQUEST="true",
+    )
+    html = response.content.decode()
+    assert '<bdi class="model-name" data-testid="reveal-left">' in html
+    assert "model\u202e-a</bdi>" in html
+
+
 def test_it_hides_names_after_vote_when_project_says_so(client: Client) -> None:
     project = ProjectFactory(reveal_models=False)
     comparison = ComparisonFactory(project=project)
