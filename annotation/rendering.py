@@ -15,7 +15,8 @@ import xml.etree.ElementTree as etree
 import markdown
 import nh3
 from markdown.extensions import Extension
-from markdown.inlinepatterns import IMAGE_LINK_RE, ImageInlineProcessor
+from markdown.inlinepatterns import IMAGE_LINK_RE, ImageInlineProcessor, InlineProcessor
+from markdown.util import AtomicString
 
 ALLOWED_TAGS = {
     "a",
@@ -40,6 +41,7 @@ ALLOWED_TAGS = {
     "p",
     "pre",
     "s",
+    "span",
     "strong",
     "sub",
     "sup",
@@ -51,7 +53,13 @@ ALLOWED_TAGS = {
     "tr",
     "ul",
 }
-ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "code": {"class"}, "th": {"align"}, "td": {"align"}}
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "code": {"class"},
+    "span": {"class"},
+    "th": {"align"},
+    "td": {"align"},
+}
 URL_SCHEMES = {"http", "https", "mailto"}
 
 
@@ -71,14 +79,37 @@ class _ImageAsLink(ImageInlineProcessor):
         return link, start, end
 
 
+# TeX math as models write it: $$…$$, \[…\], \(…\), and $…$ with no space inside either
+# dollar and no digit right after the closing one (pandoc's rule: "$5 to $10" is not math).
+MATH_RE = (
+    r"(?s)(\$\$.+?\$\$"
+    r"|\\\[.+?\\\]"
+    r"|\\\(.+?\\\)"
+    r"|\$(?=[^\s$])[^$\n]+?(?<=[^\s\\])\$(?!\d))"
+)
+
+
+class _MathAsWritten(InlineProcessor):
+    r"""Math is shown exactly as written, delimiters included: Markdown would read its `\(`
+    as an escaped parenthesis and its `a*b*c` as emphasis, changing what annotators judge.
+    The page renders no TeX (no script is loaded for it); the text stays escaped."""
+
+    def handleMatch(self, m, data):
+        element = etree.Element("span", {"class": "math"})
+        element.text = AtomicString(m.group(1))
+        return element, m.start(0), m.end(0)
+
+
 class _RawHtmlAsText(Extension):
     """Python-Markdown passes raw HTML through; without its block and inline HTML rules, a
-    `<tag>` in the text is escaped like any other character."""
+    `<tag>` in the text is escaped like any other character. Math is kept as written."""
 
     def extendMarkdown(self, md: markdown.Markdown) -> None:
         md.preprocessors.deregister("html_block")
         md.inlinePatterns.deregister("html")
         md.inlinePatterns.register(_ImageAsLink(IMAGE_LINK_RE, md), "image_link", 150)
+        # After code spans (190), which keep their text, and before backslash escapes (180).
+        md.inlinePatterns.register(_MathAsWritten(MATH_RE, md), "math", 185)
 
 
 @functools.lru_cache(maxsize=2048)

@@ -373,6 +373,24 @@ def test_an_answer_that_looks_like_html_is_shown_as_written(text: str, shown: st
     assert shown in render_markdown(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        # Markdown ate the backslashes of LaTeX delimiters and italicised a*b*c: the math
+        # annotators judged was not the math the model wrote.
+        (r"So \(a*b*c = 6\) holds.", r'So <span class="math">\(a*b*c = 6\)</span> holds.'),
+        (r"\[x_1 * x_2 * x_3\]", r'<span class="math">\[x_1 * x_2 * x_3\]</span>'),
+        ("Area $a*b*c$ here", 'Area <span class="math">$a*b*c$</span> here'),
+        ("$$\\sum_i *x_i*$$", '<span class="math">$$\\sum_i *x_i*$$</span>'),
+        # Prices are not math; markdown still works outside math; HTML in math stays text.
+        ("From $5 to $10 and **bold**", "From $5 to $10 and <strong>bold</strong>"),
+        (r"\(<script>alert(1)</script>\)", r"\(&lt;script&gt;alert(1)&lt;/script&gt;\)"),
+    ],
+)
+def test_math_is_shown_as_the_model_wrote_it(text: str, shown: str) -> None:
+    assert shown in render_markdown(text)
+
+
 def test_leaderboard_is_for_researchers_and_admins(
     client: Client,
     project: Project,
