@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotation.models import Comparison, Project
 from annotation.selectors import get_project_for_user
-from prefarena.celery import QueueUnavailable, send_now
+from prefarena.celery import QueueUnavailable, app, send_now
 from routing import selectors, services
 from routing.forms import RoutingPolicyForm
 from routing.models import RouteDecision, RoutingPolicy
@@ -91,11 +91,14 @@ def router_run(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, "Routing is off: tick “routing on” and save the policy first.")
         return HttpResponseRedirect(reverse("routing:router", args=[project.slug]))
     try:
-        send_now(router_run_task, project_pk=project.pk, force=True)
+        result = send_now(router_run_task, project_pk=project.pk, force=True)
     except QueueUnavailable as exc:
         messages.error(request, f"{exc} Try again once it is back.")
     else:
-        messages.success(request, "Routing queued: refresh in a moment.")
+        if app.conf.task_always_eager:  # it ran inside this request (the demo)
+            messages.success(request, f"Routing ran: {result.get()}")
+        else:
+            messages.success(request, "Routing queued: refresh in a moment.")
     return HttpResponseRedirect(reverse("routing:router", args=[project.slug]))
 
 
