@@ -96,10 +96,20 @@ def _include_flagged(value: Any) -> bool:
         raise ExportRequestInvalid(str(exc)) from exc
 
 
-def _listed(data: Mapping[str, Any], key: str) -> Any:
-    """A query string's or form's every value of `key` (`?models=a&models=b`), else the one."""
+def _listed(data: Mapping[str, Any], key: str) -> list:
+    """A query string's or form's every value of `key` (`?models=a&models=b`), else the one,
+    as a list; a value that is neither text nor a list of names is an error."""
     getlist = getattr(data, "getlist", None)
-    return getlist(key) if getlist is not None else data.get(key)
+    value = getlist(key) if getlist is not None else data.get(key)
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise ExportRequestInvalid(
+        f"{key} must be a name, names separated by commas, or a list of names"
+    )
 
 
 def split_names(value: Any) -> tuple[str, ...]:
@@ -125,7 +135,8 @@ def parse_options(data: Mapping[str, Any]) -> ExportOptions:
         source=str(data.get("source") or "human"),
         since=_moment(data.get("since"), "since"),
         until=_moment(data.get("until"), "until"),
-        categories=split_names(_listed(data, "categories") or _listed(data, "category")),
+        # "category" as the leaderboard spells it; given with "categories", both count.
+        categories=split_names(_listed(data, "categories") + _listed(data, "category")),
         models=split_names(_listed(data, "models")),
         min_agreement=agreement,
         include_flagged=_include_flagged(data.get("include_flagged", False)),

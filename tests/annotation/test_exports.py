@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from django.core.management import CommandError, call_command
+from django.http import QueryDict
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -422,6 +423,8 @@ def test_the_card_credits_imported_votes_and_verdicts_and_is_valid_yaml(
     [
         ({"format": "csv"}, "format must be one of"),
         ({"source": "robots"}, "source must be one of"),
+        ({"categories": 5}, "categories must be a name, names separated by commas, or a list"),
+        ({"models": [{"a": 1}]}, "models must be a name, names separated by commas, or a list"),
         ({"min_agreement": "2"}, "between 0 and 1"),
         ({"min_agreement": "most"}, "between 0 and 1"),
         ({"since": "yesterday"}, "ISO date"),
@@ -651,3 +654,6 @@ def test_export_filters_take_repeated_and_comma_separated_names(
     )
     assert job.status_code == 202
     assert ExportJob.objects.get().options["models"] == ["claude", "gpt"]
+    # "category" (as the leaderboard spells it) and "categories" together: both count.
+    both = parse_options(QueryDict("categories=math&category=writing&categories=code"))
+    assert both.categories == ("code", "math", "writing")
