@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from django.test import Client
@@ -122,6 +124,18 @@ def test_an_audit_larger_than_the_budget_is_saved_with_a_warning(
         reverse("routing:router-policy", args=[project.slug]), POLICY, follow=True
     )
     assert "The audit share is larger" not in response.content.decode()
+
+
+def test_every_policy_box_is_described_by_a_help_text_on_the_page(
+    admin_client: Client, project: Project
+) -> None:
+    """Django points each box with a help text at "<id>_helptext"; the page never rendered
+    those, so screen readers were pointed at nothing."""
+    body = admin_client.get(reverse("routing:router", args=[project.slug])).content.decode()
+    described = set(re.findall(r'aria-describedby="([^"]+)"', body))
+    assert "id_budget_share_helptext" in described
+    for target in described:
+        assert f'id="{target}"' in body, target
 
 
 def test_with_routing_off_the_page_says_so_and_routes_nothing(
