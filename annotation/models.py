@@ -488,6 +488,17 @@ class Vote(models.Model):
         return f"vote {self.pk}: {self.winner}"
 
     @property
+    def left_model_name(self) -> str:
+        """The model the annotator saw on the left (for the reveal)."""
+        c = self.comparison
+        return (c.candidate_a if self.left_is_a else c.candidate_b).model.name
+
+    @property
+    def right_model_name(self) -> str:
+        c = self.comparison
+        return (c.candidate_b if self.left_is_a else c.candidate_a).model.name
+
+    @property
     def seconds_to_vote(self) -> float | None:
         return None if self.time_to_vote_ms is None else self.time_to_vote_ms / 1000
 

@@ -102,6 +102,14 @@ def assert_revealed(page: Page, assignment: Assignment, choice_label: str) -> No
     expect(reveal).to_contain_text(choice_label)
     expect(page.get_by_test_id("reveal-left")).to_have_text(assignment.left.model.name)
     expect(page.get_by_test_id("reveal-right")).to_have_text(assignment.right.model.name)
+    # Screen readers hear it from the live region that stays in the page across swaps.
+    announce = page.locator("#arena-announce")
+    expect(announce).to_have_count(1)
+    expect(announce).to_have_attribute("aria-live", "polite")
+    expect(announce).to_contain_text(
+        f"Vote recorded: {choice_label}. A (left) was {assignment.left.model.name}, "
+        f"B (right) was {assignment.right.model.name}."
+    )
 
 
 def assert_vote_recorded(assignment: Assignment, choice: str) -> Vote:
