@@ -65,9 +65,10 @@ class Job(models.Model):
         RUNNING = "running"
         DONE = "done"
         FAILED = "failed"
+        CANCELLED = "cancelled"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(default=0)
     completed = models.PositiveIntegerField(default=0)
     batch_size = models.PositiveSmallIntegerField(default=16)
@@ -87,7 +88,7 @@ class Job(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in (self.Status.DONE, self.Status.FAILED)
+        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED)
 
 
 class GenerationJob(Job):
@@ -105,6 +106,8 @@ class GenerationJob(Job):
                 condition=Q(completed__lte=models.F("total")), name="generation_job_progress"
             ),
         ]
+
+    kind = "generation"  # in the jobs page's URLs
 
     def __str__(self) -> str:
         return f"generate {self.model} ({self.status}, {self.completed}/{self.total})"
@@ -125,6 +128,8 @@ class JudgeJob(Job):
                 condition=Q(completed__lte=models.F("total")), name="judge_job_progress"
             ),
         ]
+
+    kind = "judge"
 
     def __str__(self) -> str:
         return f"judge with {self.judge} ({self.status}, {self.completed}/{self.total})"

@@ -25,6 +25,7 @@ from prefarena.celery import enqueue_job_on_commit
 DEFAULT_JUDGE = "gemma3-270m-judge"
 ProgressFn = Callable[[int, int], None]
 JobT = TypeVar("JobT", GenerationJob, JudgeJob)
+UNFINISHED = (Job.Status.QUEUED, Job.Status.RUNNING)
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -33,9 +34,7 @@ def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
 
 def _claim(job_class: type[JobT], pk: int) -> JobT | None:
     """Mark a queued job, or one whose worker died mid-run, as running; None if finished."""
-    claimed = job_class.objects.filter(
-        pk=pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]
-    ).update(
+    claimed = job_class.objects.filter(pk=pk, status__in=UNFINISHED).update(
         status=Job.Status.RUNNING,
         started_at=Coalesce(F("started_at"), Now()),
         attempts=F("attempts") + 1,
@@ -45,9 +44,26 @@ def _claim(job_class: type[JobT], pk: int) -> JobT | None:
 
 def job_fail(*, job_class: type[Job], pk: int, error: str) -> None:
     """Record a visible error on the job; its written batches stay, nothing half-written."""
-    job_class.objects.filter(pk=pk).exclude(status=Job.Status.DONE).update(
+    job_class.objects.filter(pk=pk, status__in=UNFINISHED).update(
         status=Job.Status.FAILED, error=error[:2000], finished_at=timezone.now()
     )
+
+
+def job_cancel(*, job: Job, by: str) -> bool:
+    """Stop a queued or running job: a running one stops after the batch it is on (what it
+    wrote stays), a queued one never starts. False when it had already ended.
+
+    This is also how to clear a job left "running" by a worker that is gone, which otherwise
+    keeps the router from queueing its judge."""
+    return bool(
+        type(job)
+        .objects.filter(pk=job.pk, status__in=UNFINISHED)
+        .update(status=Job.Status.CANCELLED, error=f"Cancelled by {by}.", finished_at=Now())
+    )
+
+
+def _cancelled(job: Job) -> bool:
+    return type(job).objects.filter(pk=job.pk, status=Job.Status.CANCELLED).exists()
 
 
 def _job_save(job: JobT, *, dispatch: bool) -> JobT:
@@ -63,7 +79,7 @@ def _job_save(job: JobT, *, dispatch: bool) -> JobT:
 
 
 def _finish(job: Job) -> None:
-    type(job).objects.filter(pk=job.pk).update(
+    type(job).objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
         status=Job.Status.DONE, finished_at=timezone.now(), error=""
     )
 
@@ -117,6 +133,8 @@ def generation_job_run(*, job_pk: int, progress: ProgressFn | None = None) -> st
     GenerationJob.objects.filter(pk=job.pk).update(completed=len(done))
     completed = len(done)
     for batch in _chunks([p for p in prompts if p.pk not in done], job.batch_size):
+        if _cancelled(job):
+            return f"cancelled after {completed} of {job.total}"
         answers = _answer_conversations(model, batch, settings, job.batch_size)
         with transaction.atomic():
             Candidate.objects.bulk_create(
@@ -257,6 +275,8 @@ def judge_job_run(*, job_pk: int, progress: ProgressFn | None = None) -> str:
     loaded = get_model(backends.model_spec(job.judge_spec)) if todo else None
     config = JudgeConfig(batch_size=job.batch_size)
     for batch in _chunks(todo, job.batch_size):
+        if _cancelled(job):
+            return f"cancelled after {completed} of {job.total}"
         verdicts = judge_pairs(loaded, [judge_pair_for(c) for c in batch], config)
         with transaction.atomic():
             Judgment.objects.bulk_create(

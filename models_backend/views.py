@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -13,6 +13,7 @@ from annotation.models import ModelEntry, Project
 from annotation.selectors import get_project_for_user
 from models_backend import selectors, services
 from models_backend.errors import BackendError
+from models_backend.models import GenerationJob, JudgeJob
 from routing import services as router_services
 
 
@@ -61,6 +62,20 @@ def jobs_judge(request: HttpRequest, slug: str) -> HttpResponse:
     project = get_project_for_user(request.user, slug, staff=True)
     _, error = router_services.router_judge_job_create(project=project)
     return _after_mutation(request, project, error)
+
+
+JOB_KINDS = {"generation": GenerationJob, "judge": JudgeJob}
+
+
+@require_POST
+def jobs_cancel(request: HttpRequest, slug: str, kind: str, pk: int) -> HttpResponse:
+    project = get_project_for_user(request.user, slug, staff=True)
+    job_class = JOB_KINDS.get(kind)
+    if job_class is None:
+        raise Http404("No such kind of job.")
+    job = get_object_or_404(job_class, project=project, pk=pk)
+    services.job_cancel(job=job, by=request.user.get_username())
+    return _after_mutation(request, project, "")
 
 
 def _after_mutation(request: HttpRequest, project: Project, error: str) -> HttpResponse:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from annotation.importers import ImportFailed
 from annotation.models import Annotator, Assignment, Comparison, ExportJob, Project, Vote
 from annotation.vote_import import votes_import
+from models_backend.models import JudgeJob
 from routing.models import RoutingPolicy
 from tests.factories import (
     AnnotatorFactory,
@@ -66,7 +67,8 @@ def world(project: Project, settings, tmp_path: Path) -> dict[str, object]:
         card_path="e/data.jsonl",
     )
     decided = RouteDecisionFactory(comparison__project=project).comparison
-    return {"job": job.pk, "voter": voter.pk, "decided": decided.pk}
+    judging = JudgeJob.objects.create(project=project, judge="j", judge_spec={"model": "m"})
+    return {"job": job.pk, "voter": voter.pk, "decided": decided.pk, "judging": judging.pk}
 
 
 def client_for(role: str, request: pytest.FixtureRequest) -> Client:
@@ -99,6 +101,12 @@ POST_FORMS = [
         {**STAFF, "researcher": 302, "admin": 302},
     ),
     ("models_backend:jobs-judge", ("demo",), {}, {**STAFF, "researcher": 302, "admin": 302}),
+    (
+        "models_backend:jobs-cancel",
+        ("demo", "judge", "judging"),
+        {},
+        {**STAFF, "researcher": 302, "admin": 302},
+    ),
     ("annotation:review-run", ("demo",), {}, {**ADMIN, "admin": 302}),
     ("annotation:review-decide", ("demo", "voter"), {"action": "flag"}, {**ADMIN, "admin": 302}),
     ("routing:router-run", ("demo",), {}, {**ADMIN, "admin": 302}),
@@ -144,6 +152,8 @@ def test_every_page_answers_each_role_as_it_should(
     flagged = Annotator.objects.get(pseudonym="voter-1").state == "flagged"
     assert flagged == (role == "admin")
     assert RoutingPolicy.objects.exists() == (role == "admin")
+    cancelled = JudgeJob.objects.get(pk=world["judging"]).status == "cancelled"
+    assert cancelled == (role in ("researcher", "admin"))
 
 
 def test_the_django_admin_is_for_staff_users_only(client: Client, admin_user_of_project) -> None:

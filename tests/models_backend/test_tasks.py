@@ -394,6 +394,33 @@ def test_a_job_that_fails_midway_leaves_what_it_generated_in_the_arena(stub_endp
     assert paired == answered  # shown in the arena although the job failed at the third
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_cancelled_job_stops_after_its_batch_and_is_never_run_again(stub_endpoint: str) -> None:
+    """A job had no way to stop: a stale 'running' judge job (its worker gone) kept the router
+    from queueing its judge for good."""
+    project = ProjectFactory()
+    prompts = [PromptFactory(project=project, turns=[f"Question {i}?"]) for i in range(3)]
+    remote = remote_model(project, f"{stub_endpoint}/flaky/v1")
+    _StubHandler.flaky_answers_left = 3
+    job = services.generation_job_create(model=remote, batch_size=1, dispatch=False)
+
+    def cancel_after_the_first(completed: int, total: int) -> None:
+        if completed == 1:
+            assert services.job_cancel(job=job, by="ada") is True
+
+    assert services.generation_job_run(job_pk=job.pk, progress=cancel_after_the_first) == (
+        "cancelled after 1 of 3"
+    )
+    job.refresh_from_db()
+    assert (job.status, job.completed, job.error) == (Job.Status.CANCELLED, 1, "Cancelled by ada.")
+    assert Candidate.objects.filter(model=remote).count() == 1
+    assert job.is_finished and job.finished_at is not None
+    # A redelivered task does not run it, and cancelling again changes nothing.
+    assert services.generation_job_run(job_pk=job.pk) == "already finished"
+    assert services.job_cancel(job=job, by="ada") is False
+    assert Candidate.objects.filter(model=remote).count() == 1 and prompts
+
+
 @pytest.mark.django_db
 def test_the_admin_refuses_a_bad_backend_config_when_the_model_is_saved(admin_client) -> None:
     from django.urls import reverse

@@ -9,7 +9,7 @@ from django.urls import reverse
 from annotation.models import Project
 from models_backend.models import GenerationJob, Job, JudgeJob
 from routing import services as routing_services
-from tests.factories import ModelEntryFactory
+from tests.factories import ComparisonFactory, ModelEntryFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +98,42 @@ def test_it_warns_that_jobs_run_inside_the_click_without_a_worker(
     client.force_login(researcher_user)
     body = client.get(reverse("models_backend:jobs", args=[project.slug])).content.decode()
     assert ('id="in-process"' in body) is eager
+
+
+def test_staff_cancel_a_stuck_job_and_the_router_can_queue_its_judge_again(
+    client: Client,
+    project: Project,
+    researcher_user,
+    annotator_user,
+    django_capture_on_commit_callbacks,
+) -> None:
+    spec = {"model": "/models/judge.gguf"}
+    stuck = JudgeJob.objects.create(
+        project=project, judge="local-judge", judge_spec=spec, total=5, status=Job.Status.RUNNING
+    )
+    routing_services.routing_policy_set(project=project, judge="local-judge")
+    ComparisonFactory(project=project, route="pending")  # waits for the judge
+    assert routing_services.pending_judge_job(project=project) is None  # blocked by the stuck
+    url = reverse("models_backend:jobs-cancel", args=[project.slug, "judge", stuck.pk])
+    client.force_login(annotator_user)
+    assert client.post(url).status_code == 403
+    client.force_login(researcher_user)
+    page = client.get(reverse("models_backend:jobs", args=[project.slug])).content.decode()
+    assert f'action="{url}"' in page  # a Cancel button on the unfinished job
+    response = client.post(url, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    stuck.refresh_from_db()
+    assert stuck.status == Job.Status.CANCELLED
+    assert stuck.error == f"Cancelled by {researcher_user.get_username()}."
+    assert f'action="{url}"' not in response.content.decode()
+    assert client.post(url).status_code == 302  # already cancelled: nothing changes
+    with django_capture_on_commit_callbacks(execute=False):
+        assert routing_services.pending_judge_job(project=project) is not None
+    # Another project's job, or an unknown kind, is not found.
+    other = JudgeJob.objects.create(project=ProjectFactory(), judge="j", judge_spec=spec)
+    other_url = reverse("models_backend:jobs-cancel", args=[project.slug, "judge", other.pk])
+    assert client.post(other_url).status_code == 404
+    bad_kind = reverse("models_backend:jobs-cancel", args=[project.slug, "export", stuck.pk])
+    assert client.post(bad_kind).status_code == 404
+    other.refresh_from_db()
+    assert other.status == Job.Status.QUEUED

@@ -68,6 +68,6 @@ def run_or_follow(
             time.sleep(poll_s)
     stdout.write("")
     job.refresh_from_db()
-    if job.status == Job.Status.FAILED:
-        raise CommandError(f"job {job.pk} failed: {job.error}")
+    if job.status in (Job.Status.FAILED, Job.Status.CANCELLED):
+        raise CommandError(f"job {job.pk} {job.status}: {job.error}")
     return job
