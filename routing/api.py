@@ -99,6 +99,7 @@ class RouteDecisionSerializer(serializers.ModelSerializer):
             "fit",
             "decided_at",
             "features",
+            "history",
         ]
 
 

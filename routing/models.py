@@ -188,6 +188,12 @@ class RouteDecision(models.Model):
         DisagreementFit, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     decided_at = models.DateTimeField(default=timezone.now, db_index=True)
+    history = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The comparison's earlier decisions, oldest first, as each was before a later "
+        "one replaced it (an escalation): route, reason, scores, fit, features, time.",
+    )
 
     class Meta:
         ordering = ["-priority", "id"]
@@ -208,6 +214,23 @@ class RouteDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.comparison} to {self.route} ({self.get_reason_display()})"
+
+    def remember(self) -> None:
+        """Keep this decision as it stands in `history`, before a later one replaces it."""
+        self.history = [
+            *self.history,
+            {
+                "route": self.route,
+                "reason": self.reason,
+                "p_disagree": self.p_disagree,
+                "priority": self.priority,
+                "audit_chance": self.audit_chance,
+                "judge_verdict": self.judge_verdict,
+                "fit": self.fit_id,
+                "features": self.features,
+                "decided_at": self.decided_at.isoformat(),
+            },
+        ]
 
     @property
     def audit_weight(self) -> float | None:

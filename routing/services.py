@@ -451,8 +451,11 @@ def judge_pairs_escalate(*, project: Project) -> int:
     scored.sort(key=lambda item: -item[0])
     chosen = []
     now = timezone.now()
+    # In full (their features too) only the few that change: history keeps what they were.
+    whole = RouteDecision.objects.in_bulk([decisions[pk].pk for _, pk, _ in scored[:slots]])
     for p_disagree_now, pk, row in scored[:slots]:
-        decision = decisions[pk]
+        decision = whole[decisions[pk].pk]
+        decision.remember()  # the first decision stays explainable
         decision.route = Comparison.Route.HUMAN
         decision.reason = RouteDecision.Reason.ESCALATE
         decision.p_disagree = decision.priority = p_disagree_now
@@ -461,7 +464,8 @@ def judge_pairs_escalate(*, project: Project) -> int:
         decision.decided_at = now
         chosen.append(decision)
     RouteDecision.objects.bulk_update(
-        chosen, ["route", "reason", "p_disagree", "priority", "features", "fit", "decided_at"]
+        chosen,
+        ["route", "reason", "p_disagree", "priority", "features", "fit", "decided_at", "history"],
     )
     Comparison.objects.filter(pk__in=[d.comparison_id for d in chosen]).update(
         route=Comparison.Route.HUMAN

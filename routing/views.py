@@ -127,5 +127,6 @@ def router_decision(request: HttpRequest, slug: str, comparison_pk: int) -> Http
         "features": features,
         "explained": any(row.contribution is not None for row in features),
         "other_turns": selectors.other_turns(decision),
+        "earlier": selectors.earlier_decisions(decision),
     }
     return render(request, "routing/decision.html", context)

@@ -53,7 +53,7 @@ def test_rows_inserted_by_copy_read_back_like_bulk_create(project: Project) -> N
     assert copies(queries) == [
         'COPY "routing_routedecision" ("comparison_id", "route", "reason", "p_disagree", '
         '"audit_chance", "priority", "judge", "judge_verdict", "features", "fit_id", '
-        '"decided_at") FROM STDIN'
+        '"decided_at", "history") FROM STDIN'
     ]
     RouteDecision.objects.bulk_create([decision(c, fit, i) for i, c in enumerate(comparisons[4:])])
     by_bulk_create = RouteDecision.objects.filter(comparison__in=comparisons[4:])

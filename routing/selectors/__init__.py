@@ -31,7 +31,14 @@ from routing.selectors.comparisons import (
     waiting_for_humans,
     with_texts,
 )
-from routing.selectors.decisions import FeatureRow, OtherTurn, decision_explanation, other_turns
+from routing.selectors.decisions import (
+    EarlierDecision,
+    FeatureRow,
+    OtherTurn,
+    decision_explanation,
+    earlier_decisions,
+    other_turns,
+)
 from routing.selectors.overview import (
     WEIGHTS_SHOWN,
     Agreement,
@@ -51,6 +58,7 @@ __all__ = [
     "AuditAgreement",
     "CategoryAgreement",
     "DailyBudget",
+    "EarlierDecision",
     "FeatureRow",
     "FinalLabel",
     "Labelled",
@@ -60,6 +68,7 @@ __all__ = [
     "budget_left_today",
     "current_fit",
     "decision_explanation",
+    "earlier_decisions",
     "final_accuracy",
     "final_labels",
     "final_sources",

@@ -4,6 +4,7 @@ verdicts on the same two models at the conversation's other turns."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Q
 
@@ -111,3 +112,31 @@ def _seen_from(label: str, same_sides: bool) -> str:
     if label in ("model_a", "model_b"):
         return "A" if (label == "model_a") == same_sides else "B"
     return {"": "", INCONSISTENT: "flipped"}.get(label, "tie")
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierDecision:
+    route: str
+    reason: str
+    p_disagree: float
+    decided_at: datetime | None
+    by_model: bool  # a fitted model decided (else the cold-start rule)
+
+
+def earlier_decisions(decision: RouteDecision) -> list[EarlierDecision]:
+    """The comparison's decisions before this one (an escalation replaces one), oldest first."""
+    rows = []
+    for entry in decision.history:
+        reason = entry.get("reason", "")
+        label = RouteDecision.Reason(reason).label if reason in RouteDecision.Reason else reason
+        when = entry.get("decided_at")
+        rows.append(
+            EarlierDecision(
+                route=entry.get("route", ""),
+                reason=label,
+                p_disagree=entry.get("p_disagree", 0.0),
+                decided_at=datetime.fromisoformat(when) if when else None,
+                by_model=entry.get("fit") is not None,
+            )
+        )
+    return rows

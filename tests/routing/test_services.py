@@ -583,10 +583,19 @@ def test_a_days_unused_human_votes_go_to_the_riskiest_judge_labelled_pairs(
     project.votes_per_comparison = 3
     project.save()
     policy(project, budget_kind="daily", daily_human_votes=6, audit_fraction=0.0)
+    first = {d.comparison_id: d for d in RouteDecision.objects.all()}
     assert services.judge_pairs_escalate(project=project) == 2
     escalated = RouteDecision.objects.filter(reason=RouteDecision.Reason.ESCALATE)
     assert set(escalated.values_list("comparison_id", flat=True)) < {c.pk for c in flipped}
     assert set(escalated.values_list("route", flat=True)) == {"human"}
+    # The first decision stays explainable: it is kept in the escalated decision's history.
+    for decision in escalated:
+        (earlier,) = decision.history
+        was = first[decision.comparison_id]
+        assert (earlier["route"], earlier["reason"]) == ("judge", "budget")
+        assert earlier["p_disagree"] == was.p_disagree
+        assert earlier["features"] == was.features
+        assert earlier["decided_at"] == was.decided_at.isoformat()
     assert routes(project)["human"] == 2
     # The promised votes spend the day's budget: nothing more until votes come in tomorrow.
     assert services.judge_pairs_escalate(project=project) == 0

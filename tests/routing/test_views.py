@@ -138,6 +138,22 @@ def test_every_policy_box_is_described_by_a_help_text_on_the_page(
         assert f'id="{target}"' in body, target
 
 
+def test_an_escalated_decision_shows_the_one_it_replaced(
+    admin_client: Client, project: Project
+) -> None:
+    comparison = judged(project, 1)[0]
+    decision = RouteDecisionFactory(comparison=comparison, route="judge", reason="budget")
+    decision.remember()
+    decision.route, decision.reason = "human", "escalate"
+    decision.save()
+    url = reverse("routing:router-decision", args=[project.slug, comparison.pk])
+    body = admin_client.get(url).content.decode()
+    earlier = body[body.index('id="earlier"') : body.index("This decision")]
+    assert "Below the budget&#x27;s cut: the judge labels it" in earlier
+    assert "<td>judge</td>" in earlier and "the cold-start rule" in earlier
+    assert "Why comparison" in body and "went to human" in body
+
+
 def test_with_routing_off_the_page_says_so_and_routes_nothing(
     admin_client: Client, project: Project, django_capture_on_commit_callbacks
 ) -> None:
