@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.test import Client, RequestFactory
@@ -46,6 +47,14 @@ def test_it_shows_a_pair_without_model_names(client: Client, project: Project) -
     assert "A is better" in html and "Both are bad" in html
     assert "secret-model-alpha" not in html and "secret-model-beta" not in html
     assert "htmx-2.0.11.min.js" in html and "//unpkg" not in html and "cdn" not in html.lower()
+    assert "{#" not in html and "{%" not in html  # a template comment shown as text
+
+
+def test_no_template_comment_spans_lines() -> None:
+    """Django's {# #} holds one line only: one over two lines was shown to every voter."""
+    for template in (django_settings.BASE_DIR / "templates").rglob("*.html"):
+        for number, line in enumerate(template.read_text().splitlines(), start=1):
+            assert line.count("{#") == line.count("#}"), f"{template}:{number}"
 
 
 def test_it_votes_with_htmx_and_returns_the_reveal_and_next_pair(
