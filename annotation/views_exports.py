@@ -11,6 +11,7 @@ from annotation import selectors
 from annotation.exports.options import ExportRequestInvalid
 from annotation.exports.service import (
     ExportFileMissing,
+    export_content_type,
     export_job_create,
     export_job_file,
     export_options,
@@ -73,4 +74,11 @@ def export_file(request: HttpRequest, slug: str, pk: int, what: str) -> FileResp
         path = export_job_file(job, relative)
     except ExportFileMissing as exc:
         raise Http404(str(exc)) from exc
-    return FileResponse(path.open("rb"), as_attachment=what == "download", filename=path.name)
+    # The card opens in the browser as text; the data downloads as what it is.
+    content_type = export_content_type(path) if what == "download" else "text/plain; charset=utf-8"
+    return FileResponse(
+        path.open("rb"),
+        as_attachment=what == "download",
+        filename=path.name,
+        content_type=content_type,
+    )

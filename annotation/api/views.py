@@ -30,6 +30,7 @@ from annotation.exports.options import FORMATS, ExportRequestInvalid
 from annotation.exports.options import SOURCES as EXPORT_SOURCES
 from annotation.exports.service import (
     ExportFileMissing,
+    export_content_type,
     export_job_create,
     export_job_file,
     export_options,
@@ -498,7 +499,12 @@ class _ExportFile(APIView):
             path = export_job_file(job, getattr(job, self.attribute))
         except ExportFileMissing as exc:
             raise NotFound(str(exc)) from exc
-        return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
+        return FileResponse(
+            path.open("rb"),
+            as_attachment=True,
+            filename=path.name,
+            content_type=export_content_type(path),
+        )
 
 
 class ExportDownload(_ExportFile):

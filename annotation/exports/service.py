@@ -210,6 +210,20 @@ def export_job_file(job: ExportJob, relative: str) -> Path:
     return path
 
 
+# What each file an export writes is, for the download's Content-Type (a guess from the
+# suffix said application/octet-stream for JSON Lines and Parquet).
+CONTENT_TYPES = {
+    ".jsonl": "application/x-ndjson",
+    ".parquet": "application/vnd.apache.parquet",
+    ".zip": "application/zip",
+    ".md": "text/markdown; charset=utf-8",
+}
+
+
+def export_content_type(path: Path) -> str:
+    return CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+
+
 def _data_name(job: ExportJob) -> str:
     stem = f"{job.project.slug}-{job.options.get('format', 'export')}"
     return {"jsonl": f"{stem}.jsonl", "parquet": f"{stem}.parquet"}.get(job.file_type, stem)

@@ -554,10 +554,12 @@ def test_export_page_runs_a_job_and_serves_its_files(
         reverse("annotation:export-file", args=[project.slug, job.pk, "download"])
     )
     assert download.status_code == 200
+    assert download["Content-Type"] == "application/vnd.apache.parquet"
     rows = pq.read_table(io.BytesIO(b"".join(download.streaming_content))).to_pylist()
     assert len(rows) == 1 and rows[0]["chosen_model"] == "gpt"
     card = client.get(reverse("annotation:export-file", args=[project.slug, job.pk, "card"]))
     assert b"rows: 1" in b"".join(card.streaming_content)
+    assert card["Content-Type"] == "text/plain; charset=utf-8"  # read in the browser
     other = reverse("annotation:export-file", args=[project.slug, job.pk, "anything"])
     assert client.get(other).status_code == 404
     bad = client.post(page, {"format": "dpo", "file_type": "csv", "source": "human"})
