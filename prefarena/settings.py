@@ -156,7 +156,10 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "0" if DEBUG else "31536000"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
-if os.environ.get("DJANGO_BEHIND_PROXY"):
+# Behind one TLS-terminating proxy that sets X-Forwarded-Proto and appends the client's
+# address to X-Forwarded-For (nginx: proxy_add_x_forwarded_for; Caddy and Traefik do it).
+BEHIND_PROXY = bool(os.environ.get("DJANGO_BEHIND_PROXY"))
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # Salt for the client fingerprint hashes stored with votes (never the raw IP / user agent).

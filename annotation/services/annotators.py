@@ -40,9 +40,20 @@ class ClientFingerprint:
     @classmethod
     def from_request(cls, request: HttpRequest) -> ClientFingerprint:
         return cls.from_values(
-            ip=request.META.get("REMOTE_ADDR", ""),
+            ip=client_address(request),
             user_agent=request.headers.get("User-Agent", "")[:500],
         )
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's IP address. Behind the proxy (`DJANGO_BEHIND_PROXY`), REMOTE_ADDR is the
+    proxy's own: the client's is the last address in X-Forwarded-For, the one the proxy added
+    (the ones before it are whatever the client sent, and not trusted)."""
+    if settings.BEHIND_PROXY:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+        if forwarded:
+            return forwarded[:64]
+    return request.META.get("REMOTE_ADDR", "")
 
 
 def annotator_get_or_create(

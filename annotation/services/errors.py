@@ -44,7 +44,7 @@ class NetworkBusy(VoteRejected):
     def __init__(self) -> None:
         super().__init__(
             "Too many people from your network have a pair open in this arena right now. "
-            "Vote on the pairs you have open, log in, or try again in a few minutes. "
+            "Log in, or try again in a few minutes. "
             "(If you keep seeing this, let your browser keep this site's cookie.)"
         )
 

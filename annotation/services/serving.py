@@ -117,11 +117,14 @@ def _network_holds_enough(*, project: Project, annotator: Annotator, now: object
 
     Every page load by a client that drops the session cookie is a new anonymous annotator,
     and each would hold a slot for the assignment's lifetime; without this cap one script
-    could hold every slot of an arena. Logged-in annotators are not counted or capped.
+    could hold every slot of an arena. Logged-in annotators, and anonymous ones who have
+    voted here, are not capped (nor are logged-in ones counted).
     """
     limit = settings.ARENA_MAX_OPEN_PAIRS_PER_NETWORK
     if annotator.user_id is not None or not annotator.created_ip_hash or limit <= 0:
         return False
+    if Vote.objects.filter(annotator=annotator, comparison__project=project).exists():
+        return False  # someone who votes here keeps their place
     held = Assignment.objects.filter(
         comparison__project=project,
         annotator__user__isnull=True,

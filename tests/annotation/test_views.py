@@ -243,9 +243,25 @@ def test_a_voter_keeps_their_pair_when_the_network_is_full(project: Project, set
     assert served(voter, project) == first  # a reload shows the same pair
     client_post = voter.post(vote_url(project), {"assignment": str(first.token), "choice": "tie"})
     assert client_post.status_code == 302
-    # The vote freed the network's only open slot, so the voter's next pair is served.
+    # A cookieless request took the slot the vote freed; someone who votes is not capped.
+    Client().get(arena_url(project))
+    assert Assignment.objects.filter(vote__isnull=True).count() == 1
     following = served(voter, project)
     assert following.annotator == first.annotator and following.comparison != first.comparison
+
+
+def test_behind_a_proxy_each_client_address_is_its_own_network(project: Project, settings) -> None:
+    """Behind the TLS proxy the README recommends, REMOTE_ADDR is the proxy's: every visitor
+    shared one network, so 50 open pairs refused everyone new."""
+    settings.ARENA_MAX_OPEN_PAIRS_PER_NETWORK = 1
+    settings.BEHIND_PROXY = True
+    ComparisonFactory.create_batch(4, project=project)
+    # The proxy appends the address it saw; what the client wrote before it is not trusted.
+    for forwarded in ("198.51.100.1", "10.0.0.9, 198.51.100.2", "198.51.100.1, 198.51.100.3"):
+        Client(HTTP_X_FORWARDED_FOR=forwarded).get(arena_url(project))
+    assert Assignment.objects.filter(vote__isnull=True).count() == 3
+    spoofed = Client(HTTP_X_FORWARDED_FOR="203.0.113.7, 198.51.100.1").get(arena_url(project))
+    assert 'data-testid="refused"' in spoofed.content.decode()
 
 
 def log_in(client: Client, username: str) -> None:
