@@ -131,10 +131,20 @@ def test_every_policy_box_is_described_by_a_help_text_on_the_page(
 ) -> None:
     """Django points each box with a help text at "<id>_helptext"; the page never rendered
     those, so screen readers were pointed at nothing."""
-    body = admin_client.get(reverse("routing:router", args=[project.slug])).content.decode()
-    described = set(re.findall(r'aria-describedby="([^"]+)"', body))
-    assert "id_budget_share_helptext" in described
-    for target in described:
+    page = reverse("routing:router", args=[project.slug])
+    body = admin_client.get(page).content.decode()
+    assert_every_description_is_on_the_page(body, "id_budget_share_helptext")
+    # With errors, Django points each box at "<id>_error" too: the list of errors has them.
+    bad = {**POLICY, "judge": "", "budget_share": "2", "daily_human_votes": "-1"}
+    response = admin_client.post(reverse("routing:router-policy", args=[project.slug]), bad)
+    assert response.status_code == 400
+    assert_every_description_is_on_the_page(response.content.decode(), "id_budget_share_error")
+
+
+def assert_every_description_is_on_the_page(body: str, expected: str) -> None:
+    targets = {t for ids in re.findall(r'aria-describedby="([^"]+)"', body) for t in ids.split()}
+    assert expected in targets
+    for target in targets:
         assert f'id="{target}"' in body, target
 
 
