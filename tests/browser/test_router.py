@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Dialog, Page, expect
 
 from annotation.models import Comparison, Membership, Project
+from models_backend.models import JudgeJob
 from routing.models import RouteDecision
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 from tests.routing.helpers import JUDGE, judged
@@ -68,4 +69,28 @@ def test_an_admin_turns_routing_on_and_reads_why_a_pair_went_to_people(
     expect(page.get_by_text("verdict_inconsistent")).to_be_visible()
     expect(page.get_by_text('<img src=x onerror="alert(1)">', exact=False)).to_be_visible()
     assert page.locator("img").count() == 0 and dialogs == []
+    assert console_errors == []
+
+
+def test_the_jobs_page_keeps_the_keyboard_focus_while_it_polls(
+    page: Page, routed_arena: Project, console_errors: list[str]
+) -> None:
+    """The page swaps its jobs list every 2 s while a job runs; the focus fell to the page's
+    body at each swap, so a keyboard user could not reach a button."""
+    job = JudgeJob.objects.create(
+        project=routed_arena, judge=JUDGE, judge_spec={"model": "m"}, total=4,
+        status=JudgeJob.Status.RUNNING,
+    )  # fmt: skip
+    jobs = f"/arena/{routed_arena.slug}/jobs/"
+    page.goto(f"/accounts/login/?next={jobs}")
+    page.locator("#id_username").fill("boss")
+    page.locator("#id_password").fill(PASSWORD)
+    page.locator("form.login button[type=submit]").click()
+    page.wait_for_url(f"**{jobs}")
+    page.get_by_role("button", name=f"Cancel {job}").focus()
+    with page.expect_response(lambda response: response.url.endswith(jobs)):
+        pass  # the next poll
+    page.wait_for_timeout(300)  # htmx settles, then restores the focus
+    focused = "document.activeElement.getAttribute('aria-label')"
+    assert page.evaluate(focused) == f"Cancel {job}"
     assert console_errors == []
