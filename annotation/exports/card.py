@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,6 +84,18 @@ def _credit_lines(stats: ExportStats, credits: dict[str, list[str]]) -> list[str
     return lines
 
 
+# Characters a YAML document may not hold as they are (C1 controls, the byte-order mark, the
+# non-characters) or would read as a line break (NEL, the line and paragraph separators).
+_YAML_ESCAPE = re.compile("[\x80-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
+
+
+def yaml_string(text: str) -> str:
+    """`text` as a YAML double-quoted scalar that reads back exactly: a JSON string (escaped C0
+    controls, quotes and backslashes) with what YAML forbids escaped as well."""
+    quoted = json.dumps(text, ensure_ascii=False)
+    return _YAML_ESCAPE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
+
+
 def _percent(part: int | float, whole: int | float) -> str:
     return f"{part / whole:.1%}" if whole else "n/a"
 
@@ -109,8 +122,7 @@ def dataset_card(
     )
     lines = [
         "---",
-        # JSON strings are YAML: a title with ": ", "#" or "[" cannot break the header.
-        f"pretty_name: {json.dumps(f'{project_title} ({options.format})', ensure_ascii=False)}",
+        f"pretty_name: {yaml_string(f'{project_title} ({options.format})')}",
         "tags: [preference, pairwise-comparison, prefarena]",
         "---",
         "",

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotation import moderation, selectors
+from annotation.exports.card import yaml_string
 from annotation.exports.options import ExportRequestInvalid, parse_options
 from annotation.exports.service import export_job_create, export_to_path
 from annotation.models import (
@@ -416,6 +417,21 @@ def test_the_card_credits_imported_votes_and_verdicts_and_is_valid_yaml(
     assert "- Votes: Expert votes, CC-BY-4.0" in human
     assert "0 cast in this prefarena arena, 1 imported from elsewhere" in human
     assert "GPT-4 verdicts" not in human
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        'Arena: v2 # "test" \x9b[31m',
+        "a\x85b\u2028c\u2029",
+        "Ärena [beta]: #1 {x}",
+        "tab\tbom\ufeff",
+    ],
+)
+def test_the_card_title_reads_back_exactly_as_yaml(title: str) -> None:
+    """A C1 control in a title (U+009B) made the card's header unreadable; U+0085 read back
+    as a space."""
+    assert yaml.safe_load(f"pretty_name: {yaml_string(title)}")["pretty_name"] == title
 
 
 @pytest.mark.parametrize(
