@@ -498,6 +498,11 @@ def test_the_review_queue_works_for_any_imported_annotator_name(
     # Sub-second votes show their tenths, not a rounded 0 or 1.
     fastest = min(Vote.objects.filter(annotator=bot).values_list("time_to_vote_ms", flat=True))
     assert f"<td>{fastest / 1000:.1f}</td>" in detail.content.decode()
+    # A vote imported without its time says so, not the import's time as when it was cast.
+    untimed = Vote.objects.filter(annotator=bot).latest("created_at")
+    Vote.objects.filter(pk=untimed.pk).update(time_recorded=False)
+    detail = client.get(reverse("annotation:review-annotator", args=[project.slug, bot.pk]))
+    assert "<td>not recorded</td>" in detail.content.decode()
     response = client.post(
         reverse("annotation:review-decide", args=[project.slug, bot.pk]),
         {"action": "approve", "back": "queue"},
