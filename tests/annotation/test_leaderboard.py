@@ -4,6 +4,7 @@ the live page and the `leaderboard` command."""
 from __future__ import annotations
 
 import json
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -225,6 +226,12 @@ def test_command_prints_json_for_a_project(
     assert [m["model"] for m in payload["models"]] == ["strong", "middle"]
     assert set(payload["models"][0]) >= {"rating", "lower", "upper", "rank", "votes"}
     assert payload["timings_seconds"]["sql_aggregate"] >= 0
+    # A plain date is that day's midnight UTC, as everywhere else (it warned of a naive time).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        call_command("leaderboard", "--project", project.slug, "--since", "2000-01-01")
+    with pytest.raises(CommandError, match="since must be an ISO date or date-time"):
+        call_command("leaderboard", "--project", project.slug, "--since", "yesterday")
 
 
 def test_command_reads_a_fastchat_battle_log(

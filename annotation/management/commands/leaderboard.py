@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils.dateparse import parse_datetime
 
 from annotation import ratings, selectors
 from annotation.importers import ImportFailed, read_jsonl
 from annotation.management.commands._project import project_or_fail
+from annotation.moments import parse_moment
 
 FIELDS = ("rank", "model", "rating", "lower", "upper", "votes", "win_rate")
 
@@ -101,10 +101,10 @@ class Command(BaseCommand):
     def _when(value: str | None, flag: str) -> Any:
         if not value:
             return None
-        parsed = parse_datetime(value) or parse_datetime(f"{value}T00:00:00+00:00")
-        if parsed is None:
-            raise CommandError(f"{flag}: not an ISO date or date-time: {value!r}")
-        return parsed
+        try:
+            return parse_moment(value, flag.lstrip("-"))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
 
     def _write(self, rows: list[dict], timings: dict[str, float], fmt: str) -> None:
         if fmt == "json":
