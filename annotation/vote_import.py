@@ -20,6 +20,7 @@ reported with its line number.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -135,7 +136,8 @@ def _annotator_problem(annotator: object) -> str | None:
         return "annotator must be a name of 1 to 32 characters"
     if not annotator.isprintable():
         return "annotator must not hold control characters"
-    if annotator.strip().startswith(WEB_PREFIX):
+    # In any case or width ("Anon-", fullwidth letters): names that read as the arena's own.
+    if unicodedata.normalize("NFKC", annotator).strip().casefold().startswith(WEB_PREFIX):
         # The arena names its own voters so: an import must not add votes to a web voter.
         return f"annotator names starting {WEB_PREFIX!r} belong to this arena's own voters"
     return None

@@ -108,12 +108,13 @@ def test_a_malformed_file_imports_nothing_and_names_every_bad_line(
              "time_to_vote_ms": 9999999999},
             {"annotator": "anon-0a1b3b2e70ba", "comparison": pair.pk, "winner": "model_a"},
             {"annotator": "qa\u0000y", "comparison": pair.pk, "winner": "model_a"},
+            {"annotator": "\uff21\uff2e\uff2f\uff2e-x", "comparison": pair.pk, "winner": "model_a"},
         ],
     )  # fmt: skip
     with pytest.raises(ImportFailed) as failed:
         votes_import(project=project, path=path)
     lines = sorted(int(error.split(":")[1]) for error in failed.value.errors)
-    assert lines == list(range(2, 15))
+    assert lines == list(range(2, 16))
     text = str(failed.value)
     for fragment in (
         "invalid JSON",
