@@ -72,16 +72,30 @@ def project_list(request: HttpRequest) -> HttpResponse:
 @never_cache  # Back after a vote must not show the voted pair from the browser's cache
 def arena(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     project = selectors.get_project_for_user(request.user, slug)
+    template = "annotation/arena.html"
+    if request.htmx:
+        template += "#pair"
+    if _network_full_for_newcomer(request, project):
+        # Refused before a profile or a session exists: a script that drops the cookie leaves
+        # no rows behind, however often it asks.
+        context = {"project": project, "refused": str(services.NetworkBusy()), "votes_cast": 0}
+        return render(request, template, context)
     annotator = _annotator(request, project)
     if annotator is None:
         return redirect_to_login(request.get_full_path())
     last_vote = selectors.last_vote_for_reveal(
         annotator=annotator, token=_token_or_none(request.GET.get("after"))
     )
-    template = "annotation/arena.html"
-    if request.htmx:
-        template += "#pair"
     return render(request, template, _arena_context(request, project, annotator, last_vote))
+
+
+def _network_full_for_newcomer(request: HttpRequest, project: Project) -> bool:
+    if not services.is_new_anonymous_visitor(
+        user=request.user, session=request.session, project=project
+    ):
+        return False
+    fingerprint = services.ClientFingerprint.from_request(request)
+    return services.network_is_full(project=project, ip_hash=fingerprint.ip_hash)
 
 
 @require_POST

@@ -9,6 +9,7 @@ from annotation.services.annotators import (
     SESSION_ANNOTATOR_KEY,
     ClientFingerprint,
     annotator_get_or_create,
+    is_new_anonymous_visitor,
 )
 from annotation.services.comparisons import (
     comparison_initial_route,
@@ -34,7 +35,12 @@ from annotation.services.leaderboard import (
     leaderboard_snapshot_create,
     projects_needing_snapshot,
 )
-from annotation.services.serving import SERVING_MAX_WINDOWS, SERVING_WINDOW, assignment_next
+from annotation.services.serving import (
+    SERVING_MAX_WINDOWS,
+    SERVING_WINDOW,
+    assignment_next,
+    network_is_full,
+)
 from annotation.services.votes import vote_submit
 
 __all__ = [
@@ -59,8 +65,10 @@ __all__ = [
     "counted_votes",
     "elo_refresh",
     "elo_schedule_refresh",
+    "is_new_anonymous_visitor",
     "leaderboard_board",
     "leaderboard_snapshot_create",
+    "network_is_full",
     "projects_needing_snapshot",
     "vote_submit",
 ]

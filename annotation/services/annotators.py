@@ -98,6 +98,19 @@ def annotator_get_or_create(
     return annotator
 
 
+def is_new_anonymous_visitor(
+    *, user: AbstractBaseUser | None, session: SessionBase, project: Project
+) -> bool:
+    """Whether serving this visitor would make a new anonymous annotator."""
+    if (user is not None and user.is_authenticated) or project.login_required:
+        return False
+    annotator_id = session.get(SESSION_ANNOTATOR_KEY)
+    return (
+        annotator_id is None
+        or not Annotator.objects.filter(pk=annotator_id, user__isnull=True).exists()
+    )
+
+
 def _adopt_session_annotator(*, user: AbstractBaseUser, session: SessionBase) -> Annotator | None:
     """The session's anonymous annotator, now the user's; None when there is none to adopt."""
     annotator_id = session.get(SESSION_ANNOTATOR_KEY)

@@ -120,17 +120,25 @@ def _network_holds_enough(*, project: Project, annotator: Annotator, now: object
     could hold every slot of an arena. Logged-in annotators, and anonymous ones who have
     voted here, are not capped (nor are logged-in ones counted).
     """
-    limit = settings.ARENA_MAX_OPEN_PAIRS_PER_NETWORK
-    if annotator.user_id is not None or not annotator.created_ip_hash or limit <= 0:
+    if annotator.user_id is not None or not annotator.created_ip_hash:
         return False
     if Vote.objects.filter(annotator=annotator, comparison__project=project).exists():
         return False  # someone who votes here keeps their place
+    return network_is_full(project=project, ip_hash=annotator.created_ip_hash, now=now)
+
+
+def network_is_full(*, project: Project, ip_hash: str, now: object | None = None) -> bool:
+    """Whether anonymous sessions from the network `ip_hash` hold the most open pairs of the
+    project they may (`ARENA_MAX_OPEN_PAIRS_PER_NETWORK`; 0 is no cap)."""
+    limit = settings.ARENA_MAX_OPEN_PAIRS_PER_NETWORK
+    if limit <= 0 or not ip_hash:
+        return False
     held = Assignment.objects.filter(
         comparison__project=project,
         annotator__user__isnull=True,
-        annotator__created_ip_hash=annotator.created_ip_hash,
+        annotator__created_ip_hash=ip_hash,
         vote__isnull=True,
-        expires_at__gt=now,
+        expires_at__gt=now or timezone.now(),
     )
     return held[limit - 1 : limit].exists()
 
