@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -79,7 +80,10 @@ def arena(request: HtmxHttpRequest, slug: str) -> HttpResponse:
         # Refused before a profile or a session exists: a script that drops the cookie leaves
         # no rows behind, however often it asks.
         context = {"project": project, "refused": str(services.NetworkBusy()), "votes_cast": 0}
-        return render(request, template, context)
+        # htmx swaps no 4xx answer; a page load says 429 to scripts, and when to come back.
+        response = render(request, template, context, status=200 if request.htmx else 429)
+        response["Retry-After"] = str(settings.ARENA_ASSIGNMENT_TTL_SECONDS // 3)
+        return response
     annotator = _annotator(request, project)
     if annotator is None:
         return redirect_to_login(request.get_full_path())

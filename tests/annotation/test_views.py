@@ -225,7 +225,9 @@ def test_clients_that_drop_the_cookie_cannot_hold_every_pair_from_one_network(
         Client().get(arena_url(project))  # a fresh client each time: no cookie comes back
     assert Assignment.objects.filter(vote__isnull=True).count() == 3
     annotators = Annotator.objects.count()
-    refused = Client().get(arena_url(project)).content.decode()
+    response = Client().get(arena_url(project))
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+    refused = response.content.decode()
     assert 'data-testid="refused"' in refused and "from your network" in refused
     assert Annotator.objects.count() == annotators  # a refused visitor leaves no profile behind
     # Voters elsewhere, and logged-in voters on this network, are served as before.
