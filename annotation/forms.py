@@ -74,6 +74,7 @@ class ExportForm(forms.Form):
     )
     min_agreement = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.0, required=False)
     include_flagged = forms.BooleanField(required=False, label="Include flagged annotators")
+    single_turn = forms.BooleanField(required=False, label="Single-turn prompts only")
 
     def __init__(self, *args, categories: list[str], models: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)

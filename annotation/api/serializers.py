@@ -352,6 +352,7 @@ class ExportRequestSerializer(serializers.Serializer):
     models = NamesField(child=serializers.CharField(max_length=200), required=False)
     min_agreement = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
     include_flagged = serializers.BooleanField(default=False)
+    single_turn = serializers.BooleanField(default=False)
 
 
 class ExportJobSerializer(serializers.ModelSerializer):

@@ -529,6 +529,7 @@ class ExportStream(APIView):
             OpenApiParameter("models", str, description="comma-separated"),
             OpenApiParameter("min_agreement", float),
             OpenApiParameter("include_flagged", bool),
+            OpenApiParameter("single_turn", bool),
         ],
         responses={(200, "application/x-ndjson"): OpenApiTypes.STR},
     )

@@ -29,6 +29,7 @@ class ExportStats:
     judge_agreeing: int = 0
     judge_compared: int = 0
     channels: Counter[str] = field(default_factory=Counter)  # human votes by how they came
+    row_comparisons: set[int] = field(default_factory=set)  # the comparisons rows came from
 
     def add_pair(self, pair: PairLabels) -> None:
         self.comparisons += 1
@@ -49,6 +50,8 @@ class ExportStats:
 
     def add_record(self, record: dict) -> None:
         self.rows += 1
+        if "comparison_id" in record:
+            self.row_comparisons.add(record["comparison_id"])
         source = record.get("label_source") or record.get("source") or record.get("final_source")
         self.label_sources[source or "none"] += 1
 
@@ -134,7 +137,8 @@ def dataset_card(
         "## Counts",
         "",
         f"- rows: {stats.rows}",
-        f"- comparisons read (with a label the export takes): {stats.comparisons}",
+        f"- comparisons read (with a label the export takes): {stats.comparisons}, "
+        f"{len(stats.row_comparisons)} of them in the rows",
         f"- human votes read: {stats.human_votes} "
         f"({stats.excluded_votes} of flagged or banned annotators)",
         f"- judge verdicts read: {stats.judge_verdicts}",
@@ -184,7 +188,10 @@ def dataset_card(
         "- Winners are canonical: `model_a` / `model_b` name the comparison's candidates, "
         "whatever side each annotator saw on the left (`shown_left`).",
         "- Multi-turn prompts: dpo and hh carry each side's own earlier answers; openai exports "
-        "single-turn comparisons only.",
+        "single-turn comparisons only. In dpo, a multi-turn row's chosen and rejected hold the "
+        "first answer, the next question and the answer voted on, and TRL's DPOTrainer puts all "
+        "of it in the loss (and cuts a long row from its end at max_length): train with a "
+        "max_length that holds the whole conversation, or export with single_turn.",
         "",
         "## Sources and licences",
         "",

@@ -44,6 +44,9 @@ class ExportOptions:
       export takes). Comparisons without human votes pass.
     * ``models`` keeps comparisons whose two models are both listed; ``categories`` those
       whose prompt is in one of them; ``since`` / ``until`` bound when the label was cast.
+    * ``single_turn`` keeps only comparisons of one-turn prompts (TRL's DPO puts a multi-turn
+      row's whole continuation in the loss: the first answer, the next question and the answer
+      voted on).
     """
 
     format: str = "dpo"
@@ -54,6 +57,7 @@ class ExportOptions:
     models: tuple[str, ...] = field(default_factory=tuple)
     min_agreement: float = 0.0
     include_flagged: bool = False
+    single_turn: bool = False
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -89,9 +93,9 @@ def _moment(value: Any, name: str) -> datetime | None:
         raise ExportRequestInvalid(str(exc)) from exc
 
 
-def _include_flagged(value: Any) -> bool:
+def _flag(value: Any, name: str) -> bool:
     try:
-        return parse_flag(value, "include_flagged")
+        return parse_flag(value, name)
     except ValueError as exc:
         raise ExportRequestInvalid(str(exc)) from exc
 
@@ -139,5 +143,6 @@ def parse_options(data: Mapping[str, Any]) -> ExportOptions:
         categories=split_names(_listed(data, "categories") + _listed(data, "category")),
         models=split_names(_listed(data, "models")),
         min_agreement=agreement,
-        include_flagged=_include_flagged(data.get("include_flagged", False)),
+        include_flagged=_flag(data.get("include_flagged", False), "include_flagged"),
+        single_turn=_flag(data.get("single_turn", False), "single_turn"),
     )

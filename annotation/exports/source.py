@@ -226,8 +226,11 @@ def stream_pairs(
 
 
 def _kept(pair: PairLabels, options: ExportOptions, want_votes: bool, left_out: Counter) -> bool:
-    """Whether the pair has a label the export takes and passes min_agreement; drops the votes
-    read for the agreement only."""
+    """Whether the pair has a label the export takes and passes single_turn and min_agreement;
+    drops the votes read for the agreement only."""
+    if options.single_turn and len(pair.context.turns) > 1:
+        left_out["multi-turn comparisons (single_turn)"] += 1
+        return False
     agreement = pair.agreement
     # At two decimals: 0.67 keeps the two-thirds majorities (0.6667) it is meant to.
     if agreement is not None and round(agreement, 2) < options.min_agreement:

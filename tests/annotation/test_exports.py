@@ -270,6 +270,43 @@ def test_min_agreement_keeps_two_thirds_applies_to_judge_labels_and_the_card_cou
     assert {r["source"] for r in votes} == {"judge"}  # votes read for the agreement only
 
 
+def test_single_turn_leaves_out_multi_turn_comparisons_in_every_format(
+    client: Client, project: Project, arena: dict[str, Comparison], tmp_path: Path, researcher_user
+) -> None:
+    """TRL's DPO puts all of a multi-turn row's chosen/rejected in the loss (the first answer,
+    the next question and the answer voted on) and cuts long rows from the end: a trainer may
+    want only the comparisons of one turn, with the card saying what was left out."""
+    vote(arena["single"], "model_b")
+    vote(arena["double"], "model_a")
+    vote(arena["double"], "tie")
+    for format in ("dpo", "hh", "pairs", "votes"):
+        result = export_to_path(
+            project, parse_options({"format": format, "single_turn": "1"}), tmp_path / "s.jsonl"
+        )
+        rows = read_jsonl(result.data)
+        assert {row["comparison_id"] for row in rows if "comparison_id" in row} <= {
+            arena["single"].pk
+        }, format
+        assert len(rows) == 1, format
+        card = result.card.read_text()
+        assert "left out: 1 multi-turn comparisons (single_turn)" in card, format
+        assert "single_turn: True" in card
+    # Counted in the card: the comparisons read, and how many gave rows.
+    both = export_to_path(project, parse_options({"format": "dpo"}), tmp_path / "b.jsonl")
+    assert "comparisons read (with a label the export takes): 2, 2 of them in the rows" in (
+        both.card.read_text()
+    )
+    # The same option through the API, the stream and the command.
+    client.force_login(researcher_user)
+    stream = reverse("api:export-stream", args=[project.slug])
+    streamed = client.get(f"{stream}?format=dpo&single_turn=true").streaming_content
+    lines = b"".join(streamed).decode().splitlines()
+    assert [json.loads(line)["comparison_id"] for line in lines] == [arena["single"].pk]
+    out = tmp_path / "cli.jsonl"
+    call_command("export_dataset", project=project.slug, out=out, single_turn=True)
+    assert len(read_jsonl(out)) == 1
+
+
 def test_openai_and_hh_formats(
     project: Project, arena: dict[str, Comparison], tmp_path: Path
 ) -> None:

@@ -28,6 +28,9 @@ class Command(BaseCommand):
         parser.add_argument("--models", help="comma-separated; both models of a pair listed")
         parser.add_argument("--min-agreement", type=float, default=0.0)
         parser.add_argument("--include-flagged", action="store_true")
+        parser.add_argument(
+            "--single-turn", action="store_true", help="only comparisons of one-turn prompts"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         project = project_or_fail(options["project"])
