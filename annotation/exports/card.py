@@ -30,6 +30,7 @@ class ExportStats:
     judge_compared: int = 0
     channels: Counter[str] = field(default_factory=Counter)  # human votes by how they came
     row_comparisons: set[int] = field(default_factory=set)  # the comparisons rows came from
+    empty_answers: int = 0  # pairwise rows where the chosen or rejected answer is blank
 
     def add_pair(self, pair: PairLabels) -> None:
         self.comparisons += 1
@@ -50,10 +51,32 @@ class ExportStats:
 
     def add_record(self, record: dict) -> None:
         self.rows += 1
+        if _has_empty_answer(record):
+            self.empty_answers += 1
         if "comparison_id" in record:
             self.row_comparisons.add(record["comparison_id"])
         source = record.get("label_source") or record.get("source") or record.get("final_source")
         self.label_sources[source or "none"] += 1
+
+
+# The answer fields of the pairwise formats: lists of messages (dpo, openai) or transcripts.
+_ANSWERS = ("chosen", "rejected", "preferred_output", "non_preferred_output")
+
+
+def _has_empty_answer(record: dict) -> bool:
+    for key in _ANSWERS:
+        value = record.get(key)
+        if isinstance(value, list):
+            if any(
+                m.get("role") == "assistant" and not str(m.get("content", "")).strip()
+                for m in value
+            ):
+                return True
+        elif isinstance(value, str) and any(
+            not part.split("\n\nHuman:")[0].strip() for part in value.split("\n\nAssistant:")[1:]
+        ):
+            return True
+    return False
 
 
 def _shown(value: object) -> str:
@@ -144,6 +167,14 @@ def dataset_card(
         f"- judge verdicts read: {stats.judge_verdicts}",
         "- label sources of the rows: "
         + (", ".join(f"{k} {v}" for k, v in sorted(stats.label_sources.items())) or "none"),
+        *(
+            [
+                f"- rows where an answer is empty: {stats.empty_answers} "
+                "(kept; the vote was cast on it)"
+            ]
+            if stats.empty_answers
+            else []
+        ),
         "- left out: "
         + (", ".join(f"{v} {k}" for k, v in sorted(stats.skipped.items())) or "nothing"),
         "",

@@ -24,6 +24,7 @@ from annotation.exports.service import export_job_create, export_to_path
 from annotation.models import (
     Annotator,
     Assignment,
+    Candidate,
     Comparison,
     DataCredit,
     ExportJob,
@@ -305,6 +306,24 @@ def test_single_turn_leaves_out_multi_turn_comparisons_in_every_format(
     out = tmp_path / "cli.jsonl"
     call_command("export_dataset", project=project.slug, out=out, single_turn=True)
     assert len(read_jsonl(out)) == 1
+
+
+def test_the_card_counts_rows_whose_answer_is_empty(
+    project: Project, arena: dict[str, Comparison], tmp_path: Path
+) -> None:
+    """MT-Bench has empty answers (llama-13b on question 127): the rows are kept, as the
+    votes were cast on them, and the card says how many a trainer may want to drop."""
+    Candidate.objects.filter(pk=arena["single"].candidate_b_id).update(responses=["  "])
+    vote(arena["single"], "model_a")
+    vote(arena["double"], "model_a")
+    for format in ("dpo", "openai", "hh"):
+        result = export_to_path(project, parse_options({"format": format}), tmp_path / "e.jsonl")
+        card = result.card.read_text()
+        assert "- rows where an answer is empty: 1 (kept; the vote was cast on it)" in card, format
+    card = export_to_path(
+        project, parse_options({"format": "dpo", "models": "claude,llama"}), tmp_path / "n.jsonl"
+    ).card.read_text()
+    assert "rows where an answer is empty" not in card
 
 
 def test_openai_and_hh_formats(
