@@ -105,6 +105,11 @@ def _network_full_for_newcomer(request: HttpRequest, project: Project) -> bool:
 @require_POST
 def arena_vote(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     project = selectors.get_project_for_user(request.user, slug)
+    if services.is_new_anonymous_visitor(
+        user=request.user, session=request.session, project=project
+    ):
+        # No pair was served to a visitor without a profile: refuse it without making one.
+        return _vote_rejected(request, project, services.PairNotServed())
     annotator = _annotator(request, project)
     if annotator is None:
         return redirect_to_login(reverse("annotation:arena", args=[project.slug]))

@@ -20,6 +20,9 @@ class InvalidChoice(VoteRejected):
 class PairNotServed(VoteRejected):
     status = 404
 
+    def __init__(self, message: str = "This pair was not served to you.") -> None:
+        super().__init__(message)
+
 
 class AlreadyVoted(VoteRejected):
     status = 409

@@ -33,7 +33,7 @@ def _parse_token(token: object) -> uuid.UUID:
     try:
         return uuid.UUID(str(token))
     except (TypeError, ValueError, AttributeError) as exc:
-        raise PairNotServed("This pair was not served to you.") from exc
+        raise PairNotServed() from exc
 
 
 @transaction.atomic
@@ -62,7 +62,7 @@ def vote_submit(
         served = served.filter(comparison__project=project)
     assignment = served.first()
     if assignment is None:
-        raise PairNotServed("This pair was not served to you.")
+        raise PairNotServed()
     comparison = assignment.comparison
     project = comparison.project
     if not isinstance(choice, str) or choice not in project.allowed_choices:

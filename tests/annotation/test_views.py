@@ -161,6 +161,8 @@ def test_it_rejects_a_vote_on_a_pair_served_to_someone_else(project: Project) ->
     assert response.status_code == 404
     assert "not served to you" in response.content.decode()
     assert Vote.objects.count() == 0
+    # A vote from a client with no session cannot be on its pair: it leaves no profile behind.
+    assert Annotator.objects.count() == 1
 
 
 def test_it_refuses_get_on_the_vote_endpoint(client: Client, project: Project) -> None:
