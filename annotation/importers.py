@@ -65,9 +65,12 @@ def read_jsonl(path: Path, errors: list[str]) -> Iterator[tuple[int, Any]]:
                 if not line.strip():
                     continue
                 try:
-                    yield number, jsontext.loads(line)
+                    yield number, jsontext.loads(line, storable=True)
                 except jsontext.JSONTextError as exc:
-                    errors.append(f"{path}:{number}: invalid JSON: {exc.msg}")
+                    if exc.msg == jsontext.UNSTORABLE:
+                        errors.append(f"{path}:{number}: {exc.msg}")
+                    else:
+                        errors.append(f"{path}:{number}: invalid JSON: {exc.msg}")
         except UnicodeDecodeError as exc:
             raise ImportFailed([f"{path}: not UTF-8 text: {exc.reason}"]) from exc
 
@@ -119,7 +122,10 @@ def _parse_prompt_line(path: Path, number: int, record: Any) -> _ParsedPrompt | 
     reference = _text_field(record, "reference_answer")
     if external_id is None or category is None or reference is None:
         return f"{where}: 'id', 'category' and 'reference_answer' must be strings"
-    return _ParsedPrompt(external_id[:200], category[:100], turns, reference)
+    for name, value, most in (("id", external_id, 200), ("category", category, 100)):
+        if len(value) > most:
+            return f"{where}: {name!r} is {len(value)} characters; at most {most}"
+    return _ParsedPrompt(external_id, category, turns, reference)
 
 
 @transaction.atomic

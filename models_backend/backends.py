@@ -20,6 +20,7 @@ from annotation.models import ModelEntry
 from models_backend.clients import EndpointConfig, OpenAICompatibleClient
 from models_backend.errors import BackendConfigurationError
 from models_backend.specs import GEMMA3_270M_PACKAGE, GenerationSettings, Message, ModelSpec
+from prefarena import jsontext
 
 SPEC_FIELDS = ("source", "gguf_file", "revision", "device", "dtype", "cache_dir")
 
@@ -108,18 +109,20 @@ def generate_texts(
     *,
     batch_size: int,
 ) -> list[str]:
-    """One answer per conversation (each ends with a user message), in input order."""
+    """One answer per conversation (each ends with a user message), in input order; what no
+    text column can hold (a NUL, half of a UTF-16 pair) is replaced by U+FFFD."""
     if model.backend == ModelEntry.Backend.TRANSFORMERS:
         from models_backend.generation import generate  # noqa: PLC0415 - loads torch
         from models_backend.loaders import get_model  # noqa: PLC0415
 
         loaded = get_model(model_spec(model.backend_config))
         completions = generate(loaded, list(conversations), settings, batch_size=batch_size)
-        return [completion.text for completion in completions]
+        return [jsontext.storable_text(completion.text) for completion in completions]
     if model.backend == ModelEntry.Backend.OPENAI:
         client = OpenAICompatibleClient(endpoint_config(model))
         return [
-            client.generate(list(conversation), settings).text for conversation in conversations
+            jsontext.storable_text(client.generate(list(conversation), settings).text)
+            for conversation in conversations
         ]
     raise BackendConfigurationError(
         f"{model.name} has imported outputs only; give it a transformers or endpoint backend"

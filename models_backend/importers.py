@@ -81,9 +81,10 @@ def _read(lines: Iterable[str], source: str) -> list[_Verdict]:
             continue
         where = f"{source}:{number}"
         try:
-            parsed = _parsed(jsontext.loads(line), where)
+            parsed = _parsed(jsontext.loads(line, storable=True), where)
         except jsontext.JSONTextError as exc:
-            parsed = f"{where}: not JSON ({exc.msg})"
+            unstorable = exc.msg == jsontext.UNSTORABLE
+            parsed = f"{where}: {exc.msg}" if unstorable else f"{where}: not JSON ({exc.msg})"
         if isinstance(parsed, str):
             errors.append(parsed)
         else:

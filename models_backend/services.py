@@ -20,6 +20,7 @@ from annotation.models import Candidate, Comparison, ModelEntry, Project, Prompt
 from annotation.services import comparisons_create_for_prompts
 from models_backend import backends
 from models_backend.models import GenerationJob, Job, JudgeJob, Judgment
+from prefarena import jsontext
 from prefarena.celery import enqueue_job_on_commit
 
 DEFAULT_JUDGE = "gemma3-270m-judge"
@@ -310,6 +311,6 @@ def _judgment_row(judge: str, comparison: Comparison, verdict: Any) -> Judgment:
         p_tie=verdict.p_tie,
         per_order=orders,
         consistent=verdict.consistent,
-        rationale=verdict.rationale or "",
+        rationale=jsontext.storable_text(verdict.rationale or ""),
         latency_ms=int(verdict.latency_s * 1000),
     )

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from annotation.importers import ImportFailed, prompts_import
+from annotation.importers import ImportFailed, candidates_import, prompts_import
 from annotation.models import Candidate, Comparison, ModelEntry, Project, Prompt
 from models_backend.models import Judgment
 from tests.paths import DEMO_DIR, MTBENCH_DIR
@@ -159,6 +159,14 @@ def test_import_prompts_and_candidates(tmp_path: Path, project: Project) -> None
         ('{"id": "x"}', "needs 'turns'"),
         ('{"turns": []}', "needs 'turns'"),
         ('{"turns": ["ok"], "category": ["bad"]}', "'id', 'category' and 'reference_answer' must"),
+        # Text no database column can hold: a NUL, or half of a UTF-16 pair (a cut emoji). An
+        # answer holding "\ud800" imported, and then every page serving its pair was a 500.
+        ('{"turns": ["a\\u0000b"]}', "holds a NUL character or an unpaired surrogate"),
+        ('{"turns": ["cut emoji \\ud83d"]}', "holds a NUL character or an unpaired surrogate"),
+        ('{"id": "\\udfff", "turns": ["x"]}', "holds a NUL character or an unpaired surrogate"),
+        # Cut to fit without a word, two long ids that shared 200 characters were one prompt.
+        ('{"id": "' + "x" * 201 + '", "turns": ["x"]}', "'id' is 201 characters; at most 200"),
+        ('{"category": "' + "c" * 101 + '", "turns": ["x"]}', "'category' is 101 characters"),
     ],
 )
 def test_malformed_prompt_line_is_reported_with_its_number_and_nothing_imported(
@@ -169,6 +177,24 @@ def test_malformed_prompt_line_is_reported_with_its_number_and_nothing_imported(
         prompts_import(project=project, path=path)
     assert f"p.jsonl:3: {message}" in str(error.value)
     assert Prompt.objects.count() == 0
+
+
+def test_an_answer_no_database_can_hold_is_refused_with_its_line(
+    tmp_path: Path, project: Project
+) -> None:
+    prompts_import(
+        project=project, path=write_jsonl(tmp_path / "p.jsonl", [{"id": "q1", "turns": ["x"]}])
+    )
+    path = write_jsonl(
+        tmp_path / "c.jsonl",
+        [
+            {"prompt_id": "q1", "model": "m", "response": "fine"},
+            '{"prompt_id": "q1", "model": "n", "response": "half an emoji \\ud83d"}',
+        ],
+    )
+    with pytest.raises(ImportFailed, match=r"c\.jsonl:2: holds a NUL character or an unpaired"):
+        candidates_import(project=project, path=path)
+    assert Candidate.objects.count() == 0
 
 
 def test_candidate_for_unknown_prompt_fails_the_whole_file(

@@ -107,7 +107,7 @@ def test_a_malformed_file_imports_nothing_and_names_every_bad_line(
             {"annotator": "x", "comparison": pair.pk, "winner": "model_a",
              "time_to_vote_ms": 9999999999},
             {"annotator": "anon-0a1b3b2e70ba", "comparison": pair.pk, "winner": "model_a"},
-            {"annotator": "qa\u0000y", "comparison": pair.pk, "winner": "model_a"},
+            {"annotator": "qa\u0007y", "comparison": pair.pk, "winner": "model_a"},
             {"annotator": "\uff21\uff2e\uff2f\uff2e-x", "comparison": pair.pk, "winner": "model_a"},
         ],
     )  # fmt: skip

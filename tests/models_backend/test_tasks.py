@@ -144,6 +144,8 @@ class _StubHandler(BaseHTTPRequestHandler):
         if self.path.startswith("/huge"):  # ignores max_tokens
             text = "word " * 600_000
             payload = json.dumps({"choices": [{"message": {"content": text}}]}).encode()
+        if self.path.startswith("/cut"):  # a cut emoji and a NUL, as a buggy server sends
+            payload = b'{"choices": [{"message": {"content": "Half \\ud83d an emoji\\u0000."}}]}'
         if self.path.startswith("/flaky"):
             if _StubHandler.flaky_answers_left > 0:
                 _StubHandler.flaky_answers_left -= 1
@@ -392,6 +394,22 @@ def test_a_job_that_fails_midway_leaves_what_it_generated_in_the_arena(stub_endp
     assert answered == {prompts[0].pk, prompts[1].pk}
     paired = set(Comparison.objects.filter(project=project).values_list("prompt_id", flat=True))
     assert paired == answered  # shown in the arena although the job failed at the third
+
+
+@pytest.mark.django_db(transaction=True)
+def test_generated_text_no_database_can_hold_is_stored_with_replacement_characters(
+    stub_endpoint: str,
+) -> None:
+    """Half a UTF-16 pair in a model's answer was stored (on SQLite) and made every page that
+    served the pair a 500; PostgreSQL refuses it, and a NUL, outright."""
+    project = ProjectFactory()
+    PromptFactory(project=project, turns=["Say hi."])
+    remote = remote_model(project, f"{stub_endpoint}/cut/v1")
+    job = services.generation_job_create(model=remote, dispatch=False)
+    services.generation_job_run(job_pk=job.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE, job.error
+    assert Candidate.objects.get(model=remote).responses == ["Half \ufffd an emoji\ufffd."]
 
 
 @pytest.mark.django_db(transaction=True)
