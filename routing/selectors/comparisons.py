@@ -285,12 +285,18 @@ class DailyBudget:
 
 
 def budget_left_today(project: Project, policy: RoutingPolicy) -> DailyBudget:
-    """Human votes a daily budget can still pay for today: votes cast today and the votes
-    already promised to open human pairs are spent."""
+    """Human votes a daily budget can still pay for today: votes cast here today and the
+    votes already promised to open human pairs are spent."""
     start_of_today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    votes_today = Vote.objects.filter(
-        comparison__project=project, comparison__is_gold=False, created_at__gte=start_of_today
-    ).count()
+    # Imported votes were cast elsewhere (stored at the import's time when it was not known):
+    # the day's budget did not pay for them.
+    votes_today = (
+        Vote.objects.filter(
+            comparison__project=project, comparison__is_gold=False, created_at__gte=start_of_today
+        )
+        .exclude(source=Vote.Source.IMPORT)
+        .count()
+    )
     open_slots = open_human_slots(project)
     left = max(0, policy.daily_human_votes - votes_today - open_slots)
     return DailyBudget(votes_today, open_slots, left)

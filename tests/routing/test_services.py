@@ -17,7 +17,7 @@ from django.utils import timezone
 from annotation import services as annotation_services
 from annotation.exports.options import ExportOptions
 from annotation.exports.source import stream_pairs
-from annotation.models import Annotator, Assignment, Comparison, ModelEntry, Project
+from annotation.models import Annotator, Assignment, Comparison, ModelEntry, Project, Vote
 from annotation.selectors import LeaderboardFilters, battle_counts
 from models_backend import services as backend_services
 from models_backend.models import JudgeJob, Judgment
@@ -133,6 +133,9 @@ def test_a_daily_budget_pays_for_votes_cast_and_promised_today(project: Project)
     assert services.comparisons_route(project=project).human == 0
     # The router page says what the day's budget has left, counting promised votes as spent.
     vote(Comparison.objects.filter(project=project, route="human").first(), ["model_a"])
+    # Votes imported today were cast elsewhere, some other day: the budget did not pay them.
+    (old,) = vote(Comparison.objects.filter(project=project, route="judge").first(), ["model_b"])
+    Vote.objects.filter(annotator=old).update(source="import", time_recorded=False)
     overview = selectors.router_overview(project, selectors.policy_for(project))
     assert (overview.human_votes_today, overview.human_votes_promised) == (1, 8)
     assert overview.human_votes_left_today == 1
