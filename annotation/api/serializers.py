@@ -286,6 +286,16 @@ class VoteSerializer(serializers.ModelSerializer):
 
 class JudgmentSerializer(serializers.ModelSerializer):
     created_at = serializers.DateTimeField(source="recorded_time", allow_null=True, read_only=True)
+    # Null where the judge reported none (an imported verdict, stored as zeros), as in exports.
+    p_a = serializers.FloatField(allow_null=True, read_only=True)
+    p_b = serializers.FloatField(allow_null=True, read_only=True)
+    p_tie = serializers.FloatField(allow_null=True, read_only=True)
+
+    def to_representation(self, instance: Judgment) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if instance.p_a == instance.p_b == instance.p_tie == 0.0:
+            data["p_a"] = data["p_b"] = data["p_tie"] = None
+        return data
 
     class Meta:
         model = Judgment

@@ -301,8 +301,15 @@ def test_lists_paginate_and_filter(as_role, project: Project, pair: Comparison) 
         PromptFactory(project=project, category="math", external_id=f"math-{index}")
     page = client.get(url("prompts", project), {"page_size": 2, "category": "math"}).json()
     assert page["count"] == 3 and len(page["results"]) == 2 and page["next"]
-    assert client.get(url("judgments", project), {"judge": "j1"}).json()["count"] == 1
+    (listed,) = client.get(url("judgments", project), {"judge": "j1"}).json()["results"]
+    assert (listed["p_a"], listed["p_b"], listed["p_tie"]) == (0.3, 0.3, 0.4)
     assert client.get(url("judgments", project), {"judge": "j2"}).json()["count"] == 0
+    # A verdict imported without probabilities (stored as zeros) reports none, as exports do.
+    Judgment.objects.create(
+        comparison=pair, judge="j2", verdict="tie", p_a=0, p_b=0, p_tie=0, consistent=False
+    )
+    (imported,) = client.get(url("judgments", project), {"judge": "j2"}).json()["results"]
+    assert (imported["p_a"], imported["p_b"], imported["p_tie"]) == (None, None, None)
     bad = client.get(url("votes", project), {"since": "last week"})
     assert bad.status_code == 400 and "ISO date" in bad.json()["detail"]
     bad = client.get(url("comparisons", project), {"route": "robots"})
