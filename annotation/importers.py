@@ -7,6 +7,8 @@ Re-running an import skips what already exists, so imports are safe to repeat.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +110,13 @@ class _ParsedPrompt:
     category: str
     turns: list[str]
     reference_answer: str
+    derived_id: bool = False  # no id given: one made from the turns
+
+
+def derived_prompt_id(turns: list[str]) -> str:
+    """The id of a prompt imported without one: from its turns, so a re-run finds it."""
+    digest = hashlib.sha256(json.dumps(turns, ensure_ascii=False).encode()).hexdigest()
+    return f"auto-{digest[:16]}"
 
 
 def _parse_prompt_line(path: Path, number: int, record: Any) -> _ParsedPrompt | str:
@@ -125,6 +134,8 @@ def _parse_prompt_line(path: Path, number: int, record: Any) -> _ParsedPrompt | 
     for name, value, most in (("id", external_id, 200), ("category", category, 100)):
         if len(value) > most:
             return f"{where}: {name!r} is {len(value)} characters; at most {most}"
+    if not external_id:
+        return _ParsedPrompt(derived_prompt_id(turns), category, turns, reference, True)
     return _ParsedPrompt(external_id, category, turns, reference)
 
 
@@ -139,7 +150,9 @@ def prompts_import(*, project: Project, path: Path) -> ImportReport:
         if isinstance(result, str):
             errors.append(result)
             continue
-        if result.external_id and result.external_id in seen:
+        if result.external_id in seen:
+            if result.derived_id:  # the same text twice, with no id: one prompt
+                continue
             errors.append(f"{path}:{number}: duplicate id {result.external_id!r} in the file")
             continue
         seen.add(result.external_id)
@@ -160,7 +173,7 @@ def prompts_import(*, project: Project, path: Path) -> ImportReport:
             reference_answer=item.reference_answer,
         )
         for item in parsed
-        if not item.external_id or item.external_id not in existing
+        if item.external_id not in existing
     ]
     Prompt.objects.bulk_create(new, batch_size=1000)
     return ImportReport(prompts_created=len(new))

@@ -179,6 +179,27 @@ def test_malformed_prompt_line_is_reported_with_its_number_and_nothing_imported(
     assert Prompt.objects.count() == 0
 
 
+def test_a_prompt_without_an_id_is_imported_once_however_often_the_file_is(
+    tmp_path: Path, project: Project
+) -> None:
+    """An id-less prompt was created again on every run (the README promises nothing twice):
+    it gets an id from its text, which candidates can name too."""
+    path = write_jsonl(
+        tmp_path / "p.jsonl",
+        [{"turns": ["Name a colour."]}, {"id": None, "prompt": "Name a colour."}, {"turns": ["x"]}],
+    )
+    assert prompts_import(project=project, path=path).prompts_created == 2
+    assert prompts_import(project=project, path=path).prompts_created == 0
+    colour = Prompt.objects.get(turns=["Name a colour."])
+    assert colour.external_id.startswith("auto-") and len(colour.external_id) == 21
+    answers = write_jsonl(
+        tmp_path / "c.jsonl",
+        [{"prompt_id": colour.external_id, "model": m, "response": "red"} for m in ("a", "b")],
+    )
+    candidates_import(project=project, path=answers)
+    assert Comparison.objects.filter(prompt=colour).count() == 1
+
+
 def test_an_answer_no_database_can_hold_is_refused_with_its_line(
     tmp_path: Path, project: Project
 ) -> None:
