@@ -674,4 +674,6 @@ class ExportJob(models.Model):
             parts.append(f"agreement ≥ {o['min_agreement']}")
         if o.get("include_flagged"):
             parts.append("flagged included")
+        if o.get("single_turn"):
+            parts.append("single-turn only")
         return "; ".join(parts)

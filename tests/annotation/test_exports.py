@@ -292,6 +292,7 @@ def test_single_turn_leaves_out_multi_turn_comparisons_in_every_format(
         card = result.card.read_text()
         assert "left out: 1 multi-turn comparisons (single_turn)" in card, format
         assert "single_turn: True" in card
+    assert ExportJob(options={"single_turn": True}).filters_summary.endswith("single-turn only")
     # Counted in the card: the comparisons read, and how many gave rows.
     both = export_to_path(project, parse_options({"format": "dpo"}), tmp_path / "b.jsonl")
     assert "comparisons read (with a label the export takes): 2, 2 of them in the rows" in (
@@ -622,6 +623,7 @@ def test_export_page_runs_a_job_and_serves_its_files(
     listing = client.get(page, HTTP_HX_REQUEST="true").content.decode()
     assert f'data-export="{job.pk}"' in listing and "<html" not in listing
     assert "human labels; models claude, gpt" in listing  # which export this was
+    assert reverse("models_backend:jobs", args=[project.slug]) in client.get(page).content.decode()
     download = client.get(
         reverse("annotation:export-file", args=[project.slug, job.pk, "download"])
     )
