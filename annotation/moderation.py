@@ -218,7 +218,8 @@ def annotator_set_state(
     evidence: dict | None = None,
     refresh: bool = True,
 ) -> AnnotatorStateChange | None:
-    """Move an annotator to ``state`` and record it; None when it already was in that state.
+    """Move an annotator to ``state`` and record it; None when it already was in that state
+    (a person's decision to keep it is still recorded, with its reason).
 
     ``actor`` None means the fraud detector. A person setting an annotator active clears them
     (``reviewed_at``), so the detector leaves them alone until they vote again. The affected
@@ -237,6 +238,15 @@ def annotator_set_state(
     previous = annotator.state
     if previous == state:
         annotator.save(update_fields=["reviewed_at"])
+        if actor is not None:  # a reviewer's decision to keep the state, with their reason
+            AnnotatorStateChange.objects.create(
+                annotator=annotator,
+                project=project,
+                from_state=state,
+                to_state=state,
+                actor=actor,
+                reason=reason[:2000],
+            )
         return None
     annotator.state = state
     annotator.state_reason = reason

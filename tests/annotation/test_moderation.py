@@ -227,6 +227,27 @@ def test_flag_and_reinstate_keep_every_vote_and_restore_the_leaderboard_exactly(
     assert sum(row.votes for row in selectors.elo_table(project)) == 2 * 9 * 60
 
 
+def test_a_reviewers_decision_that_keeps_the_state_is_recorded_with_its_reason(
+    crowd: dict[str, Annotator], admin_user_of_project
+) -> None:
+    """Approving an active annotator said "noted as reviewed", but the reason went nowhere."""
+    annotator = crowd["honest-0"]
+    kept = moderation.annotator_set_state(
+        annotator=annotator, state="active", actor=admin_user_of_project, reason="Looks fine."
+    )
+    assert kept is None  # no change of state
+    (review,) = AnnotatorStateChange.objects.filter(annotator=annotator)
+    assert (review.from_state, review.to_state, review.reason) == (
+        "active",
+        "active",
+        "Looks fine.",
+    )
+    assert review.actor == admin_user_of_project
+    # The detector confirming a state records nothing: it runs every 15 minutes.
+    moderation.annotator_set_state(annotator=annotator, state="active", actor=None, reason="ok")
+    assert AnnotatorStateChange.objects.filter(annotator=annotator).count() == 1
+
+
 def test_a_state_change_needs_a_known_state_and_a_reason(crowd: dict[str, Annotator]) -> None:
     annotator = crowd["honest-0"]
     with pytest.raises(moderation.StateChangeRefused, match="reason"):
