@@ -197,5 +197,6 @@ def leaderboard_board(
             snapshot = leaderboard_snapshot_create(project=project, filters=filters)
         return selectors.SnapshotView.from_snapshot(snapshot)
     return selectors.SnapshotView.from_result(
-        selectors.leaderboard_compute(project, filters, bootstrap_rounds=200)
+        # As many rounds as the stored board and the command: the same intervals and ranks.
+        selectors.leaderboard_compute(project, filters)
     )

@@ -261,6 +261,22 @@ def test_command_rejects_a_bad_battle_log(tmp_path: Path) -> None:
         call_command("leaderboard", "--battles", str(missing))
 
 
+def test_a_filtered_board_shows_the_intervals_and_ranks_the_command_prints(
+    project: Project, three_models: dict[str, Comparison]
+) -> None:
+    """Filtered boards took 200 bootstrap rounds, the command 1000: a model ranked 4th on the
+    page and 3rd in `manage.py leaderboard` for the same filter."""
+    for choice in ["left"] * 6 + ["right"] * 3 + ["tie"]:
+        cast(three_models["strong-middle"], choice)
+        cast(three_models["middle-weak"], choice)
+    math = selectors.LeaderboardFilters(category="math")
+    shown = services.leaderboard_board(project=project, filters=math).rows
+    command = selectors.leaderboard_compute(project, math).board.rows
+    assert [(r["model"], r["lower"], r["upper"], r["rank"]) for r in shown] == [
+        (r["model"], r["lower"], r["upper"], r["rank"]) for r in command
+    ]
+
+
 def test_category_boards_are_live_and_the_default_one_follows_votes_without_a_beat(
     project: Project, three_models: dict[str, Comparison], settings
 ) -> None:
