@@ -74,8 +74,17 @@ def _parsed(record: Any, where: str) -> _Verdict | str:
     return _Verdict(mtbench_prompt_id(question, turn), (model_a, model_b), winner, consistent)
 
 
+def _canonical(verdict: _Verdict) -> tuple[tuple[str, str, str], tuple[str, bool]]:
+    """The pair a verdict is on, whichever model came first, and what it says of it."""
+    a, b = verdict.models
+    if a <= b:
+        return (verdict.prompt_id, a, b), (verdict.winner, verdict.consistent)
+    return (verdict.prompt_id, b, a), (SWAPPED[verdict.winner], verdict.consistent)
+
+
 def _read(lines: Iterable[str], source: str) -> list[_Verdict]:
     verdicts, errors = [], []
+    said: dict[tuple[str, str, str], tuple[str, bool]] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -87,8 +96,15 @@ def _read(lines: Iterable[str], source: str) -> list[_Verdict]:
             parsed = f"{where}: {exc.msg}" if unstorable else f"{where}: not JSON ({exc.msg})"
         if isinstance(parsed, str):
             errors.append(parsed)
-        else:
-            verdicts.append(parsed)
+            continue
+        pair, verdict = _canonical(parsed)
+        if said.setdefault(pair, verdict) != verdict:
+            errors.append(
+                f"{where}: a second, different verdict on {pair[1]} and {pair[2]} at "
+                f"{pair[0]} in this file"
+            )
+            continue
+        verdicts.append(parsed)
     if errors:
         raise ImportFailed(errors)
     return verdicts

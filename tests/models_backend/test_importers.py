@@ -78,6 +78,21 @@ def test_a_flipped_verdict_is_an_inconsistent_tie_and_a_rerun_changes_nothing(
     assert (judgment.verdict, judgment.consistent) == ("tie", False)
 
 
+def test_two_different_verdicts_on_one_pair_in_a_file_are_refused(arena: Project) -> None:
+    """The second of two contradicting verdicts was counted "already there" without a word,
+    and the first kept, whichever was right."""
+    comparison = comparison_of(arena, 1, "gpt-4")
+    a, b = comparison.candidate_a.model.name, comparison.candidate_b.model.name
+    record = {"question_id": 81, "turn": 1, "model_a": a, "model_b": b, "winner": "model_a"}
+    same = {**record, "model_a": b, "model_b": a, "winner": "model_b"}  # the same, swapped
+    assert judgments_import(project=arena, judge=JUDGE, lines=lines(record, same)).created == 1
+    Judgment.objects.all().delete()
+    other = {**record, "model_a": b, "model_b": a, "winner": "model_a"}
+    with pytest.raises(ImportFailed, match="judgments:2: a second, different verdict on"):
+        judgments_import(project=arena, judge=JUDGE, lines=lines(record, other))
+    assert not Judgment.objects.exists()
+
+
 def test_a_malformed_file_names_every_bad_line_and_stores_nothing(arena: Project) -> None:
     comparison = comparison_of(arena, 1, "gpt-4")
     a, b = comparison.candidate_a.model.name, comparison.candidate_b.model.name
