@@ -58,7 +58,7 @@ def read_jsonl(path: Path, errors: list[str]) -> Iterator[tuple[int, Any]]:
     reports every problem of the file.
     """
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open(encoding="utf-8-sig")  # a byte-order mark, if any, is not text
     except OSError as exc:
         raise ImportFailed([f"{path}: cannot open: {exc.strerror or exc}"]) from exc
     with handle:

@@ -200,6 +200,13 @@ def test_a_prompt_without_an_id_is_imported_once_however_often_the_file_is(
     assert Comparison.objects.filter(prompt=colour).count() == 1
 
 
+def test_a_file_saved_with_a_byte_order_mark_imports(tmp_path: Path, project: Project) -> None:
+    """Editors on Windows save UTF-8 with a BOM; its first line was 'invalid JSON'."""
+    path = tmp_path / "bom.jsonl"
+    path.write_text('\ufeff{"id": "q1", "turns": ["Hi"]}\r\n', encoding="utf-8")
+    assert prompts_import(project=project, path=path).prompts_created == 1
+
+
 def test_an_answer_no_database_can_hold_is_refused_with_its_line(
     tmp_path: Path, project: Project
 ) -> None:

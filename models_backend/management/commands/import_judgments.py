@@ -32,7 +32,7 @@ class Command(BaseCommand):
             raise CommandError(f"no project {options['project']!r}")
         path: Path = options["file"]
         try:
-            with path.open(encoding="utf-8") as lines:
+            with path.open(encoding="utf-8-sig") as lines:
                 report = judgments_import(
                     project=project,
                     judge=options["judge"],
