@@ -19,6 +19,7 @@ from annotation.models import (
 )
 from annotation.moments import parse_moment
 from models_backend.models import Judgment
+from prefarena import jsontext
 
 MAX_TEXT = 100_000
 
@@ -53,18 +54,12 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 def no_nul_characters(value: Any) -> Any:
-    """Refuse a JSON value with a NUL character in any string or key: PostgreSQL's jsonb and
-    text columns cannot hold one (it would be a server error, not the client's 400)."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str) and "\x00" in item:
-            raise serializers.ValidationError("text must not contain NUL (\\u0000) characters")
-        if isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
+    """Refuse a JSON value with a NUL character or half of a UTF-16 pair in any string or key:
+    no text or jsonb column can hold one (it would be a server error, not the client's 400)."""
+    if not jsontext.is_storable(value):
+        raise serializers.ValidationError(
+            "text must not contain NUL (\\u0000) characters or unpaired surrogates (\\ud83d)"
+        )
     return value
 
 

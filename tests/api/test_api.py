@@ -436,6 +436,7 @@ def test_a_body_django_refuses_to_read_is_a_json_400(
         ("candidates", {"model": "m1", "responses": ["Hi"], "metadata": {"k": "v\x00"}}),
         ("candidates", {"model": "m1", "responses": ["Hi"], "metadata": {"k\x00": 1}}),
         ("candidates", {"model": "m1", "responses": ["H\x00i"]}),
+        ("candidates", {"model": "m1", "responses": ["half an emoji \ud83d"]}),
         ("prompts", {"external_id": "q\x00", "turns": ["One?"]}),
         ("models", {"name": "m\x00", "backend_config": {}}),
         ("models", {"name": "m3", "backend_config": {"source": "\x00"}}),
@@ -451,7 +452,8 @@ def test_a_nul_character_anywhere_is_a_400_not_a_server_error(
     if endpoint == "candidates":
         body = {**body, "prompt": prompt.pk}
     before = (Candidate.objects.count(), Prompt.objects.count(), ModelEntry.objects.count())
-    response = admin.post(url(endpoint, project), body, format="json")
+    # As a client sends it: "\u0000" and "\ud83d" escaped in the JSON text.
+    response = admin.post(url(endpoint, project), json.dumps(body), content_type="application/json")
     assert response.status_code == 400, response.content
     assert response["Content-Type"] == "application/json"
     assert (Candidate.objects.count(), Prompt.objects.count(), ModelEntry.objects.count()) == before
