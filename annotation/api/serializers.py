@@ -359,6 +359,18 @@ class ExportRequestSerializer(serializers.Serializer):
     include_flagged = serializers.BooleanField(default=False)
     single_turn = serializers.BooleanField(default=False)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """A field this request does not know is an error: a misspelt one ("output" for
+        "file_type", "categorys") would otherwise export what was not asked for."""
+        given = set(self.initial_data) if hasattr(self.initial_data, "keys") else set()
+        unknown = sorted(given - set(self.fields) - {"csrfmiddlewaretoken"})
+        if unknown:
+            known = ", ".join(self.fields)
+            raise serializers.ValidationError(
+                {name: [f"unknown field; the fields are {known}"] for name in unknown}
+            )
+        return attrs
+
 
 class ExportJobSerializer(serializers.ModelSerializer):
     format = serializers.CharField(read_only=True)

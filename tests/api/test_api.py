@@ -532,3 +532,12 @@ def test_an_export_job_takes_a_plain_date_as_the_cli_does(
     assert response.json()["options"]["since"].startswith("2024-01-01T00:00:00")
     bad = admin.post(url("exports", project), {"since": "yesterday"}, format="json")
     assert bad.status_code == 400 and "since" in json.dumps(bad.json())
+    # A misspelt field is an error, not an export without it ({"output": "parquet"} made a
+    # JSON Lines file; {"categorys": ...} would export every category).
+    jobs = ExportJob.objects.count()
+    typo = admin.post(
+        url("exports", project), {"format": "votes", "output": "parquet"}, format="json"
+    )
+    assert typo.status_code == 400 and "output" in typo.json()["errors"]
+    assert "unknown field" in json.dumps(typo.json())
+    assert ExportJob.objects.count() == jobs
