@@ -25,6 +25,9 @@ class QueueEntry:
     annotator: Annotator
     assessment: AnnotatorAssessment | None
     votes: int
+    # Share of the decisive votes with a known side that went to the left answer, counted as
+    # the annotator's own page counts it (the detector's signal needs a minimum of votes).
+    left_share: float | None = None
 
     @property
     def signals(self) -> dict[str, float]:
@@ -41,13 +44,18 @@ class ReviewQueue:
 
 def review_queue(project: Project) -> ReviewQueue:
     """Flagged annotators of the project (to approve or ban), then active ones to watch."""
+    here = Q(votes__comparison__project=project)
+    sided = here & Q(votes__side_recorded=True, votes__choice__in=["left", "right"])
     voters = Annotator.objects.voted_in(project).annotate(
-        n_votes=Count("votes", filter=Q(votes__comparison__project=project))
+        n_votes=Count("votes", filter=here),
+        n_sided=Count("votes", filter=sided),
+        n_left=Count("votes", filter=sided & Q(votes__choice="left")),
     )
     assessments = {a.annotator_id: a for a in AnnotatorAssessment.objects.filter(project=project)}
     queue = ReviewQueue()
     for annotator in voters.order_by("pseudonym"):
-        entry = QueueEntry(annotator, assessments.get(annotator.pk), annotator.n_votes)
+        left_share = annotator.n_left / annotator.n_sided if annotator.n_sided else None
+        entry = QueueEntry(annotator, assessments.get(annotator.pk), annotator.n_votes, left_share)
         if annotator.state == Annotator.State.FLAGGED:
             queue.flagged.append(entry)
         elif annotator.state == Annotator.State.BANNED:

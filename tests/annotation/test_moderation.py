@@ -14,6 +14,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from annotation import gold, moderation, selectors, services
 from annotation.models import (
@@ -514,6 +515,9 @@ def test_the_review_queue_works_for_any_imported_annotator_name(
     client.force_login(admin_user_of_project)
     queue = client.get(reverse("annotation:review", args=[project.slug]))
     assert queue.status_code == 200
+    # Its left share is counted as its own page counts it: every decisive vote went left.
+    row = queue.content.decode().split(f'data-annotator="{escape(name)}"')[1].split("</tr>")[0]
+    assert "<td>1.00</td>" in row
     detail = client.get(reverse("annotation:review-annotator", args=[project.slug, bot.pk]))
     assert detail.status_code == 200
     # Sub-second votes show their tenths, not a rounded 0 or 1.
