@@ -69,7 +69,7 @@ def read_jsonl(path: Path, errors: list[str]) -> Iterator[tuple[int, Any]]:
                 try:
                     yield number, jsontext.loads(line, storable=True)
                 except jsontext.JSONTextError as exc:
-                    if exc.msg == jsontext.UNSTORABLE:
+                    if isinstance(exc, jsontext.UnstorableText):
                         errors.append(f"{path}:{number}: {exc.msg}")
                     else:
                         errors.append(f"{path}:{number}: invalid JSON: {exc.msg}")

@@ -383,7 +383,23 @@ class AnnotatorAssessment(models.Model):
         return f"{self.annotator} in {self.project.slug}: trust {self.trust:.2f}"
 
 
-class Assignment(models.Model):
+class ShownSides:
+    """The candidates an annotator saw on each side, for a row with `comparison` and
+    `left_is_a` (an assignment, and the vote cast on it)."""
+
+    comparison: Comparison
+    left_is_a: bool
+
+    @property
+    def left(self) -> Candidate:
+        return self.comparison.candidate_a if self.left_is_a else self.comparison.candidate_b
+
+    @property
+    def right(self) -> Candidate:
+        return self.comparison.candidate_b if self.left_is_a else self.comparison.candidate_a
+
+
+class Assignment(ShownSides, models.Model):
     """A comparison served to an annotator: the only thing a vote can be cast on.
 
     The side shown left is drawn when serving and kept here, so the vote records what the
@@ -407,16 +423,8 @@ class Assignment(models.Model):
     def __str__(self) -> str:
         return f"{self.comparison} → {self.annotator}"
 
-    @property
-    def left(self) -> Candidate:
-        return self.comparison.candidate_a if self.left_is_a else self.comparison.candidate_b
 
-    @property
-    def right(self) -> Candidate:
-        return self.comparison.candidate_b if self.left_is_a else self.comparison.candidate_a
-
-
-class Vote(models.Model):
+class Vote(ShownSides, models.Model):
     """A human preference. Append-only: never updated or deleted by the application."""
 
     class Choice(models.TextChoices):
@@ -486,17 +494,6 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"vote {self.pk}: {self.winner}"
-
-    @property
-    def left_model_name(self) -> str:
-        """The model the annotator saw on the left (for the reveal)."""
-        c = self.comparison
-        return (c.candidate_a if self.left_is_a else c.candidate_b).model.name
-
-    @property
-    def right_model_name(self) -> str:
-        c = self.comparison
-        return (c.candidate_b if self.left_is_a else c.candidate_a).model.name
 
     @property
     def seconds_to_vote(self) -> float | None:

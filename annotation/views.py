@@ -24,12 +24,13 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-def _annotator(request: HttpRequest, project: Project) -> Annotator | None:
+def _annotator(request: HttpRequest, project: Project, *, create: bool = True) -> Annotator | None:
     return services.annotator_get_or_create(
         user=request.user,
         session=request.session,
         project=project,
         fingerprint=services.ClientFingerprint.from_request(request),
+        create=create,
     )
 
 
@@ -76,15 +77,15 @@ def arena(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     template = "annotation/arena.html"
     if request.htmx:
         template += "#pair"
-    if _network_full_for_newcomer(request, project):
-        # Refused before a profile or a session exists: a script that drops the cookie leaves
-        # no rows behind, however often it asks.
-        context = {"project": project, "refused": str(services.NetworkBusy()), "votes_cast": 0}
-        # htmx swaps no 4xx answer; a page load says 429 to scripts, and when to come back.
-        response = render(request, template, context, status=200 if request.htmx else 429)
-        response["Retry-After"] = str(settings.ARENA_ASSIGNMENT_TTL_SECONDS // 3)
-        return response
-    annotator = _annotator(request, project)
+    try:
+        annotator = _annotator(request, project, create=False)
+    except services.NewVisitor:
+        fingerprint = services.ClientFingerprint.from_request(request)
+        if services.network_is_full(project=project, ip_hash=fingerprint.ip_hash):
+            # Refused before a profile or a session exists: a script that drops the cookie
+            # leaves no rows behind, however often it asks.
+            return _network_busy(request, project, template)
+        annotator = _annotator(request, project)
     if annotator is None:
         return redirect_to_login(request.get_full_path())
     last_vote = selectors.last_vote_for_reveal(
@@ -93,24 +94,22 @@ def arena(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     return render(request, template, _arena_context(request, project, annotator, last_vote))
 
 
-def _network_full_for_newcomer(request: HttpRequest, project: Project) -> bool:
-    if not services.is_new_anonymous_visitor(
-        user=request.user, session=request.session, project=project
-    ):
-        return False
-    fingerprint = services.ClientFingerprint.from_request(request)
-    return services.network_is_full(project=project, ip_hash=fingerprint.ip_hash)
+def _network_busy(request: HtmxHttpRequest, project: Project, template: str) -> HttpResponse:
+    context = {"project": project, "refused": str(services.NetworkBusy()), "votes_cast": 0}
+    # htmx swaps no 4xx answer; a page load says 429 to scripts, and when to come back.
+    response = render(request, template, context, status=200 if request.htmx else 429)
+    response["Retry-After"] = str(settings.ARENA_ASSIGNMENT_TTL_SECONDS // 3)
+    return response
 
 
 @require_POST
 def arena_vote(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     project = selectors.get_project_for_user(request.user, slug)
-    if services.is_new_anonymous_visitor(
-        user=request.user, session=request.session, project=project
-    ):
+    try:
+        annotator = _annotator(request, project, create=False)
+    except services.NewVisitor:
         # No pair was served to a visitor without a profile: refuse it without making one.
         return _vote_rejected(request, project, services.PairNotServed())
-    annotator = _annotator(request, project)
     if annotator is None:
         return redirect_to_login(reverse("annotation:arena", args=[project.slug]))
     try:

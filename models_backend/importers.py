@@ -92,7 +92,7 @@ def _read(lines: Iterable[str], source: str) -> list[_Verdict]:
         try:
             parsed = _parsed(jsontext.loads(line, storable=True), where)
         except jsontext.JSONTextError as exc:
-            unstorable = exc.msg == jsontext.UNSTORABLE
+            unstorable = isinstance(exc, jsontext.UnstorableText)
             parsed = f"{where}: {exc.msg}" if unstorable else f"{where}: not JSON ({exc.msg})"
         if isinstance(parsed, str):
             errors.append(parsed)

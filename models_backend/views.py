@@ -64,7 +64,7 @@ def jobs_judge(request: HttpRequest, slug: str) -> HttpResponse:
     return _after_mutation(request, project, error)
 
 
-JOB_KINDS = {"generation": GenerationJob, "judge": JudgeJob}
+JOB_KINDS = {job_class.kind: job_class for job_class in (GenerationJob, JudgeJob)}
 
 
 @require_POST

@@ -25,9 +25,16 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE = "holds a NUL character or an unpaired surrogate (say \\ud83d), which no text can store"
 
 
+class UnstorableText(JSONTextError):
+    """Valid JSON holding text that no column can store."""
+
+    def __init__(self) -> None:
+        super().__init__(UNSTORABLE)
+
+
 def loads(text: str | bytes, *, storable: bool = False) -> Any:
     """The parsed value; with `storable`, one whose every string (keys too) can be stored as
-    text, else JSONTextError(UNSTORABLE)."""
+    text, else UnstorableText."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -35,7 +42,7 @@ def loads(text: str | bytes, *, storable: bool = False) -> Any:
     except RecursionError as exc:
         raise JSONTextError("nested too deeply") from exc
     if storable and not is_storable(value):
-        raise JSONTextError(UNSTORABLE)
+        raise UnstorableText()
     return value
 
 

@@ -216,7 +216,6 @@ CONTENT_TYPES = {
     ".jsonl": "application/x-ndjson",
     ".parquet": "application/vnd.apache.parquet",
     ".zip": "application/zip",
-    ".md": "text/markdown; charset=utf-8",
 }
 
 

@@ -8,8 +8,8 @@ reads the same wherever it is called from.
 from annotation.services.annotators import (
     SESSION_ANNOTATOR_KEY,
     ClientFingerprint,
+    NewVisitor,
     annotator_get_or_create,
-    is_new_anonymous_visitor,
 )
 from annotation.services.comparisons import (
     comparison_initial_route,
@@ -54,6 +54,7 @@ __all__ = [
     "ClientFingerprint",
     "InvalidChoice",
     "NetworkBusy",
+    "NewVisitor",
     "PairExpired",
     "PairNotServed",
     "RateLimited",
@@ -65,7 +66,6 @@ __all__ = [
     "counted_votes",
     "elo_refresh",
     "elo_schedule_refresh",
-    "is_new_anonymous_visitor",
     "leaderboard_board",
     "leaderboard_snapshot_create",
     "network_is_full",

@@ -21,6 +21,10 @@ from annotation.models import (
 SESSION_ANNOTATOR_KEY = "prefarena_annotator_id"
 
 
+class NewVisitor(Exception):
+    """An anonymous visitor with no annotator yet (see `annotator_get_or_create`)."""
+
+
 @dataclass(frozen=True)
 class ClientFingerprint:
     """Salted hashes of what identifies a client; the raw values are never stored."""
@@ -62,6 +66,7 @@ def annotator_get_or_create(
     session: SessionBase,
     project: Project,
     fingerprint: ClientFingerprint | None = None,
+    create: bool = True,
 ) -> Annotator | None:
     """The annotator voting in this browser; None when the project needs a login first.
 
@@ -70,7 +75,8 @@ def annotator_get_or_create(
     votes, its open pair and its standing (a banned browser stays banned after logging in).
     A user who has one keeps it; the session's votes stay under its pseudonym, and its open
     pair is given back to the arena.
-    A new anonymous annotator records the hash of its network from `fingerprint`.
+    A new anonymous annotator records the hash of its network from `fingerprint`; with
+    `create` False, a visitor who would need one raises NewVisitor instead.
     """
     if user is not None and user.is_authenticated:
         annotator = Annotator.objects.filter(user=user).first()
@@ -90,25 +96,14 @@ def annotator_get_or_create(
         annotator = Annotator.objects.filter(pk=annotator_id, user__isnull=True).first()
         if annotator is not None:
             return annotator
+    if not create:
+        raise NewVisitor()
     annotator = Annotator.objects.create(
         pseudonym=Annotator.new_pseudonym(),
         created_ip_hash=fingerprint.ip_hash if fingerprint is not None else "",
     )
     session[SESSION_ANNOTATOR_KEY] = annotator.pk
     return annotator
-
-
-def is_new_anonymous_visitor(
-    *, user: AbstractBaseUser | None, session: SessionBase, project: Project
-) -> bool:
-    """Whether serving this visitor would make a new anonymous annotator."""
-    if (user is not None and user.is_authenticated) or project.login_required:
-        return False
-    annotator_id = session.get(SESSION_ANNOTATOR_KEY)
-    return (
-        annotator_id is None
-        or not Annotator.objects.filter(pk=annotator_id, user__isnull=True).exists()
-    )
 
 
 def _adopt_session_annotator(*, user: AbstractBaseUser, session: SessionBase) -> Annotator | None:
