@@ -20,7 +20,10 @@ class JobAdmin(admin.ModelAdmin):
         "total",
         "error",
         "attempts",
+        "workers_lost",
         "started_at",
+        "heartbeat_at",
+        "requeued_at",
         "finished_at",
     ]
 

@@ -3,8 +3,9 @@ from human votes)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -77,6 +78,12 @@ class Job(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Stamped by the worker running the job every JOB_HEARTBEAT_SECONDS: a running job whose
+    # stamp is older than JOB_STALE_SECONDS has lost its worker (killed, out of memory, host gone).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When beat last queued the job again after it lost its worker; and how often it has.
+    requeued_at = models.DateTimeField(null=True, blank=True)
+    workers_lost = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         abstract = True
@@ -89,6 +96,19 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED)
+
+    @property
+    def last_seen(self) -> datetime:
+        """The last sign of life of the worker running the job."""
+        return self.heartbeat_at or self.started_at or self.created_at
+
+    @property
+    def worker_silent(self) -> bool:
+        """Running, but its worker has not been heard from for JOB_STALE_SECONDS."""
+        if self.status != self.Status.RUNNING:
+            return False
+        cutoff = timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS)
+        return self.last_seen < cutoff
 
 
 class GenerationJob(Job):

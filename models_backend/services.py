@@ -9,10 +9,12 @@ mid-task leaves no half-written rows and the redelivered task finishes the rest.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
+from django.conf import settings as django_settings
 from django.db import transaction
-from django.db.models import Case, F, When
+from django.db.models import Case, F, Q, When
 from django.db.models.functions import Coalesce, Now
 from django.utils import timezone
 
@@ -33,14 +35,80 @@ def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), max(1, size))]
 
 
+class JobBusy(Exception):
+    """Another worker runs the job and was heard from within JOB_STALE_SECONDS."""
+
+
+def _lost() -> Q:
+    """Running jobs whose worker has been silent for JOB_STALE_SECONDS (see `Job.last_seen`)."""
+    cutoff = timezone.now() - timedelta(seconds=django_settings.JOB_STALE_SECONDS)
+    silent = (
+        Q(heartbeat_at__lt=cutoff)
+        | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+        | Q(heartbeat_at__isnull=True, started_at__isnull=True, created_at__lt=cutoff)
+    )
+    return Q(status=Job.Status.RUNNING) & silent
+
+
 def _claim(job_class: type[JobT], pk: int) -> JobT | None:
-    """Mark a queued job, or one whose worker died mid-run, as running; None if finished."""
-    claimed = job_class.objects.filter(pk=pk, status__in=UNFINISHED).update(
+    """Mark a queued job, or one whose worker died mid-run, as running; None if finished.
+
+    JobBusy while another worker is on it: a task delivered twice (a broker's redelivery, beat
+    requeueing a job it thought lost) never runs beside the live one."""
+    jobs = job_class.objects.filter(pk=pk)
+    limit = django_settings.JOB_MAX_WORKERS_LOST
+    if jobs.filter(_lost(), workers_lost__gte=limit - 1).update(
+        status=Job.Status.FAILED,
+        error=(
+            f"Its worker stopped {limit} times while running it (killed, or out of memory?). "
+            "What it wrote stays; start it again, perhaps with a smaller batch."
+        ),
+        finished_at=Now(),
+    ):
+        return None
+    claimed = jobs.filter(Q(status=Job.Status.QUEUED) | _lost()).update(
+        # SET reads the row as it was: a job taken over from a dead worker counts one more loss.
+        workers_lost=F("workers_lost") + Case(When(status=Job.Status.RUNNING, then=1), default=0),
         status=Job.Status.RUNNING,
         started_at=Coalesce(F("started_at"), Now()),
+        heartbeat_at=Now(),
         attempts=F("attempts") + 1,
     )
-    return job_class.objects.get(pk=pk) if claimed else None
+    if claimed:
+        return jobs.get()
+    if jobs.filter(status=Job.Status.RUNNING).exists():
+        raise JobBusy(f"{job_class.__name__} {pk} is running on another worker")
+    return None
+
+
+def job_release(*, job_class: type[Job], pk: int) -> None:
+    """Give a running job back to the queue, for a retry of its task (any worker may claim it)."""
+    job_class.objects.filter(pk=pk, status=Job.Status.RUNNING).update(
+        status=Job.Status.QUEUED, heartbeat_at=None
+    )
+
+
+def job_heartbeat(*, job_class: type[Job], pk: int) -> None:
+    """The running worker's sign of life (see `Job.worker_silent`)."""
+    job_class.objects.filter(pk=pk, status=Job.Status.RUNNING).update(heartbeat_at=Now())
+
+
+def jobs_requeue_lost() -> list[Job]:
+    """Queue again every running job whose worker has gone silent, once per silence: a worker
+    killed whole (the host, the container, the OOM killer) leaves its task unacknowledged on
+    the broker until the visibility timeout, an hour; this takes minutes."""
+    requeued: list[Job] = []
+    for job_class in (GenerationJob, JudgeJob):
+        since_seen = Q(requeued_at__isnull=True) | Q(
+            requeued_at__lt=Coalesce(F("heartbeat_at"), F("started_at"), F("created_at"))
+        )
+        for job in job_class.objects.filter(_lost(), since_seen):
+            if job_class.objects.filter(pk=job.pk, requeued_at=job.requeued_at).update(
+                requeued_at=Now()
+            ):
+                enqueue_job_on_commit(_task_for(job), job)
+                requeued.append(job)
+    return requeued
 
 
 def job_fail(*, job_class: type[Job], pk: int, error: str) -> None:
@@ -69,14 +137,17 @@ def _cancelled(job: Job) -> bool:
 
 def _job_save(job: JobT, *, dispatch: bool) -> JobT:
     """Validate and store a new job; with `dispatch`, queue its gpu task after commit."""
-    from models_backend import tasks  # noqa: PLC0415 - tasks import this module
-
     job.full_clean()
     job.save()
     if dispatch:
-        task = tasks.generation_job_task if isinstance(job, GenerationJob) else tasks.judge_job_task
-        enqueue_job_on_commit(task, job)
+        enqueue_job_on_commit(_task_for(job), job)
     return job
+
+
+def _task_for(job: Job) -> Any:
+    from models_backend import tasks  # noqa: PLC0415 - tasks import this module
+
+    return tasks.generation_job_task if isinstance(job, GenerationJob) else tasks.judge_job_task
 
 
 def _finish(job: Job) -> None:

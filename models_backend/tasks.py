@@ -16,6 +16,7 @@ from django.db import OperationalError
 
 from models_backend import services
 from models_backend.errors import BackendError, BackendUnavailable
+from models_backend.heartbeat import Heartbeat
 from models_backend.models import GenerationJob, Job, JudgeJob
 
 logger = logging.getLogger(__name__)
@@ -30,9 +31,27 @@ TASK_OPTIONS = {
 }
 
 
+def _run_beating(task, job_class: type[Job], job_pk: int, run) -> str:
+    """Run the job, stamping its heartbeat from a worker (in-process, the request or command
+    running it is its sign of life)."""
+    try:
+        if task.request.is_eager:
+            return run(job_pk=job_pk)
+        with Heartbeat(job_class, job_pk):
+            return run(job_pk=job_pk)
+    except services.JobBusy:
+        if task.request.is_eager:
+            return "running elsewhere"
+        # A second delivery of a job a live worker runs: look again once that worker could
+        # have gone silent; by then the job has finished, or its worker is gone and this takes it.
+        wait = settings.JOB_STALE_SECONDS + settings.JOB_HEARTBEAT_SECONDS
+        task.apply_async(kwargs={"job_pk": job_pk}, countdown=wait)
+        return f"running elsewhere; looking again in {wait:.0f} s"
+
+
 def _run(task, job_class: type[Job], job_pk: int, run) -> str:
     try:
-        return run(job_pk=job_pk)
+        return _run_beating(task, job_class, job_pk, run)
     except (BackendUnavailable, OperationalError) as exc:
         if task.request.is_eager:
             # In-process (demo) mode has no worker to retry later: fail visibly now.
@@ -43,7 +62,9 @@ def _run(task, job_class: type[Job], job_pk: int, run) -> str:
             # the job must fail here, or it stays "running" with no error for good.
             services.job_fail(job_class=job_class, pk=job_pk, error=f"gave up after retries: {exc}")
             return "failed"
-        # Exponential backoff, far below the broker's visibility timeout.
+        # Exponential backoff, far below the broker's visibility timeout. The job goes back to
+        # the queue meanwhile: the retry, on any worker, claims it as new.
+        services.job_release(job_class=job_class, pk=job_pk)
         base = settings.JOB_RETRY_BASE_SECONDS
         raise task.retry(exc=exc, countdown=min(60, 2**task.request.retries * base)) from exc
     except SoftTimeLimitExceeded:
@@ -70,3 +91,9 @@ def generation_job_task(self, *, job_pk: int) -> str:
 @shared_task(**TASK_OPTIONS)
 def judge_job_task(self, *, job_pk: int) -> str:
     return _run(self, JudgeJob, job_pk, services.judge_job_run)
+
+
+@shared_task(ignore_result=True)
+def jobs_requeue_lost_task() -> int:
+    """Beat: queue again the jobs whose worker died (see `services.jobs_requeue_lost`)."""
+    return len(services.jobs_requeue_lost())

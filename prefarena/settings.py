@@ -181,8 +181,17 @@ CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "660"))
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # A job whose backend is unreachable retries after base x 2^attempt seconds (at most 60 s).
 JOB_RETRY_BASE_SECONDS = float(os.environ.get("PREFARENA_JOB_RETRY_SECONDS", "5"))
+# A worker stamps the job it runs every JOB_HEARTBEAT_SECONDS. A running job silent for
+# JOB_STALE_SECONDS has lost its worker: beat queues it again (a whole worker killed would
+# otherwise wait out the broker's visibility timeout), and a job whose workers died
+# JOB_MAX_WORKERS_LOST times (out of memory on every try?) fails, saying so.
+JOB_HEARTBEAT_SECONDS = float(os.environ.get("PREFARENA_JOB_HEARTBEAT_SECONDS", "30"))
+JOB_STALE_SECONDS = float(os.environ.get("PREFARENA_JOB_STALE_SECONDS", "300"))
+JOB_MAX_WORKERS_LOST = int(os.environ.get("PREFARENA_JOB_MAX_WORKERS_LOST", "3"))
 # GPU work (generation, judging) goes to workers started with `-Q gpu`.
 CELERY_TASK_ROUTES = {
+    # Looks after the gpu queue's jobs, so runs apart from it (exact names win over patterns).
+    "models_backend.tasks.jobs_requeue_lost_task": {"queue": "default"},
     "models_backend.tasks.*": {"queue": "gpu"},
 }
 # A task whose worker died (kill -9, OOM) is redelivered by Redis once it has been unacked for
@@ -206,6 +215,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "fraud-detection": {
         "task": "annotation.tasks.fraud_detect_all_task",
         "schedule": float(os.environ.get("PREFARENA_FRAUD_SECONDS", "900")),
+    },
+    # Jobs whose worker died are queued again (see JOB_STALE_SECONDS).
+    "lost-jobs": {
+        "task": "models_backend.tasks.jobs_requeue_lost_task",
+        "schedule": float(os.environ.get("PREFARENA_LOST_JOBS_SECONDS", "60")),
     },
     # Judged pending pairs are routed (and the disagreement model refitted when due).
     "router": {

@@ -51,10 +51,17 @@ def outsider_user(db: None):
     return _member(other, Membership.Role.RESEARCHER, "outsider")
 
 
+# The workers of the tests stamp their jobs' heartbeats often and count a job as lost after a
+# few silent seconds, so that a killed worker's job is taken over within a test's patience.
+WORKER_HEARTBEAT_SECONDS = 0.5
+WORKER_STALE_SECONDS = 5.0
+
+
 @pytest.fixture
-def celery_worker_process(transactional_db: None, settings, tmp_path):
-    """A real `celery worker` process consuming the gpu and default queues from Redis,
-    on the test database. Tasks sent from the test go through the broker, not eagerly."""
+def celery_workers(transactional_db: None, settings, tmp_path):
+    """Start real `celery worker` processes (`start()`, each a new one) consuming the gpu and
+    default queues from Redis, on the test database. Tasks sent from the test go through the
+    broker, not eagerly. Every worker started is killed at the end."""
     import os
     import signal
     import subprocess
@@ -78,6 +85,8 @@ def celery_worker_process(transactional_db: None, settings, tmp_path):
         "PYTHONUNBUFFERED": "1",
         # Retries of an unreachable backend a fraction of a second apart, not 5 s to 40 s.
         "PREFARENA_JOB_RETRY_SECONDS": "0.05",
+        "PREFARENA_JOB_HEARTBEAT_SECONDS": str(WORKER_HEARTBEAT_SECONDS),
+        "PREFARENA_JOB_STALE_SECONDS": str(WORKER_STALE_SECONDS),
     }
     if app.conf.broker_url != broker:
         # Connection pools are made from the URL the app started with: it must be Redis.
@@ -88,29 +97,50 @@ def celery_worker_process(transactional_db: None, settings, tmp_path):
     previous = app.conf.task_always_eager
     app.conf.task_always_eager = False
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.JOB_HEARTBEAT_SECONDS = WORKER_HEARTBEAT_SECONDS
+    settings.JOB_STALE_SECONDS = WORKER_STALE_SECONDS
     with app.connection_for_write() as conn:
         for queue in ("gpu", "default"):
             conn.default_channel.queue_purge(queue)
-    log = (tmp_path / "worker.log").open("w")
-    name = f"test-{uuid.uuid4().hex[:8]}@%h"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "prefarena", "worker", "-Q", "gpu,default",
-         "-c", "1", "-P", "prefork", "--without-gossip", "--without-mingle", "-l", "info",
-         "-n", name],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
+    started: list[tuple[subprocess.Popen, object]] = []
+
+    def start() -> subprocess.Popen:
+        log_path = tmp_path / f"worker-{len(started)}.log"
+        log = log_path.open("w")
+        name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "prefarena", "worker", "-Q", "gpu,default",
+             "-c", "1", "-P", "prefork", "--without-gossip", "--without-mingle", "-l", "info",
+             "-n", name],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        started.append((process, log))
         # Generous: a loaded 2-core machine can take a minute to import torch and start.
         deadline = time.monotonic() + 240
-        while not app.control.ping(timeout=1.0):
+        while not app.control.ping(timeout=1.0, destination=[name.replace("%h", _hostname())]):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"celery worker did not start:\n{(tmp_path / 'worker.log').read_text()}"
-                )
-        process.log_path = tmp_path / "worker.log"  # type: ignore[attr-defined]
-        yield process
+                raise RuntimeError(f"celery worker did not start:\n{log_path.read_text()}")
+        process.log_path = log_path  # type: ignore[attr-defined]
+        return process
+
+    try:
+        yield start
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-        log.close()
+        for process, log in started:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+            log.close()
         app.conf.task_always_eager = previous
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+@pytest.fixture
+def celery_worker_process(celery_workers):
+    """One real `celery worker` process (see `celery_workers`)."""
+    return celery_workers()

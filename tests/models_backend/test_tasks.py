@@ -10,10 +10,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from annotation.models import Candidate, Comparison, ModelEntry, Project
 from models_backend import services
@@ -124,12 +126,45 @@ def test_worker_killed_mid_generation_redoes_the_task_without_duplicates(
 
     assert job.status == Job.Status.DONE, job.error
     assert job.attempts >= 2  # redelivered after the kill
+    assert job.workers_lost == 1  # taken over once the killed process's stamps had stopped
     assert job.completed == job.total == 8
     candidates = Candidate.objects.filter(model=model)
     assert candidates.count() == 8
     assert candidates.values("prompt").distinct().count() == 8
     log = celery_worker_process.log_path.read_text()
     assert "WorkerLostError" in log or "SIGKILL" in log or "signal 9" in log
+
+
+def test_a_job_whose_whole_worker_died_is_queued_again_by_beat_and_finished(
+    celery_workers,
+) -> None:
+    """Killed whole (host, container, OOM killer), a worker leaves its task unacknowledged on
+    the broker for the visibility timeout, an hour: the job's silence gets it done in seconds."""
+    project = ProjectFactory()
+    for i in range(8):
+        PromptFactory(project=project, turns=[f"Write one sentence about the number {i}."])
+    model = local_model(project, "gemma-greedy", {**GREEDY, "max_new_tokens": 16})
+    first = celery_workers()
+    job = services.generation_job_create(model=model, batch_size=2)
+    job = wait_for(job, lambda j: j.completed >= 2 and j.status == Job.Status.RUNNING)
+    stamped = job.heartbeat_at
+    job = wait_for(job, lambda j: j.heartbeat_at > stamped)  # the worker stamps as it runs
+    assert services.jobs_requeue_lost() == []  # a live worker's job is left alone
+
+    os.killpg(first.pid, signal.SIGKILL)  # the main process too: nobody rejects the task
+    first.wait(timeout=30)
+    job = wait_for(job, lambda j: j.worker_silent, timeout=60)
+    assert job.status == Job.Status.RUNNING
+    requeued = services.jobs_requeue_lost()
+    assert [j.pk for j in requeued] == [job.pk]
+    assert services.jobs_requeue_lost() == []  # once per silence, not once per beat
+    celery_workers()
+
+    job = wait_for(job, lambda j: j.is_finished)
+    assert job.status == Job.Status.DONE, job.error
+    assert (job.workers_lost, job.completed, job.total) == (1, 8, 8)
+    assert Candidate.objects.filter(model=model).values("prompt").distinct().count() == 8
+    assert Candidate.objects.filter(model=model).count() == 8
 
 
 class _StubHandler(BaseHTTPRequestHandler):
@@ -490,3 +525,117 @@ def test_the_admin_action_says_how_an_in_process_job_ended(admin_client, setting
     job = GenerationJob.objects.get()
     assert f"Generation job {job.pk} for {model} ran here: failed: cannot reach" in page
     assert "Queued" not in page
+
+
+def _running_job(model: ModelEntry, *, silent_for: float, workers_lost: int = 0) -> GenerationJob:
+    """A job a worker claimed an hour ago and last stamped `silent_for` seconds ago."""
+    now = timezone.now()
+    return GenerationJob.objects.create(
+        project=model.project,
+        model=model,
+        prompt_ids=list(model.project.prompts.values_list("pk", flat=True)),
+        settings_hash=services.backends.generation_settings(model).settings_hash(),
+        total=model.project.prompts.count(),
+        status=Job.Status.RUNNING,
+        attempts=1,
+        created_at=now - timedelta(hours=1),
+        started_at=now - timedelta(hours=1),
+        heartbeat_at=now - timedelta(seconds=silent_for),
+        workers_lost=workers_lost,
+    )
+
+
+@pytest.mark.django_db
+def test_a_second_delivery_of_a_job_its_worker_still_stamps_does_not_run_it(settings) -> None:
+    settings.JOB_STALE_SECONDS = 300
+    PromptFactory(project=(project := ProjectFactory()))
+    job = _running_job(remote_model(project, "http://127.0.0.1:9/v1"), silent_for=10)
+
+    with pytest.raises(services.JobBusy):
+        services.generation_job_run(job_pk=job.pk)
+
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.workers_lost) == (Job.Status.RUNNING, 1, 0)
+    assert not job.worker_silent
+
+
+@pytest.mark.django_db
+def test_a_job_whose_worker_went_silent_is_taken_over_and_finished(
+    stub_endpoint: str, settings
+) -> None:
+    settings.JOB_STALE_SECONDS = 300
+    PromptFactory(project=(project := ProjectFactory()))
+    remote = remote_model(project, f"{stub_endpoint}/flaky/v1")
+    _StubHandler.flaky_answers_left = 1
+    job = _running_job(remote, silent_for=301)
+    assert job.worker_silent
+
+    assert services.generation_job_run(job_pk=job.pk) == "generated 1 candidates"
+
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.workers_lost) == (Job.Status.DONE, 2, 1)
+    assert Candidate.objects.get(model=remote).responses == ["An answer."]
+
+
+@pytest.mark.django_db
+def test_a_job_that_kills_every_worker_fails_saying_so(settings) -> None:
+    settings.JOB_STALE_SECONDS, settings.JOB_MAX_WORKERS_LOST = 300, 3
+    PromptFactory(project=(project := ProjectFactory()))
+    job = _running_job(
+        remote_model(project, "http://127.0.0.1:9/v1"), silent_for=400, workers_lost=2
+    )
+
+    assert services.generation_job_run(job_pk=job.pk) == "already finished"
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and job.finished_at is not None
+    assert job.error.startswith("Its worker stopped 3 times while running it"), job.error
+    assert job.attempts == 1  # not handed to a fourth worker
+
+
+@pytest.mark.django_db
+def test_beat_queues_a_silent_job_again_once_per_silence(
+    settings, django_capture_on_commit_callbacks
+) -> None:
+    settings.JOB_STALE_SECONDS = 300
+    PromptFactory(project=(project := ProjectFactory()))
+    model = remote_model(project, "http://127.0.0.1:9/v1")
+    silent = _running_job(model, silent_for=301)
+    _running_job(model, silent_for=30)  # its worker is alive
+    GenerationJob.objects.create(project=project, model=model, settings_hash="x")  # queued
+    JudgeJob.objects.create(
+        project=project,
+        judge="j",
+        status=Job.Status.RUNNING,
+        started_at=timezone.now() - timedelta(hours=2),  # claimed before heartbeats existed
+    )
+
+    with django_capture_on_commit_callbacks() as sent:
+        assert {type(j) for j in services.jobs_requeue_lost()} == {GenerationJob, JudgeJob}
+        assert services.jobs_requeue_lost() == []
+    assert sorted(c.__qualname__ for c in sent) == [
+        "enqueue_job_on_commit(models_backend.tasks.generation_job_task)",
+        "enqueue_job_on_commit(models_backend.tasks.judge_job_task)",
+    ]
+    silent.refresh_from_db()
+    assert silent.status == Job.Status.RUNNING  # the task that takes it over claims it
+    # Taken over, stamped, silent again: queued again.
+    GenerationJob.objects.filter(pk=silent.pk).update(
+        requeued_at=timezone.now() - timedelta(seconds=600),
+        heartbeat_at=timezone.now() - timedelta(seconds=400),
+    )
+    with django_capture_on_commit_callbacks():
+        assert [j.pk for j in services.jobs_requeue_lost()] == [silent.pk]
+
+
+def test_every_beat_task_exists_and_lost_jobs_are_looked_after_off_the_gpu_queue() -> None:
+    from django.conf import settings
+
+    from prefarena.celery import app
+
+    app.loader.import_default_modules()
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        assert entry["task"] in app.tasks, entry
+    route = app.amqp.router.route({}, "models_backend.tasks.jobs_requeue_lost_task")
+    assert route["queue"].name == "default"  # a busy or dead gpu worker cannot do it
+    assert app.amqp.router.route({}, "models_backend.tasks.judge_job_task")["queue"].name == "gpu"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from annotation.models import Project
 from models_backend.models import GenerationJob, Job, JudgeJob
@@ -39,6 +42,26 @@ def test_it_polls_while_a_job_runs(client: Client, project: Project, researcher_
     assert fragment.lstrip().startswith('<section id="jobs"')
     assert 'hx-trigger="every 2s"' in fragment
     assert '<progress max="10" value="4">' in fragment
+
+
+def test_it_says_when_a_running_job_has_lost_its_worker(
+    client: Client, project: Project, researcher_user, settings
+) -> None:
+    settings.JOB_STALE_SECONDS = 300
+    model = ModelEntryFactory(project=project, backend="transformers")
+    long_ago = timezone.now() - timedelta(minutes=30)
+    for silent_for in (timedelta(seconds=20), timedelta(minutes=6)):
+        GenerationJob.objects.create(
+            project=project, model=model, settings_hash="x", status=Job.Status.RUNNING,
+            created_at=long_ago, started_at=long_ago, heartbeat_at=timezone.now() - silent_for,
+        )  # fmt: skip
+    client.force_login(researcher_user)
+
+    page = client.get(reverse("models_backend:jobs", args=[project.slug])).content.decode()
+
+    assert page.count("no word from its worker since") == 1
+    silent = GenerationJob.objects.order_by("heartbeat_at").first()
+    assert f"since {timezone.localtime(silent.heartbeat_at):%Y-%m-%d %H:%M:%S}" in page
 
 
 def test_generating_with_an_imported_model_says_why_not(
