@@ -31,6 +31,7 @@ class JobAdmin(admin.ModelAdmin):
 @admin.register(GenerationJob)
 class GenerationJobAdmin(JobAdmin):
     list_display = ["pk", "model", "status", "completed", "total", "error", "created_at"]
+    readonly_fields = [*JobAdmin.readonly_fields, "failures"]
 
 
 @admin.register(JudgeJob)

@@ -12,13 +12,15 @@ repetition_penalty, prompt_format).
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from annotation.models import ModelEntry
 from models_backend.clients import EndpointConfig, OpenAICompatibleClient
-from models_backend.errors import BackendConfigurationError
+from models_backend.errors import AnswerRefused, BackendConfigurationError
 from models_backend.specs import GEMMA3_270M_PACKAGE, GenerationSettings, Message, ModelSpec
 from prefarena import jsontext
 
@@ -70,10 +72,20 @@ def endpoint_config(model: ModelEntry) -> EndpointConfig:
     config = _config(model)
     if not config.get("base_url") or not config.get("model"):
         raise BackendConfigurationError(f"{model.name}: an endpoint needs base_url and model")
-    if not str(config["base_url"]).startswith(("http://", "https://")):
+    base_url = str(config["base_url"])
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or base_url != base_url.strip():
         raise BackendConfigurationError(
-            f"{model.name}: base_url must start with http:// or https://, not "
-            f"{str(config['base_url'])[:60]!r}"
+            f"{model.name}: base_url must be an http:// or https:// URL with a host, not "
+            f"{base_url[:60]!r}"
+        )
+    if any(c.isspace() for c in base_url):
+        raise BackendConfigurationError(f"{model.name}: base_url has a space in it")
+    api_key_env = config.get("api_key_env")
+    if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env):
+        raise BackendConfigurationError(
+            f"{model.name}: api_key_env names an environment variable (a string), "
+            f"not {api_key_env!r}"
         )
     try:
         timeout = float(config.get("timeout_s", 60.0))
@@ -81,11 +93,15 @@ def endpoint_config(model: ModelEntry) -> EndpointConfig:
         raise BackendConfigurationError(f"{model.name}: timeout_s must be a number") from exc
     if not 0 < timeout <= 3600:  # also refuses nan
         raise BackendConfigurationError(f"{model.name}: timeout_s must be from 0 to 3600 s")
+    retries = config.get("retries", 3)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
+        raise BackendConfigurationError(f"{model.name}: retries must be a whole number, 0 to 10")
     return EndpointConfig(
-        base_url=str(config["base_url"]),
+        base_url=base_url,
         model=str(config["model"]),
-        api_key_env=config.get("api_key_env"),
+        api_key_env=api_key_env,
         timeout_s=timeout,
+        retries=retries,
     )
 
 
@@ -102,28 +118,79 @@ def check_config(model: ModelEntry) -> None:
         endpoint_config(model)
 
 
-def generate_texts(
+@dataclass(frozen=True)
+class Answer:
+    """One conversation's answer, or why it has none (`text` None, `error` says why)."""
+
+    text: str | None
+    finish_reason: str | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+    error: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        text: str,
+        finish_reason: str | None,
+        completion_tokens: int | None,
+        latency_s: float,
+    ) -> Answer:
+        """What no text column can hold (a NUL, half of a UTF-16 pair) becomes U+FFFD; an
+        answer with nothing in it is no answer: the arena would show an empty side."""
+        if not text.strip():
+            return cls(None, finish_reason, error=f"blank answer (finish_reason={finish_reason})")
+        return cls(
+            jsontext.storable_text(text),
+            finish_reason,
+            completion_tokens,
+            round(latency_s, 3),
+        )
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "finish_reason": self.finish_reason,
+            "completion_tokens": self.completion_tokens,
+            "latency_s": self.latency_s,
+        }
+
+
+def generate_answers(
     model: ModelEntry,
     conversations: Sequence[Sequence[Message]],
     settings: GenerationSettings,
     *,
     batch_size: int,
-) -> list[str]:
-    """One answer per conversation (each ends with a user message), in input order; what no
-    text column can hold (a NUL, half of a UTF-16 pair) is replaced by U+FFFD."""
+) -> list[Answer]:
+    """One answer per conversation (each ends with a user message), in input order.
+
+    A conversation the server refuses (too long for its context, say: `AnswerRefused`) gets an
+    `Answer` with an error and the others go on; a server that is down raises
+    BackendUnavailable (after the client's own retries) for the job to retry, and one that
+    answers nonsense a BackendResponseError that fails the job."""
     if model.backend == ModelEntry.Backend.TRANSFORMERS:
         from models_backend.generation import generate  # noqa: PLC0415 - loads torch
         from models_backend.loaders import get_model  # noqa: PLC0415
 
         loaded = get_model(model_spec(model.backend_config))
         completions = generate(loaded, list(conversations), settings, batch_size=batch_size)
-        return [jsontext.storable_text(completion.text) for completion in completions]
+        return [
+            Answer.of(c.text, c.finish_reason, c.completion_tokens, c.latency_s)
+            for c in completions
+        ]
     if model.backend == ModelEntry.Backend.OPENAI:
         client = OpenAICompatibleClient(endpoint_config(model))
-        return [
-            jsontext.storable_text(client.generate(list(conversation), settings).text)
-            for conversation in conversations
-        ]
+        return [_remote_answer(client, conversation, settings) for conversation in conversations]
     raise BackendConfigurationError(
         f"{model.name} has imported outputs only; give it a transformers or endpoint backend"
     )
+
+
+def _remote_answer(
+    client: OpenAICompatibleClient, conversation: Sequence[Message], settings: GenerationSettings
+) -> Answer:
+    try:
+        c = client.generate(list(conversation), settings)
+    except AnswerRefused as exc:
+        return Answer(None, error=str(exc))
+    return Answer.of(c.text, c.finish_reason, c.completion_tokens, c.latency_s)

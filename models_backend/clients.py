@@ -12,6 +12,7 @@ variable that holds it, and the key is read at request time and sent only in the
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import urllib.error
@@ -22,6 +23,7 @@ from http.client import HTTPException
 from typing import Any
 
 from models_backend.errors import (
+    AnswerRefused,
     BackendConfigurationError,
     BackendResponseError,
     BackendUnavailable,
@@ -36,6 +38,8 @@ from prefarena import jsontext
 
 # Rate limiting and "try again" statuses are transient like a 5xx.
 _TRANSIENT_STATUSES = {408, 425, 429}
+# The request, not the server, is what these refuse (vLLM answers 400 to a prompt too long).
+_REFUSED_REQUEST_STATUSES = {400, 413, 422}
 _BODY_EXCERPT_CHARS = 300
 # Far above any answer a token limit allows (32k tokens are ~150 kB of JSON).
 MAX_RESPONSE_BYTES = 2_000_000
@@ -46,7 +50,10 @@ class EndpointConfig:
     base_url: str  # up to and including the version, e.g. "http://127.0.0.1:8000/v1"
     model: str  # the server's model name
     api_key_env: str | None = None  # NAME of the environment variable holding the key
-    timeout_s: float = 60.0  # per socket operation (connect, and each read)
+    timeout_s: float = 60.0  # for the whole request: connect, generation, the last byte
+    # A transient failure (timeout, reset, 5xx, 429) is tried again this many times, after
+    # the server's Retry-After or a doubling pause, before it reaches the job.
+    retries: int = 3
 
     def __repr__(self) -> str:
         return f"EndpointConfig(base_url={self.base_url!r}, model={self.model!r})"
@@ -83,7 +90,7 @@ class OpenAICompatibleClient:
         message = choice.get("message")
         content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, str):
-            raise BackendResponseError(
+            raise AnswerRefused(
                 "chat completion has no choices[0].message.content string",
                 url=self._url("/chat/completions"),
             )
@@ -97,7 +104,7 @@ class OpenAICompatibleClient:
         choice = _first_choice(body, self._url("/completions"))
         text = choice.get("text")
         if not isinstance(text, str):
-            raise BackendResponseError(
+            raise AnswerRefused(
                 "completion has no choices[0].text string", url=self._url("/completions")
             )
         return self._completion(body, choice, text.strip(), latency)
@@ -144,23 +151,34 @@ class OpenAICompatibleClient:
         return headers
 
     def _post(self, path: str, payload: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
+        """POST and parse the JSON answer, trying a transient failure again `retries` times:
+        one 429 or 503 among a thousand prompts must not throw away a job's batch."""
+        for attempt in range(self.config.retries + 1):
+            try:
+                return self._post_once(path, payload)
+            except BackendUnavailable as error:
+                if attempt == self.config.retries:
+                    raise
+                time.sleep(_pause(error, attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _post_once(self, path: str, payload: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
         url = self._url(path)
         request = urllib.request.Request(  # noqa: S310 - the URL is operator configuration
             url, data=json.dumps(payload).encode(), headers=self._headers(), method="POST"
         )
         started = time.perf_counter()
+        too_slow = f"{url} did not answer within {self.config.timeout_s:g}s"
         try:
             with urllib.request.urlopen(request, timeout=self.config.timeout_s) as response:  # noqa: S310
-                raw = response.read(MAX_RESPONSE_BYTES + 1)
+                raw = _read_body(response, started + self.config.timeout_s, too_slow, url)
         except urllib.error.HTTPError as error:
             raise _http_error(error, url) from error
         except TimeoutError as error:
-            raise BackendUnavailable(
-                f"{url} did not answer within {self.config.timeout_s:g}s", url=url
-            ) from error
+            raise BackendUnavailable(too_slow, url=url) from error
         except urllib.error.URLError as error:
             if isinstance(error.reason, TimeoutError):
-                message = f"{url} did not answer within {self.config.timeout_s:g}s"
+                message = too_slow
             else:
                 message = f"cannot reach {url}: {error.reason}"
             raise BackendUnavailable(message, url=url) from error
@@ -168,12 +186,6 @@ class OpenAICompatibleClient:
             # Reset or closed mid-response: the server went away, which is transient.
             raise BackendUnavailable(f"connection to {url} failed: {error!r}", url=url) from error
         latency = time.perf_counter() - started
-        if len(raw) > MAX_RESPONSE_BYTES:
-            # A server that ignores max_tokens must not fill the arena (and every page that
-            # shows the answer) with megabytes.
-            raise BackendResponseError(
-                f"{url} answered with more than {MAX_RESPONSE_BYTES // 1_000_000} MB", url=url
-            )
         try:
             body = jsontext.loads(raw)
         except (UnicodeDecodeError, jsontext.JSONTextError) as error:
@@ -185,6 +197,41 @@ class OpenAICompatibleClient:
                 f"{url} answered with JSON that is not an object: {_excerpt(raw)!r}", url=url
             )
         return body, latency
+
+
+def _read_body(response: Any, deadline: float, too_slow: str, url: str) -> bytes:
+    """The whole body by the deadline: a socket timeout bounds each read only, and a server
+    that trickles a byte at a time would hold the worker for good."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.read1(65536):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            # A server that ignores max_tokens must not fill the arena (and every page that
+            # shows the answer) with megabytes.
+            raise BackendResponseError(
+                f"{url} answered with more than {MAX_RESPONSE_BYTES // 1_000_000} MB", url=url
+            )
+        if time.perf_counter() > deadline:
+            raise BackendUnavailable(too_slow, url=url)
+    if response.length:  # fewer bytes than its Content-Length: cut off, not a bad answer
+        raise BackendUnavailable(
+            f"{url} closed the connection {response.length} bytes before the end", url=url
+        )
+    return b"".join(chunks)
+
+
+# Pauses between tries of a transient failure: doubling from 1 s, and never longer than this
+# even when a server's Retry-After asks for more (the job's own retry takes over then).
+_FIRST_PAUSE_S = 1.0
+_LONGEST_PAUSE_S = 30.0
+
+
+def _pause(error: BackendUnavailable, attempt: int) -> float:
+    if error.retry_after is not None:
+        return min(max(error.retry_after, 0.0), _LONGEST_PAUSE_S)
+    return min(_FIRST_PAUSE_S * 2**attempt, _LONGEST_PAUSE_S)
 
 
 def _first_choice(body: Mapping[str, Any], url: str) -> Mapping[str, Any]:
@@ -201,8 +248,20 @@ def _http_error(error: urllib.error.HTTPError, url: str) -> Exception:
         detail = ""
     message = f"{url} answered HTTP {error.code}: {detail}".rstrip(": ")
     if error.code >= 500 or error.code in _TRANSIENT_STATUSES:
-        return BackendUnavailable(message, url=url, status_code=error.code)
+        retry_after = _seconds(error.headers.get("Retry-After") if error.headers else None)
+        return BackendUnavailable(message, url=url, status_code=error.code, retry_after=retry_after)
+    if error.code in _REFUSED_REQUEST_STATUSES:
+        return AnswerRefused(message, url=url, status_code=error.code)
     return BackendResponseError(message, url=url, status_code=error.code)
+
+
+def _seconds(value: str | None) -> float | None:
+    """Retry-After in seconds (an HTTP date counts as unknown: servers send seconds)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and math.isfinite(seconds) else None
 
 
 def _excerpt(raw: bytes) -> str:

@@ -119,6 +119,11 @@ class GenerationJob(Job):
         default=list, blank=True, help_text="Prompts to answer, in order."
     )
     settings_hash = models.CharField(max_length=64)
+    failures = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Prompts (external id) that got no answer, and why; a later job tries again.",
+    )
 
     class Meta(Job.Meta):
         constraints = [

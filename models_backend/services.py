@@ -8,6 +8,7 @@ mid-task leaves no half-written rows and the redelivered task finishes the rest.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from django.utils import timezone
 from annotation.models import Candidate, Comparison, ModelEntry, Project, Prompt
 from annotation.services import comparisons_create_for_prompts
 from models_backend import backends
+from models_backend.errors import BackendResponseError
 from models_backend.models import GenerationJob, Job, JudgeJob, Judgment
 from prefarena import jsontext
 from prefarena.celery import enqueue_job_on_commit
@@ -131,6 +133,19 @@ def job_cancel(*, job: Job, by: str) -> bool:
     )
 
 
+PAUSED = "paused"
+
+
+def _pause_due(job: Job, until: float | None, *, batches_done: int) -> bool:
+    """Past the task's time (`until`, a `time.monotonic()`), after at least one batch: the job
+    goes back to the queue, for the task's next run to go on with. A long job never meets
+    the worker's time limit, and other jobs get their turn."""
+    if until is None or not batches_done or time.monotonic() < until:
+        return False
+    job_release(job_class=type(job), pk=job.pk)
+    return True
+
+
 def _cancelled(job: Job) -> bool:
     return type(job).objects.filter(pk=job.pk, status=Job.Status.CANCELLED).exists()
 
@@ -150,9 +165,10 @@ def _task_for(job: Job) -> Any:
     return tasks.generation_job_task if isinstance(job, GenerationJob) else tasks.judge_job_task
 
 
-def _finish(job: Job) -> None:
+def _finish(job: Job, *, error: str = "") -> None:
+    """Done; `error` says what it could not do (prompts that got no answer)."""
     type(job).objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
-        status=Job.Status.DONE, finished_at=timezone.now(), error=""
+        status=Job.Status.DONE, finished_at=timezone.now(), error=error[:2000]
     )
 
 
@@ -188,8 +204,13 @@ def generation_job_create(
     return _job_save(job, dispatch=dispatch)
 
 
-def generation_job_run(*, job_pk: int, progress: ProgressFn | None = None) -> str:
-    """Generate the missing candidates of a job, batch by batch. Safe to run more than once."""
+def generation_job_run(
+    *, job_pk: int, progress: ProgressFn | None = None, until: float | None = None
+) -> str:
+    """Generate the missing candidates of a job, batch by batch. Safe to run more than once.
+
+    A prompt the backend cannot answer (too long for its context, a blank answer) is listed in
+    the job's `failures` and the others go on; a later job tries it again."""
     job = _claim(GenerationJob, job_pk)
     if job is None:
         return "already finished"
@@ -202,57 +223,105 @@ def generation_job_run(*, job_pk: int, progress: ProgressFn | None = None) -> st
             model=model, settings_hash=job.settings_hash, prompt_id__in=job.prompt_ids
         ).values_list("prompt_id", flat=True)
     )
-    GenerationJob.objects.filter(pk=job.pk).update(completed=len(done))
-    completed = len(done)
-    for batch in _chunks([p for p in prompts if p.pk not in done], job.batch_size):
+    GenerationJob.objects.filter(pk=job.pk).update(completed=len(done), failures={})
+    completed, answered_here = len(done), 0
+    failures: dict[str, str | None] = {}
+    for n, batch in enumerate(_chunks([p for p in prompts if p.pk not in done], job.batch_size)):
         if _cancelled(job):
             return f"cancelled after {completed} of {job.total}"
+        if _pause_due(job, until, batches_done=n):
+            return f"{PAUSED} after {completed} of {job.total}"
         answers = _answer_conversations(model, batch, settings, job.batch_size)
+        answered = [(p, a) for p, a in zip(batch, answers, strict=True) if a[-1].text is not None]
+        failures |= {p.external_id: a[-1].error for p, a in zip(batch, answers, strict=True)}
+        for prompt, _ in answered:
+            failures.pop(prompt.external_id)
+        answered_here += len(answered)
         with transaction.atomic():
             Candidate.objects.bulk_create(
                 [
                     Candidate(
                         prompt=prompt,
                         model=model,
-                        responses=responses,
+                        responses=[a.text for a in turns],
                         settings_hash=job.settings_hash,
-                        metadata={"generation": settings.to_dict(), "job": job.pk},
+                        metadata={
+                            "generation": settings.to_dict(),
+                            "job": job.pk,
+                            "turns": [a.metadata() for a in turns],
+                        },
                     )
-                    for prompt, responses in zip(batch, answers, strict=True)
+                    for prompt, turns in answered
                 ],
                 ignore_conflicts=True,
             )
             # With the candidates, their comparisons: a job that fails at a later batch leaves
             # what it generated in the arena, not candidates nobody is shown.
-            comparisons_create_for_prompts(project=job.project, prompts=batch)
+            comparisons_create_for_prompts(project=job.project, prompts=[p for p, _ in answered])
             completed += len(batch)
-            GenerationJob.objects.filter(pk=job.pk).update(completed=completed)
+            GenerationJob.objects.filter(pk=job.pk).update(
+                completed=completed, failures=_capped(failures)
+            )
         if progress is not None:
             progress(completed, job.total)
+        if not (answered_here or done) and len(failures) >= FAIL_FAST_AFTER:
+            # The model, not a prompt, is the problem: no use asking it the rest.
+            raise BackendResponseError(_failures_summary(failures, job.total))
+    if failures and not (answered_here or done):
+        raise BackendResponseError(_failures_summary(failures, job.total))
     # Also pairs candidates of an earlier run that failed before this change of order.
     comparisons_create_for_prompts(project=job.project, prompts=prompts)
-    _finish(job)
-    return f"generated {completed - len(done)} candidates"
+    _finish(job, error=_failures_summary(failures, job.total))
+    failed = f", {len(failures)} got no answer" if failures else ""
+    return f"generated {answered_here} candidates{failed}"
+
+
+# A job whose first this many prompts all got no answer (and the model none before) fails.
+FAIL_FAST_AFTER = 5
+
+
+# A job lists at most this many failed prompts (the count in its summary is exact).
+MAX_LISTED_FAILURES = 200
+
+
+def _capped(failures: dict[str, str | None]) -> dict[str, str | None]:
+    return dict(list(failures.items())[:MAX_LISTED_FAILURES])
+
+
+def _failures_summary(failures: dict[str, str | None], total: int) -> str:
+    if not failures:
+        return ""
+    first, why = next(iter(failures.items()))
+    return f"{len(failures)} of {total} prompts got no answer (the first, {first}: {why})"
 
 
 def _answer_conversations(
     model: ModelEntry, prompts: Sequence[Prompt], settings: Any, batch_size: int
-) -> list[list[str]]:
-    """Answer every turn of each prompt; a later turn sees the model's own earlier answers."""
-    answers: list[list[str]] = [[] for _ in prompts]
+) -> list[list[backends.Answer]]:
+    """Answer every turn of each prompt; a later turn sees the model's own earlier answers.
+    A prompt whose turn got no answer stops there: its last `Answer` says why."""
+    answers: list[list[backends.Answer]] = [[] for _ in prompts]
     for turn in range(max(len(p.turns) for p in prompts)):
-        active = [i for i, p in enumerate(prompts) if turn < len(p.turns)]
+        active = [
+            i
+            for i, p in enumerate(prompts)
+            if turn < len(p.turns) and all(a.text is not None for a in answers[i])
+        ]
+        if not active:
+            break
         conversations = []
         for i in active:
             messages: list[dict[str, str]] = []
             for earlier in range(turn):
                 messages.append({"role": "user", "content": prompts[i].turns[earlier]})
-                messages.append({"role": "assistant", "content": answers[i][earlier]})
+                messages.append({"role": "assistant", "content": answers[i][earlier].text})
             messages.append({"role": "user", "content": prompts[i].turns[turn]})
             conversations.append(messages)
-        texts = backends.generate_texts(model, conversations, settings, batch_size=batch_size)
-        for i, text in zip(active, texts, strict=True):
-            answers[i].append(text)
+        turn_answers = backends.generate_answers(
+            model, conversations, settings, batch_size=batch_size
+        )
+        for i, answer in zip(active, turn_answers, strict=True):
+            answers[i].append(answer)
     return answers
 
 
@@ -324,7 +393,9 @@ VERDICTS = {
 }
 
 
-def judge_job_run(*, job_pk: int, progress: ProgressFn | None = None) -> str:
+def judge_job_run(
+    *, job_pk: int, progress: ProgressFn | None = None, until: float | None = None
+) -> str:
     """Judge the job's comparisons not yet judged by its judge. Safe to run more than once."""
     from models_backend.judge import JudgeConfig, judge_pairs  # noqa: PLC0415 - loads torch
     from models_backend.loaders import get_model  # noqa: PLC0415
@@ -346,9 +417,11 @@ def judge_job_run(*, job_pk: int, progress: ProgressFn | None = None) -> str:
     JudgeJob.objects.filter(pk=job.pk).update(completed=completed)
     loaded = get_model(backends.model_spec(job.judge_spec)) if todo else None
     config = JudgeConfig(batch_size=job.batch_size)
-    for batch in _chunks(todo, job.batch_size):
+    for n, batch in enumerate(_chunks(todo, job.batch_size)):
         if _cancelled(job):
             return f"cancelled after {completed} of {job.total}"
+        if _pause_due(job, until, batches_done=n):
+            return f"{PAUSED} after {completed} of {job.total}"
         verdicts = judge_pairs(loaded, [judge_pair_for(c) for c in batch], config)
         with transaction.atomic():
             Judgment.objects.bulk_create(

@@ -188,6 +188,9 @@ JOB_RETRY_BASE_SECONDS = float(os.environ.get("PREFARENA_JOB_RETRY_SECONDS", "5"
 JOB_HEARTBEAT_SECONDS = float(os.environ.get("PREFARENA_JOB_HEARTBEAT_SECONDS", "30"))
 JOB_STALE_SECONDS = float(os.environ.get("PREFARENA_JOB_STALE_SECONDS", "300"))
 JOB_MAX_WORKERS_LOST = int(os.environ.get("PREFARENA_JOB_MAX_WORKERS_LOST", "3"))
+# A job's task stops taking batches after this long and queues the rest as a new task: a long
+# job never meets the task's time limit (55 min), and other jobs get their turn.
+JOB_TASK_SECONDS = float(os.environ.get("PREFARENA_JOB_TASK_SECONDS", "1800"))
 # GPU work (generation, judging) goes to workers started with `-Q gpu`.
 CELERY_TASK_ROUTES = {
     # Looks after the gpu queue's jobs, so runs apart from it (exact names win over patterns).

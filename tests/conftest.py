@@ -104,7 +104,7 @@ def celery_workers(transactional_db: None, settings, tmp_path):
             conn.default_channel.queue_purge(queue)
     started: list[tuple[subprocess.Popen, object]] = []
 
-    def start() -> subprocess.Popen:
+    def start(**overrides: str) -> subprocess.Popen:
         log_path = tmp_path / f"worker-{len(started)}.log"
         log = log_path.open("w")
         name = f"test-{uuid.uuid4().hex[:8]}@%h"
@@ -112,7 +112,8 @@ def celery_workers(transactional_db: None, settings, tmp_path):
             [sys.executable, "-m", "celery", "-A", "prefarena", "worker", "-Q", "gpu,default",
              "-c", "1", "-P", "prefork", "--without-gossip", "--without-mingle", "-l", "info",
              "-n", name],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**env, **overrides}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )  # fmt: skip
         started.append((process, log))
         # Generous: a loaded 2-core machine can take a minute to import torch and start.

@@ -41,6 +41,7 @@ class _StubHandler(BaseHTTPRequestHandler):
     """Behaviour chosen by the first path segment: /ok, /slow, /garbage, /missing, /error, /bad."""
 
     requests: list[dict[str, object]]  # set per server, see stub_server
+    busy_left: dict[str, int]
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
@@ -60,15 +61,55 @@ class _StubHandler(BaseHTTPRequestHandler):
             self._send(500, b'{"error": "CUDA out of memory"}')
         elif mode == "bad":
             self._send(400, b'{"error": "unknown model"}')
+        elif mode in ("busy", "drip", "cut"):
+            getattr(self, f"_{mode}")()
         elif self.path.endswith("/chat/completions"):
             self._send(200, json.dumps(_CHAT_ANSWER).encode())
         else:
             self._send(200, json.dumps(_COMPLETION_ANSWER).encode())
 
-    def _send(self, status: int, payload: bytes, content_type: str = "application/json") -> None:
+    def _busy(self) -> None:
+        """/busy/N/...: 429 with Retry-After for the first N requests, then the answer."""
+        left = self.busy_left.setdefault(self.path, int(self.path.split("/")[2]))
+        if left > 0:
+            self.busy_left[self.path] = left - 1
+            self._send(429, b'{"error": "rate limited"}', retry_after="0.2")
+        else:
+            self._send(200, json.dumps(_CHAT_ANSWER).encode())
+
+    def _drip(self) -> None:
+        """A byte at a time, each well within the socket timeout."""
+        self.send_response(200)
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        try:
+            for _ in range(100):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _cut(self) -> None:
+        """Promises 1000 bytes, sends 13 and hangs up."""
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b'{"choices": [')
+        self.close_connection = True
+
+    def _send(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str = "application/json",
+        retry_after: str | None = None,
+    ) -> None:
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
+            if retry_after is not None:
+                self.send_header("Retry-After", retry_after)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -82,7 +123,7 @@ class _StubHandler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def stub_server() -> Iterator[tuple[str, list[dict[str, object]]]]:
     requests: list[dict[str, object]] = []
-    handler = type("Handler", (_StubHandler,), {"requests": requests})
+    handler = type("Handler", (_StubHandler,), {"requests": requests, "busy_left": {}})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -93,6 +134,8 @@ def stub_server() -> Iterator[tuple[str, list[dict[str, object]]]]:
 
 
 def _client(base: str, mode: str, **config: object) -> OpenAICompatibleClient:
+    """A client that gives up at the first transient failure unless `retries` says otherwise."""
+    config.setdefault("retries", 0)
     return OpenAICompatibleClient(
         EndpointConfig(base_url=f"{base}/{mode}/v1", model="stub-model", **config)  # type: ignore[arg-type]
     )
@@ -204,3 +247,50 @@ def test_connection_refused_is_unavailable() -> None:
 def test_all_errors_share_one_base_class() -> None:
     for error in (BackendUnavailable, BackendResponseError, BackendConfigurationError):
         assert issubclass(error, BackendError)
+
+
+def test_a_rate_limited_request_is_tried_again_after_the_servers_retry_after(
+    stub_server: tuple[str, list],
+) -> None:
+    base, requests = stub_server
+    before = len(requests)
+
+    started = time.perf_counter()
+    answer = _client(base, "busy/2", retries=3).generate("Hi", SETTINGS)
+
+    assert answer.text == "Paris."
+    assert len(requests) - before == 3  # two 429s, then the answer
+    assert 0.4 <= time.perf_counter() - started < 5  # it waited the 0.2 s it was told, twice
+
+
+def test_a_server_still_busy_after_the_retries_is_unavailable(
+    stub_server: tuple[str, list],
+) -> None:
+    base, requests = stub_server
+    before = len(requests)
+
+    with pytest.raises(BackendUnavailable, match="HTTP 429") as caught:
+        _client(base, "busy/5", retries=2).generate("Hi", SETTINGS)
+
+    assert len(requests) - before == 3
+    assert caught.value.retry_after == 0.2
+
+
+def test_a_trickling_answer_is_cut_off_at_the_whole_request_timeout(
+    stub_server: tuple[str, list],
+) -> None:
+    base, _ = stub_server
+
+    started = time.perf_counter()
+    with pytest.raises(BackendUnavailable, match=r"did not answer within 0\.5s"):
+        _client(base, "drip", timeout_s=0.5).generate("Hi", SETTINGS)
+    assert time.perf_counter() - started < 3  # not the 10 s the server would take
+
+
+def test_an_answer_cut_off_mid_body_is_transient_not_a_bad_answer(
+    stub_server: tuple[str, list],
+) -> None:
+    base, _ = stub_server
+
+    with pytest.raises(BackendUnavailable):
+        _client(base, "cut").generate("Hi", SETTINGS)

@@ -37,16 +37,19 @@ def local_model(project: Project, name: str, generation: dict) -> ModelEntry:
     )
 
 
-def remote_model(project: Project, base_url: str, **config: object) -> ModelEntry:
+def remote_model(
+    project: Project, base_url: str, name: str = "remote", **config: object
+) -> ModelEntry:
     """A competitor behind an OpenAI-compatible endpoint (the test's stub server)."""
     return ModelEntryFactory(
         project=project,
-        name="remote",
+        name=name,
         backend=ModelEntry.Backend.OPENAI,
         backend_config={
             "base_url": base_url,
             "model": "stub",
             "generation": {"max_new_tokens": 8, "prompt_format": "chat"},
+            "retries": 0,  # the client's own retries are tested in test_clients
             **config,
         },
     )
@@ -172,7 +175,19 @@ class _StubHandler(BaseHTTPRequestHandler):
     flaky_answers_left = 0
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        request = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.startswith("/context") and b"LONG" in request:  # as vLLM answers
+            self._send(400, b'{"message": "maximum context length is 4096 tokens"}')
+            return
+        if self.path.startswith("/blank") and b"BLANK" in request:  # out of tokens
+            answer = {"message": {"content": "  "}, "finish_reason": "length"}
+            self._send(200, json.dumps({"choices": [answer]}).encode())
+            return
+        if self.path.startswith(("/context", "/blank")):
+            answer = {"message": {"content": "An answer."}, "finish_reason": "stop"}
+            body = {"choices": [answer], "usage": {"completion_tokens": 3}}
+            self._send(200, json.dumps(body).encode())
+            return
         if self.path.startswith("/slow"):
             time.sleep(1.5)
         payload = b"<html>502 Bad Gateway</html>" if self.path.startswith("/garbage") else b"{}"
@@ -187,8 +202,11 @@ class _StubHandler(BaseHTTPRequestHandler):
                 payload = b'{"choices": [{"message": {"content": "An answer."}}]}'
             else:
                 payload = b"<html>502 Bad Gateway</html>"
+        self._send(200, payload)
+
+    def _send(self, status: int, payload: bytes) -> None:
         try:
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -360,7 +378,22 @@ def test_a_model_that_cannot_load_fails_its_job_from_the_command_and_the_page(
         (
             ModelEntry.Backend.OPENAI,
             {"base_url": "localhost:8774/v1", "model": "m"},
-            "base_url must start with http:// or https://",
+            "base_url must be an http:// or https:// URL with a host",
+        ),
+        (
+            ModelEntry.Backend.OPENAI,
+            {"base_url": "http:// bad host/v1", "model": "m"},
+            "base_url has a space in it",
+        ),
+        (
+            ModelEntry.Backend.OPENAI,
+            {"base_url": "http://127.0.0.1:8774/v1", "model": "m", "api_key_env": 123},
+            "api_key_env names an environment variable",
+        ),
+        (
+            ModelEntry.Backend.OPENAI,
+            {"base_url": "http://127.0.0.1:8774/v1", "model": "m", "retries": "3"},
+            "retries must be a whole number",
         ),
         (
             ModelEntry.Backend.TRANSFORMERS,
@@ -639,3 +672,98 @@ def test_every_beat_task_exists_and_lost_jobs_are_looked_after_off_the_gpu_queue
     route = app.amqp.router.route({}, "models_backend.tasks.jobs_requeue_lost_task")
     assert route["queue"].name == "default"  # a busy or dead gpu worker cannot do it
     assert app.amqp.router.route({}, "models_backend.tasks.judge_job_task")["queue"].name == "gpu"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prompt_the_server_refuses_is_listed_and_the_others_are_generated(
+    stub_endpoint: str,
+) -> None:
+    """One prompt too long for the server's context failed the whole job, every time, and
+    the rest of its batch with it."""
+    project = ProjectFactory()
+    for i in range(4):
+        PromptFactory(project=project, external_id=f"p{i}", turns=[f"Question {i}?"])
+    PromptFactory(project=project, external_id="long", turns=["A LONG document."])
+    PromptFactory(project=project, external_id="blank", turns=["First.", "BLANK please."])
+    remote = remote_model(project, f"{stub_endpoint}/context/v1")
+    imported = ModelEntryFactory(project=project, name="imported")
+    for prompt in project.prompts.all():
+        Candidate.objects.create(prompt=prompt, model=imported, responses=["Imported."])
+
+    job = services.generation_job_create(model=remote, batch_size=4)  # eager: runs on commit
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE
+    assert list(job.failures) == ["long"]
+    assert "HTTP 400" in job.failures["long"] and "context length" in job.failures["long"]
+    assert job.error.startswith("1 of 6 prompts got no answer (the first, long: ")
+    answered = Candidate.objects.filter(model=remote)
+    assert sorted(answered.values_list("prompt__external_id", flat=True)) == [
+        "blank", "p0", "p1", "p2", "p3"
+    ]  # fmt: skip
+    turns = answered.get(prompt__external_id="p0").metadata["turns"]
+    assert turns == [
+        {"finish_reason": "stop", "completion_tokens": 3, "latency_s": turns[0]["latency_s"]}
+    ]
+    arena = set(
+        Comparison.objects.filter(project=project).values_list("prompt__external_id", flat=True)
+    )
+    assert "long" not in arena and "p0" in arena
+
+    # A blank answer is no answer either: the arena would show an empty side.
+    blank = remote_model(project, f"{stub_endpoint}/blank/v1", name="blank-remote")
+    job = services.generation_job_create(model=blank, batch_size=8)
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE
+    assert job.failures == {"blank": "blank answer (finish_reason=length)"}
+    assert not Candidate.objects.filter(model=blank, prompt__external_id="blank").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_model_that_answers_no_prompt_fails_its_job_early(stub_endpoint: str) -> None:
+    project = ProjectFactory()
+    for i in range(12):
+        PromptFactory(project=project, external_id=f"p{i:02}", turns=[f"A LONG question {i}?"])
+    remote = remote_model(project, f"{stub_endpoint}/context/v1")
+
+    job = services.generation_job_create(model=remote, batch_size=1)
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.completed == services.FAIL_FAST_AFTER  # not all 12 asked
+    assert job.error.startswith("5 of 12 prompts got no answer (the first, p00: ")
+
+
+@pytest.mark.django_db
+def test_a_job_past_its_tasks_time_goes_back_to_the_queue_after_a_batch(stub_endpoint: str) -> None:
+    project = ProjectFactory()
+    for i in range(3):
+        PromptFactory(project=project, turns=[f"Question {i}?"])
+    remote = remote_model(project, f"{stub_endpoint}/context/v1")
+    job = services.generation_job_create(model=remote, batch_size=1, dispatch=False)
+
+    assert services.generation_job_run(job_pk=job.pk, until=time.monotonic()) == (
+        "paused after 1 of 3"
+    )
+    job.refresh_from_db()
+    assert (job.status, job.completed) == (Job.Status.QUEUED, 1)
+    assert services.generation_job_run(job_pk=job.pk) == "generated 2 candidates"
+    job.refresh_from_db()
+    assert (job.status, job.completed, job.attempts) == (Job.Status.DONE, 3, 2)
+
+
+def test_a_worker_goes_on_with_a_long_job_in_new_tasks(celery_workers, stub_endpoint: str) -> None:
+    """A job longer than a task's time limit used to fail at 55 minutes while it got on."""
+    celery_workers(PREFARENA_JOB_TASK_SECONDS="0")  # every task stops after its first batch
+    project = ProjectFactory()
+    for i in range(3):
+        PromptFactory(project=project, turns=[f"Question {i}?"])
+    remote = remote_model(project, f"{stub_endpoint}/context/v1")
+
+    job = wait_for(
+        services.generation_job_create(model=remote, batch_size=1), lambda j: j.is_finished
+    )
+
+    assert (job.status, job.completed, job.error) == (Job.Status.DONE, 3, "")
+    assert job.attempts == 3  # one task per batch
+    assert Candidate.objects.filter(model=remote).count() == 3
