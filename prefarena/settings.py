@@ -121,7 +121,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("PREFARENA_STATIC_ROOT", BASE_DIR / "staticfiles"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -158,7 +158,7 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 # Behind one TLS-terminating proxy that sets X-Forwarded-Proto and appends the client's
 # address to X-Forwarded-For (nginx: proxy_add_x_forwarded_for; Caddy and Traefik do it).
-BEHIND_PROXY = bool(os.environ.get("DJANGO_BEHIND_PROXY"))
+BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)  # "0" is off, as everywhere
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
