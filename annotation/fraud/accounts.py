@@ -78,9 +78,10 @@ def _rule_signals(
         shared = max(fingerprints, key=lambda fp: (len(accounts[fp]), fp))
         n = len(accounts[shared])
         if n >= 2:
+            # Never a flag on its own: a classroom or an office behind one address, on one
+            # browser build, looks exactly like this (see `corroborated_fingerprints`).
             reason = f"shared fingerprint: {n} accounts voted from one device fingerprint"
-            tripped = n >= config.fingerprint_flag_accounts
-            signals.append(Signal(FINGERPRINT, n, n, reason, tripped=tripped))
+            signals.append(Signal(FINGERPRINT, n, n, reason, tripped=False))
     mine = partners.get(annotator, [])
     if mine:
         top = mine[0]
@@ -92,3 +93,20 @@ def _rule_signals(
         )
         signals.append(Signal(LOCKSTEP, top.matches, top.matches, reason, tripped=True))
     return signals
+
+
+def corroborated_fingerprints(
+    accounts: Mapping[str, set[str]], flagged: set[str], config: FraudConfig = DEFAULT_CONFIG
+) -> dict[str, str]:
+    """Annotator to a flagged account they share a fingerprint with, among fingerprints of
+    at least ``fingerprint_flag_accounts`` accounts: a sybil ring is flagged together once one
+    of its accounts gives itself away, and honest people behind one network never are."""
+    partner: dict[str, str] = {}
+    for members in accounts.values():
+        if len(members) < config.fingerprint_flag_accounts:
+            continue
+        guilty = sorted(members & flagged)
+        for annotator in sorted(members - flagged):
+            if guilty:
+                partner.setdefault(annotator, guilty[0])
+    return partner

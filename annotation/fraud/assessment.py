@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 from scipy.stats import chi2
@@ -15,6 +16,7 @@ from annotation.fraud.accounts import (
     LockstepPair,
     _rule_signals,
     accounts_by_fingerprint,
+    corroborated_fingerprints,
     lockstep_pairs,
 )
 from annotation.fraud.behaviour import (
@@ -155,6 +157,23 @@ def _severity(signal: Signal, *, fired: bool, level: float) -> float:
     return severity if signal.large_effect else 0.5 * severity
 
 
+def _corroborate_fingerprints(
+    signals: dict[str, list[Signal]],
+    fired: dict[str, list[Signal]],
+    accounts: Mapping[str, set[str]],
+    config: FraudConfig,
+) -> None:
+    """Flag, in place, the accounts on a crowded fingerprint one of whose accounts is flagged
+    for how it voted (see `corroborated_fingerprints`)."""
+    flagged = {a for a, found in fired.items() if found}
+    for annotator, partner in corroborated_fingerprints(accounts, flagged, config).items():
+        for i, signal in enumerate(signals[annotator]):
+            if signal.name == FINGERPRINT:
+                reason = f"{signal.reason}, one of them flagged ({partner})"
+                signals[annotator][i] = replace(signal, reason=reason, tripped=True)
+                fired[annotator].append(signals[annotator][i])
+
+
 def assess(
     votes: Sequence[VoteRecord], *, config: FraudConfig = DEFAULT_CONFIG
 ) -> list[AnnotatorAssessment]:
@@ -226,8 +245,8 @@ def assess(
             for a, own in by_annotator.items()
         }
         fired, _ = _fired(signals, config)
-    _, tests = _rejections(signals, config)
-    level = config.level / max(tests, 1)
+    _corroborate_fingerprints(signals, fired, accounts, config)
+    level = config.level / max(_rejections(signals, config)[1], 1)  # per test of the family
 
     assessments = []
     for annotator, found in signals.items():
