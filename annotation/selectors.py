@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -163,6 +163,15 @@ def _human_votes(project: Project, filters: LeaderboardFilters) -> QuerySet[Vote
         if excluded:
             votes = votes.exclude(annotator_id__in=excluded)
     return _in_window(votes, filters)
+
+
+def excluded_vote_count(project: Project, filters: LeaderboardFilters) -> int:
+    """Human votes the filters would count but for their annotators being flagged or banned:
+    what an empty board has to say it left out."""
+    if filters.include_flagged or filters.source == "judge":
+        return 0
+    every = _human_votes(project, replace(filters, include_flagged=True))
+    return every.exclude(annotator__state=Annotator.State.ACTIVE).count()
 
 
 def _judgments(project: Project, filters: LeaderboardFilters) -> QuerySet[Judgment]:

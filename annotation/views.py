@@ -198,7 +198,9 @@ def _leaderboard_context(
     """The stored snapshot for default filters (computed now if none exists yet); any other
     filter is computed on the fly from the SQL aggregation."""
     board = services.leaderboard_board(project=project, filters=filters)
+    excluded = 0 if board.rows else selectors.excluded_vote_count(project, filters)
     return {
+        "excluded_votes": excluded,
         "project": project,
         "form": form,
         "filters": filters,

@@ -256,6 +256,8 @@ def length_controlled_leaderboard(
     watch = _Stopwatch()
     models = counts.cells.models
     anchor_index = _anchor_index(models, anchor)
+    if not models or not len(counts.cells.count):  # no votes counted (a new arena, all flagged)
+        return Leaderboard(rows=[], timings=watch.finish(), models=[], strength=np.zeros(0))
     groups = _LengthGroups.from_counts(counts)
     watch.lap("prepare")
     start = np.zeros((1, len(models) + 1))

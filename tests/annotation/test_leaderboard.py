@@ -333,3 +333,30 @@ def test_bad_filters_from_htmx_replace_the_board_with_the_errors(
     api = reverse("api:leaderboard", args=[project.slug])
     response = client.get(api, backwards)
     assert response.status_code == 400 and "since must be before until" in response.json()["detail"]
+
+
+def test_a_board_whose_every_vote_is_flagged_says_so_and_style_control_does_not_crash(
+    client: Client,
+    project: Project,
+    three_models: dict[str, Comparison],
+    researcher_user,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The page said "No votes yet." beside 401 votes, and `--style-control` raised an
+    IndexError, when every vote was from a flagged annotator."""
+    flagged = AnnotatorFactory(state="flagged")
+    cast(three_models["strong-middle"], "left", annotator=flagged)
+    cast(three_models["middle-weak"], "left", annotator=flagged)
+    client.force_login(researcher_user)
+    url = reverse("annotation:leaderboard", args=[project.slug])
+
+    page = client.get(url).content.decode()
+    assert "No votes counted: 2 votes from flagged or banned annotators are left out" in page
+    board = page[page.index('id="bt-table"') :]
+    assert "No votes yet." not in board[: board.index("</table>")]
+    assert "strong" in client.get(url, {"include_flagged": "on"}).content.decode()
+    judge_only = client.get(url, {"source": "judge"}).content.decode()
+    assert "No votes yet." in judge_only  # no annotator votes on a judge board
+
+    call_command("leaderboard", "--project", project.slug, "--style-control", "--format", "json")
+    assert json.loads(capsys.readouterr().out)["models"] == []
