@@ -408,3 +408,9 @@ class SnapshotView:
             timings=result.timings,
             stored=False,
         )
+
+    @property
+    def groups(self) -> int:
+        """How many groups of models never compared with each other the board holds (a
+        snapshot stored before groups were counted holds one)."""
+        return len({row.get("group", 1) for row in self.rows})

@@ -318,6 +318,12 @@ class LeaderboardRowSerializer(serializers.Serializer):
     upper = serializers.FloatField(allow_null=True)
     votes = serializers.IntegerField()
     win_rate = serializers.FloatField(allow_null=True)
+    group = serializers.IntegerField(
+        default=1,
+        help_text="The model's group of the comparison graph: models of different groups were "
+        "never compared, even through others, so their ratings are not comparable and ranks "
+        "count within a group.",
+    )
 
 
 class LeaderboardSerializer(serializers.Serializer):

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.special import ndtri
 
 from annotation.ratings.bootstrap import bootstrap_strengths
@@ -109,7 +111,11 @@ def _model_rows(
         per_model[0] += np.bincount(side, weights=counts.count, minlength=n)
         per_model[1] += np.bincount(side, weights=counts.count * (score == 1.0), minlength=n)
         per_model[2] += np.bincount(side, weights=counts.count * (score == 0.5), minlength=n)
-    rank = ranks_with_uncertainty(lower, upper)
+    group = comparison_groups(counts, order=np.argsort(-rating, kind="stable"))
+    rank = np.zeros(n, dtype=np.int64)
+    for g in np.unique(group):  # ranked among the models they were compared with
+        members = group == g
+        rank[members] = ranks_with_uncertainty(lower[members], upper[members])
     rows = []
     for i in np.argsort(-rating, kind="stable"):
         votes, wins, ties = (int(value) for value in per_model[:, i])
@@ -125,9 +131,27 @@ def _model_rows(
                 "ties": ties,
                 # The model's share of points, ties as half, like the win-rate matrix.
                 "win_rate": (wins + 0.5 * ties) / votes if votes else float("nan"),
+                # Models in different groups were never compared, not even through others:
+                # their ratings' offset is the fit's convention, not a measurement.
+                "group": int(group[i]),
             }
         )
     return rows
+
+
+def comparison_groups(counts: BattleCounts, *, order: IntArray) -> IntArray:
+    """Per model, its connected group of the comparison graph (an edge per pair with votes),
+    numbered 1, 2, ... in the order the groups' first models appear in ``order``."""
+    n = len(counts.models)
+    voted = counts.count > 0
+    graph = coo_matrix(
+        (np.ones(int(voted.sum())), (counts.model_a[voted], counts.model_b[voted])), shape=(n, n)
+    )
+    _, label = connected_components(graph, directed=False)
+    number: dict[int, int] = {}
+    for i in order:
+        number.setdefault(int(label[i]), len(number) + 1)
+    return np.array([number[int(label[i])] for i in range(n)], dtype=np.int64)
 
 
 def leaderboard(

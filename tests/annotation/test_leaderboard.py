@@ -360,3 +360,22 @@ def test_a_board_whose_every_vote_is_flagged_says_so_and_style_control_does_not_
 
     call_command("leaderboard", "--project", project.slug, "--style-control", "--format", "json")
     assert json.loads(capsys.readouterr().out)["models"] == []
+
+
+def test_the_page_warns_of_models_never_compared_with_each_other(
+    client: Client, project: Project, three_models: dict[str, Comparison], researcher_user
+) -> None:
+    cast(three_models["strong-middle"], "left")
+    client.force_login(researcher_user)
+    url = reverse("annotation:leaderboard", args=[project.slug])
+    assert 'id="groups-note"' not in client.get(url).content.decode()
+    loner, rival = (ModelEntryFactory(project=project, name=n) for n in ("loner", "rival"))
+    island = ComparisonFactory(
+        project=project, candidate_a__model=loner, candidate_b__model=rival, votes_wanted=5
+    )
+    cast(island, "left")
+
+    page = client.get(url, {"include_flagged": "on"}).content.decode()  # computed now
+
+    assert 'id="groups-note"' in page and "These models form 2 groups" in page
+    assert "<th>Group</th>" in page

@@ -213,6 +213,7 @@ def test_leaderboard_rows_and_timings() -> None:
         "wins",
         "ties",
         "win_rate",
+        "group",
     }
     assert (x["votes"], x["wins"], x["ties"], x["win_rate"]) == (65, 55, 10, 60 / 65)
     assert x["lower"] < x["rating"] < x["upper"]
@@ -474,3 +475,25 @@ def test_matches_arena_rank(tmp_path: Path) -> None:
         lower, upper = arena["bootstrap"][0][i], arena["bootstrap"][1][i]
         assert abs(ours_boot[model]["lower"] - lower) <= 0.1 * (upper - lower)
         assert abs(ours_boot[model]["upper"] - upper) <= 0.1 * (upper - lower)
+
+
+def test_models_never_compared_are_told_apart_and_ranked_within_their_groups() -> None:
+    """alpaca, compared only with llama, was ranked 1st above gpt-4 with a 'significant'
+    interval although the two groups' offset is only the fit's convention."""
+    counts = BattleCounts.from_rows(
+        [
+            ("gpt-4", "claude", "model_a", 30),
+            ("claude", "gpt-4", "model_a", 10),
+            ("claude", "vicuna", "model_a", 30),
+            ("alpaca", "llama", "model_a", 40),
+            ("llama", "alpaca", "model_a", 10),
+        ]
+    )
+    board = ratings.leaderboard(counts, bootstrap_rounds=100, ridge=0.1)
+    by_model = {row["model"]: row for row in board.rows}
+    group = {m: r["group"] for m, r in by_model.items()}
+    assert group["gpt-4"] == group["claude"] == group["vicuna"] != group["alpaca"]
+    assert group["alpaca"] == group["llama"] and set(group.values()) == {1, 2}
+    assert board.rows[0]["group"] == 1  # numbered from the top of the board
+    assert by_model["alpaca"]["rank"] == 1 and by_model["llama"]["rank"] == 2  # among themselves
+    assert by_model["gpt-4"]["rank"] == 1
