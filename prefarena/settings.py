@@ -200,7 +200,9 @@ CELERY_TASK_ROUTES = {
 # A task whose worker died (kill -9, OOM) is redelivered by Redis once it has been unacked for
 # the visibility timeout: it must exceed the longest task (exports: 1 h) and every retry delay,
 # or Redis runs a live task twice. Fault tests shorten it to see the redelivery in seconds.
-REDIS_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_BROKER_VISIBILITY_TIMEOUT", "3600"))
+# 4000 s: above the export task's hard limit (3660 s), which 3600 s was not, so an export
+# running its last minute was handed to a second worker, which cleared the folder it wrote.
+REDIS_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_BROKER_VISIBILITY_TIMEOUT", "4000"))
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": REDIS_VISIBILITY_TIMEOUT,
     # Workers look for such messages every few seconds (kombu's default is every 100 s).

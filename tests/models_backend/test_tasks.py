@@ -767,3 +767,19 @@ def test_a_worker_goes_on_with_a_long_job_in_new_tasks(celery_workers, stub_endp
     assert (job.status, job.completed, job.error) == (Job.Status.DONE, 3, "")
     assert job.attempts == 3  # one task per batch
     assert Candidate.objects.filter(model=remote).count() == 3
+
+
+def test_no_task_outlives_the_brokers_visibility_timeout() -> None:
+    """Redis hands an unacknowledged task to another worker after the visibility timeout: a
+    task still running then runs twice (an export in its last minute had its folder cleared
+    by the second run)."""
+    from django.conf import settings
+
+    from prefarena.celery import app
+
+    app.loader.import_default_modules()
+    ours = [t for name, t in app.tasks.items() if name.split(".")[0] in settings.INSTALLED_APPS]
+    assert len(ours) >= 8
+    for task in ours:
+        longest = task.time_limit or settings.CELERY_TASK_TIME_LIMIT
+        assert longest < settings.REDIS_VISIBILITY_TIMEOUT, task.name
