@@ -321,8 +321,8 @@ class NextPair(APIView):
             assignment = services.assignment_next(
                 project=project, annotator=_annotator(request, project)
             )
-        except services.AnnotatorBanned as banned:
-            return Response({"detail": str(banned)}, status=banned.status)
+        except services.AnnotatorBanned as banned:  # the body every vote refusal has
+            return Response({"detail": str(banned), "status": banned.status}, status=banned.status)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(s.ServedPairSerializer(assignment).data)

@@ -11,7 +11,16 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from annotation.models import Candidate, Comparison, ExportJob, ModelEntry, Project, Prompt, Vote
+from annotation.models import (
+    Annotator,
+    Candidate,
+    Comparison,
+    ExportJob,
+    ModelEntry,
+    Project,
+    Prompt,
+    Vote,
+)
 from models_backend.models import Judgment
 from routing import services as routing_services
 from tests.factories import ComparisonFactory, ModelEntryFactory, ProjectFactory, PromptFactory
@@ -245,6 +254,19 @@ def test_rate_limited_api_votes_get_429_with_retry_after(
         )
         assert response.status_code == expected
     assert int(response["Retry-After"]) >= 1 and Vote.objects.count() == 1
+
+
+def test_a_banned_voter_gets_the_same_error_body_as_every_refused_vote(
+    as_role, project: Project, pair: Comparison, annotator_user
+) -> None:
+    client = as_role("annotator")
+    assert client.post(url("next-pair", project)).status_code == 200  # makes the annotator
+    assert Annotator.objects.filter(user=annotator_user).update(state=Annotator.State.BANNED)
+
+    response = client.post(url("next-pair", project))
+
+    assert response.status_code == 403
+    assert response.json() == {"detail": "This account may no longer vote.", "status": 403}
 
 
 def test_bulk_create_prompts_and_candidates_makes_comparisons(as_role, project: Project) -> None:
