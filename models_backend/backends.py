@@ -27,6 +27,25 @@ from prefarena import jsontext
 SPEC_FIELDS = ("source", "gguf_file", "revision", "device", "dtype", "cache_dir")
 
 
+def refuse_server_source(config: Mapping[str, Any]) -> None:
+    """A local model's config that names a server instead: refused, saying what runs where.
+
+    Nothing else is checked here, so the web process may call it for a worker's model (a
+    path may exist only on the gpu worker)."""
+    if not isinstance(config, Mapping):
+        raise BackendConfigurationError("a backend config must be a JSON object")
+    source = str(config.get("source") or "")
+    if "base_url" in config or source.startswith(("http://", "https://")):
+        # The hub rejected it as a repo name ("Repo id must be in the form ..."), and a
+        # base_url was silently ignored, so the bundled Gemma judged instead.
+        raise BackendConfigurationError(
+            f"{config.get('base_url', source)!r} is a server: a "
+            "local model's source is a hub id, a local path or a .gguf file. A competitor "
+            "behind an OpenAI-compatible server takes the endpoint backend; the LLM judge reads "
+            "label probabilities and runs a local model only"
+        )
+
+
 def model_spec(config: Mapping[str, Any]) -> ModelSpec:
     """The load spec of a local model; the packaged Gemma 3 270M when no source is given."""
     if not isinstance(config, Mapping):
@@ -34,6 +53,7 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
     fields = {key: config[key] for key in SPEC_FIELDS if config.get(key) is not None}
     fields.setdefault("source", GEMMA3_270M_PACKAGE)
     source = str(fields["source"])
+    refuse_server_source(config)
     if source.startswith(("/", "./", "../", "~")) and not _path_exists(source):
         # A path, not a hub id: say so, rather than let the hub reject it as a repo name.
         raise BackendConfigurationError(f"no such file or directory: {source}")

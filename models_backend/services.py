@@ -350,6 +350,9 @@ def judge_job_create(
             .exclude(pk__in=judged)
             .order_by(waiting, "id")
         )
+    # Refused now, not when a worker loads it (only what needs no worker's files: a path
+    # may exist on the gpu worker alone).
+    backends.refuse_server_source(judge_spec or {})
     job = JudgeJob(
         project=project,
         judge=judge,

@@ -783,3 +783,18 @@ def test_no_task_outlives_the_brokers_visibility_timeout() -> None:
     for task in ours:
         longest = task.time_limit or settings.CELERY_TASK_TIME_LIMIT
         assert longest < settings.REDIS_VISIBILITY_TIMEOUT, task.name
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "spec", [{"source": "http://127.0.0.1:8000/v1"}, {"base_url": "http://h/v1", "model": "m"}]
+)
+def test_a_judge_pointed_at_a_server_is_refused_saying_what_a_judge_runs(spec: dict) -> None:
+    """A URL failed on a worker with the hub's "Repo id must be in the form ..."; a base_url
+    was ignored, and the bundled Gemma judged under the judge's name."""
+    project = ProjectFactory()
+    with pytest.raises(services.backends.BackendConfigurationError, match="is a server"):
+        services.judge_job_create(project=project, judge="remote-judge", judge_spec=spec)
+    assert not JudgeJob.objects.exists()
+    with pytest.raises(CommandError, match="runs a local model only"):
+        call_command("judge", "--project", project.slug, "--source", "https://api.example/v1")

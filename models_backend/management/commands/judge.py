@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import Comparison, Project
 from models_backend import services
+from models_backend.errors import BackendError
 from models_backend.management.commands._progress import (
     MAX_BATCH_SIZE,
     count_argument,
@@ -36,14 +37,17 @@ class Command(BaseCommand):
             if not options["all"]:
                 queryset = queryset.for_judge()
             comparisons = list(queryset[: options["limit"]] if options["limit"] else queryset)
-        job = services.judge_job_create(
-            project=project,
-            comparisons=comparisons,
-            judge=options["judge"],
-            judge_spec={"source": options["source"]} if options["source"] else {},
-            batch_size=options["batch_size"],
-            dispatch=not settings.CELERY_TASK_ALWAYS_EAGER,
-        )
+        try:
+            job = services.judge_job_create(
+                project=project,
+                comparisons=comparisons,
+                judge=options["judge"],
+                judge_spec={"source": options["source"]} if options["source"] else {},
+                batch_size=options["batch_size"],
+                dispatch=not settings.CELERY_TASK_ALWAYS_EAGER,
+            )
+        except BackendError as exc:
+            raise CommandError(str(exc)) from exc
         job = run_or_follow(
             job, services.judge_job_run, stdout=self.stdout, wait=not options["no_wait"]
         )
