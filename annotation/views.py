@@ -201,6 +201,7 @@ def _leaderboard_context(
     excluded = 0 if board.rows else selectors.excluded_vote_count(project, filters)
     return {
         "excluded_votes": excluded,
+        "groups": board.groups,  # once, not once per table row
         "project": project,
         "form": form,
         "filters": filters,

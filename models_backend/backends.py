@@ -50,10 +50,10 @@ def model_spec(config: Mapping[str, Any]) -> ModelSpec:
     """The load spec of a local model; the packaged Gemma 3 270M when no source is given."""
     if not isinstance(config, Mapping):
         raise BackendConfigurationError("a backend config must be a JSON object")
+    refuse_server_source(config)
     fields = {key: config[key] for key in SPEC_FIELDS if config.get(key) is not None}
     fields.setdefault("source", GEMMA3_270M_PACKAGE)
     source = str(fields["source"])
-    refuse_server_source(config)
     if source.startswith(("/", "./", "../", "~")) and not _path_exists(source):
         # A path, not a hub id: say so, rather than let the hub reject it as a repo name.
         raise BackendConfigurationError(f"no such file or directory: {source}")

@@ -58,8 +58,8 @@ def _claim(job_class: type[JobT], pk: int) -> JobT | None:
     JobBusy while another worker is on it: a task delivered twice (a broker's redelivery, beat
     requeueing a job it thought lost) never runs beside the live one."""
     jobs = job_class.objects.filter(pk=pk)
-    limit = django_settings.JOB_MAX_WORKERS_LOST
-    if jobs.filter(_lost(), workers_lost__gte=limit - 1).update(
+    limit, lost = django_settings.JOB_MAX_WORKERS_LOST, _lost()
+    if jobs.filter(lost, workers_lost__gte=limit - 1).update(
         status=Job.Status.FAILED,
         error=(
             f"Its worker stopped {limit} times while running it (killed, or out of memory?). "
@@ -68,7 +68,7 @@ def _claim(job_class: type[JobT], pk: int) -> JobT | None:
         finished_at=Now(),
     ):
         return None
-    claimed = jobs.filter(Q(status=Job.Status.QUEUED) | _lost()).update(
+    claimed = jobs.filter(Q(status=Job.Status.QUEUED) | lost).update(
         # SET reads the row as it was: a job taken over from a dead worker counts one more loss.
         workers_lost=F("workers_lost") + Case(When(status=Job.Status.RUNNING, then=1), default=0),
         status=Job.Status.RUNNING,
@@ -233,9 +233,11 @@ def generation_job_run(
             return f"{PAUSED} after {completed} of {job.total}"
         answers = _answer_conversations(model, batch, settings, job.batch_size)
         answered = [(p, a) for p, a in zip(batch, answers, strict=True) if a[-1].text is not None]
-        failures |= {p.external_id: a[-1].error for p, a in zip(batch, answers, strict=True)}
-        for prompt, _ in answered:
-            failures.pop(prompt.external_id)
+        failures |= {
+            p.external_id: a[-1].error
+            for p, a in zip(batch, answers, strict=True)
+            if a[-1].text is None
+        }
         answered_here += len(answered)
         with transaction.atomic():
             Candidate.objects.bulk_create(

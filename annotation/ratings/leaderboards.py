@@ -111,13 +111,14 @@ def _model_rows(
         per_model[0] += np.bincount(side, weights=counts.count, minlength=n)
         per_model[1] += np.bincount(side, weights=counts.count * (score == 1.0), minlength=n)
         per_model[2] += np.bincount(side, weights=counts.count * (score == 0.5), minlength=n)
-    group = comparison_groups(counts, order=np.argsort(-rating, kind="stable"))
+    best_first = np.argsort(-rating, kind="stable")
+    group = comparison_groups(counts, order=best_first)
     rank = np.zeros(n, dtype=np.int64)
     for g in np.unique(group):  # ranked among the models they were compared with
         members = group == g
         rank[members] = ranks_with_uncertainty(lower[members], upper[members])
     rows = []
-    for i in np.argsort(-rating, kind="stable"):
+    for i in best_first:
         votes, wins, ties = (int(value) for value in per_model[:, i])
         rows.append(
             {
