@@ -113,6 +113,17 @@ def jobs_requeue_lost() -> list[Job]:
     return requeued
 
 
+def jobs_resend_queued(**_: Any) -> list[Job]:
+    """Send every queued job's task again (the broker lost its messages: `queued_jobs_lost`).
+    A job delivered twice runs once: the second delivery finds it running or done."""
+    resent: list[Job] = []
+    for job_class in (GenerationJob, JudgeJob):
+        for job in job_class.objects.filter(status=Job.Status.QUEUED):
+            enqueue_job_on_commit(_task_for(job), job)
+            resent.append(job)
+    return resent
+
+
 def job_fail(*, job_class: type[Job], pk: int, error: str) -> None:
     """Record a visible error on the job; its written batches stay, nothing half-written."""
     job_class.objects.filter(pk=pk, status__in=UNFINISHED).update(

@@ -9,6 +9,7 @@ from typing import Any
 
 from celery import Celery
 from django.db import models, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -23,6 +24,14 @@ logger = logging.getLogger(__name__)
 # What sending a task raises when the broker cannot be reached (kombu wraps most of it).
 BROKER_ERRORS = (KombuOperationalError, OSError)
 QUEUE_DOWN = "the task queue (broker) could not be reached"
+
+
+# A key kept beside the queues in a Redis broker: when it is gone, so is every message the
+# broker held (Redis restarted without persistence, or flushed).
+BROKER_MARK_KEY = "prefarena:broker-mark"
+# Sent when the broker lost its messages; each app's receiver sends its queued jobs' tasks
+# again and returns the jobs it sent.
+queued_jobs_lost = Signal()
 
 
 class QueueUnavailable(Exception):
@@ -78,3 +87,34 @@ def send_now(task: Any, **kwargs: Any) -> Any:
         return task.apply_async(kwargs=kwargs)
     except BROKER_ERRORS as exc:
         raise QueueUnavailable(f"Nothing was started: {QUEUE_DOWN} ({exc}).") from exc
+
+
+def broker_lost_messages() -> bool:
+    """Whether a Redis broker lost what it held since this last looked: its mark key is gone
+    with its queues. The mark is set again here, so a loss is reported once.
+
+    Never true in eager mode or on another transport (RabbitMQ keeps Celery's persistent
+    messages in durable queues). On the first look ever there is no mark yet either, which
+    reads as a loss: the jobs still queued then are sent twice. A generation or judging job
+    still runs once (the second delivery finds it running or done); an export delivered to
+    two workers at once starts over in the second."""
+    if app.conf.task_always_eager:
+        return False
+    with app.connection_for_write() as conn:
+        if conn.transport.driver_type != "redis":
+            return False
+        return bool(conn.default_channel.client.set(BROKER_MARK_KEY, "1", nx=True))
+
+
+def resend_lost_jobs() -> list[models.Model]:
+    """Send again every queued job's task when the broker lost its messages; the jobs sent."""
+    if not broker_lost_messages():
+        return []
+    logger.warning("The broker lost the messages it held: queued jobs are sent again.")
+    return [job for _, jobs in queued_jobs_lost.send(sender=app) for job in jobs]
+
+
+@app.task(ignore_result=True)
+def broker_check_task() -> int:
+    """Beat: a job queued before the broker lost its messages would stay queued for good."""
+    return len(resend_lost_jobs())

@@ -226,6 +226,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "models_backend.tasks.jobs_requeue_lost_task",
         "schedule": float(os.environ.get("PREFARENA_LOST_JOBS_SECONDS", "60")),
     },
+    # Queued jobs whose messages a broker restarted without persistence lost are sent again.
+    "lost-messages": {
+        "task": "prefarena.celery.broker_check_task",
+        "schedule": float(os.environ.get("PREFARENA_LOST_JOBS_SECONDS", "60")),
+    },
     # Judged pending pairs are routed (and the disagreement model refitted when due).
     "router": {
         "task": "routing.tasks.router_run_all_task",

@@ -188,6 +188,17 @@ def export_job_create(
     return job
 
 
+def export_jobs_resend_queued(**_: Any) -> list[ExportJob]:
+    """Send every queued export's task again (the broker lost its messages:
+    `prefarena.celery.queued_jobs_lost`)."""
+    from annotation.tasks import export_run_task  # noqa: PLC0415 - tasks import services
+
+    jobs = list(ExportJob.objects.filter(status=ExportJob.Status.QUEUED))
+    for job in jobs:
+        enqueue_job_on_commit(export_run_task, job)
+    return jobs
+
+
 def job_directory(job: ExportJob) -> Path:
     return Path(settings.MEDIA_ROOT) / "exports" / str(job.pk)
 

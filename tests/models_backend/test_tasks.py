@@ -170,6 +170,51 @@ def test_a_job_whose_whole_worker_died_is_queued_again_by_beat_and_finished(
     assert Candidate.objects.filter(model=model).count() == 8
 
 
+def test_jobs_queued_when_the_broker_lost_its_messages_are_sent_again_and_run_once(
+    celery_workers, tmp_path
+) -> None:
+    """Redis restarted without persistence holds none of the queued tasks: beat sends them
+    again, once, and a worker then runs each job once."""
+    from annotation.exports.options import parse_options
+    from annotation.exports.service import export_job_create
+    from annotation.models import ExportJob
+    from prefarena.celery import app, resend_lost_jobs
+
+    resend_lost_jobs()  # marks the broker (and sends whatever was queued before this test)
+    project = ProjectFactory()
+    PromptFactory(project=project, turns=["Name a primary colour."])
+    model = local_model(project, "gemma-greedy", GREEDY)
+    job = services.generation_job_create(model=model)
+    export = export_job_create(
+        project=project, options=parse_options({"format": "votes"}), file_type="jsonl"
+    )
+    with app.connection_for_write() as conn:
+        broker = conn.default_channel.client
+
+        def queued() -> dict[str, int]:
+            return {queue: broker.llen(queue) for queue in ("gpu", "default")}
+
+        assert queued() == {"gpu": 1, "default": 1}
+        assert resend_lost_jobs() == []  # the broker still holds them
+
+        broker.flushdb()  # what a restart without persistence leaves: no queue, no binding
+        resent = resend_lost_jobs()
+        assert sorted((type(j).__name__, j.pk) for j in resent) == [
+            ("ExportJob", export.pk),
+            ("GenerationJob", job.pk),
+        ]
+        assert resend_lost_jobs() == []  # once per loss, not once per beat
+        assert queued() == {"gpu": 1, "default": 1}
+
+    celery_workers(PREFARENA_MEDIA_ROOT=str(tmp_path))
+    job = wait_for(job, lambda j: j.is_finished)
+    assert (job.status, job.completed, job.attempts) == (Job.Status.DONE, 1, 1), job.error
+    assert Candidate.objects.filter(model=model).count() == 1
+    export = wait_for(ExportJob.objects.get(pk=export.pk), lambda j: j.status != "queued")
+    export = wait_for(export, lambda j: j.status in ("done", "failed"))
+    assert export.status == "done", export.error
+
+
 class _StubHandler(BaseHTTPRequestHandler):
     # /flaky/: this many good answers, then garbage.
     flaky_answers_left = 0
