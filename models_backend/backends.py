@@ -46,15 +46,19 @@ def refuse_server_source(config: Mapping[str, Any]) -> None:
         )
 
 
-def model_spec(config: Mapping[str, Any]) -> ModelSpec:
-    """The load spec of a local model; the packaged Gemma 3 270M when no source is given."""
+def model_spec(config: Mapping[str, Any], *, check_path: bool = True) -> ModelSpec:
+    """The load spec of a local model; the packaged Gemma 3 270M when no source is given.
+
+    Without `check_path` (the web host checking a worker's model) a local path is not looked
+    for: in a split deployment it may exist only on the gpu worker, which says so if not."""
     if not isinstance(config, Mapping):
         raise BackendConfigurationError("a backend config must be a JSON object")
     refuse_server_source(config)
     fields = {key: config[key] for key in SPEC_FIELDS if config.get(key) is not None}
     fields.setdefault("source", GEMMA3_270M_PACKAGE)
     source = str(fields["source"])
-    if source.startswith(("/", "./", "../", "~")) and not _path_exists(source):
+    is_path = source.startswith(("/", "./", "../", "~"))
+    if check_path and is_path and not _path_exists(source):
         # A path, not a hub id: say so, rather than let the hub reject it as a repo name.
         raise BackendConfigurationError(f"no such file or directory: {source}")
     if source.startswith("package:") and source != GEMMA3_270M_PACKAGE:
@@ -128,12 +132,13 @@ def endpoint_config(model: ModelEntry) -> EndpointConfig:
 def check_config(model: ModelEntry) -> None:
     """Raise BackendConfigurationError for whatever is wrong with a model's backend config
     that can be seen without loading a model or calling a server (for forms and job
-    creation); imported-output models have nothing to check."""
+    creation, on the web host: a local model's path is the worker's to find); imported-output
+    models have nothing to check."""
     if model.backend == ModelEntry.Backend.IMPORTED:
         return
     generation_settings(model)
     if model.backend == ModelEntry.Backend.TRANSFORMERS:
-        model_spec(_config(model))
+        model_spec(_config(model), check_path=False)
     elif model.backend == ModelEntry.Backend.OPENAI:
         endpoint_config(model)
 

@@ -441,11 +441,6 @@ def test_a_model_that_cannot_load_fails_its_job_from_the_command_and_the_page(
             "retries must be a whole number",
         ),
         (
-            ModelEntry.Backend.TRANSFORMERS,
-            {"source": "/nonexistent/model/dir"},
-            "no such file or directory: /nonexistent/model/dir",
-        ),
-        (
             ModelEntry.Backend.OPENAI,
             {"base_url": "http://127.0.0.1:9/v1", "model": "m", "timeout_s": "soon"},
             "timeout_s must be a number",
@@ -456,11 +451,6 @@ def test_a_model_that_cannot_load_fails_its_job_from_the_command_and_the_page(
             "timeout_s must be from 0 to 3600 s",
         ),
         (ModelEntry.Backend.TRANSFORMERS, {"dtype": "float77"}, "dtype must be one of auto"),
-        (
-            ModelEntry.Backend.TRANSFORMERS,
-            {"source": "~no-such-user/model"},  # expanduser raised RuntimeError: a 500
-            "no such file or directory: ~no-such-user/model",
-        ),
         (ModelEntry.Backend.TRANSFORMERS, {"device": "gpu"}, "device must be auto, cpu"),
         (
             ModelEntry.Backend.TRANSFORMERS,
@@ -487,6 +477,26 @@ def test_a_bad_backend_config_is_refused_before_a_job_exists(
     with pytest.raises(services.backends.BackendConfigurationError, match=message):
         services.generation_job_create(model=model)
     assert GenerationJob.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "source",
+    ["/nonexistent/model/dir", "~no-such-user/model"],  # expanduser raised RuntimeError: a 500
+)
+def test_a_local_path_is_looked_for_by_the_worker_not_the_web_host(source: str) -> None:
+    """In a split deployment the model may exist only on the gpu worker: the web host makes the
+    job, and a worker without the path fails it, saying which path."""
+    model = ModelEntryFactory(
+        backend=ModelEntry.Backend.TRANSFORMERS, backend_config={"source": source}
+    )
+    PromptFactory(project=model.project)
+
+    job = services.generation_job_create(model=model)  # eager here: runs on commit
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert f"no such file or directory: {source}" in job.error, job.error
 
 
 @pytest.mark.django_db(transaction=True)
