@@ -118,7 +118,8 @@ class RouterOverview(APIView):
 def _one_of(request: Request, name: str, allowed: list[str]) -> str | None:
     value = request.query_params.get(name)
     if value and value not in allowed:
-        raise ValidationError({name: f"must be one of {', '.join(allowed)}"})
+        # A list per field, as a serializer's errors are.
+        raise ValidationError({name: [f"must be one of {', '.join(allowed)}"]})
     return value or None
 
 

@@ -50,4 +50,5 @@ def test_the_overview_and_the_decisions_over_the_api(api: APIClient, project: Pr
     assert first["reason"] == "priority" and first["features"]["verdict_inconsistent"] == 1.0
     assert api.get(decisions_url, {"reason": "budget"}).json()["count"] == 2
     bad = api.get(decisions_url, {"route": "people"})
-    assert bad.status_code == 400 and "must be one of" in str(bad.json())
+    assert bad.status_code == 400
+    assert bad.json()["errors"] == {"route": ["must be one of human, judge, both"]}
