@@ -11,7 +11,13 @@ from django.db.models import Q, QuerySet
 from django.http import FileResponse, StreamingHttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound, ParseError, ValidationError
 from rest_framework.permissions import AllowAny
@@ -207,6 +213,19 @@ class _ProjectListCreate(generics.ListCreateAPIView):
         """Further writes of the same request, in its transaction."""
 
 
+def _bulk_post_schema(serializer: type[serializers.Serializer], name: str) -> Any:
+    """The schema of a POST that takes (and answers with) one object or a list of them."""
+    one_or_many = PolymorphicProxySerializer(
+        component_name=f"{name}OneOrMany",
+        serializers=[serializer, serializer(many=True)],
+        resource_type_field_name=None,
+        many=False,
+    )
+    # JSON only: a list cannot come as a form.
+    return extend_schema(request={"application/json": one_or_many}, responses={201: one_or_many})
+
+
+@extend_schema_view(post=_bulk_post_schema(s.ModelEntrySerializer, "ModelEntry"))
 class ModelList(_ProjectListCreate):
     """Competitors of the arena (researchers and admins: this names the models)."""
 
@@ -217,7 +236,10 @@ class ModelList(_ProjectListCreate):
         return ModelEntry.objects.filter(project=self.project()).order_by("name")
 
 
-@extend_schema(parameters=[CATEGORY])
+@extend_schema_view(
+    get=extend_schema(parameters=[CATEGORY]),
+    post=_bulk_post_schema(s.PromptSerializer, "Prompt"),
+)
 class PromptList(_ProjectListCreate):
     serializer_class = s.PromptSerializer
     model = Prompt
@@ -228,7 +250,10 @@ class PromptList(_ProjectListCreate):
         return prompts.filter(category=category) if category else prompts
 
 
-@extend_schema(parameters=[OpenApiParameter("prompt", int), OpenApiParameter("model", str)])
+@extend_schema_view(
+    get=extend_schema(parameters=[OpenApiParameter("prompt", int), OpenApiParameter("model", str)]),
+    post=_bulk_post_schema(s.CandidateSerializer, "Candidate"),
+)
 class CandidateList(_ProjectListCreate):
     serializer_class = s.CandidateSerializer
     model = Candidate
@@ -328,14 +353,18 @@ class NextPair(APIView):
         return Response(s.ServedPairSerializer(assignment).data)
 
 
-@extend_schema(
-    parameters=[
-        *DATE_PARAMS,
-        CATEGORY,
-        OpenApiParameter("source", str, enum=Vote.Source.values),
-        OpenApiParameter("state", str, enum=Annotator.State.values, description="annotator state"),
-        OpenApiParameter("comparison", int),
-    ]
+@extend_schema_view(
+    get=extend_schema(
+        parameters=[
+            *DATE_PARAMS,
+            CATEGORY,
+            OpenApiParameter("source", str, enum=Vote.Source.values),
+            OpenApiParameter(
+                "state", str, enum=Annotator.State.values, description="annotator state"
+            ),
+            OpenApiParameter("comparison", int),
+        ]
+    )
 )
 class VoteListCreate(generics.ListCreateAPIView):
     """POST: vote on a pair you were served. GET: researchers and admins see every vote

@@ -418,6 +418,24 @@ def test_the_schema_comes_as_json_or_yaml_as_asked(as_role) -> None:
     assert client.get(reverse("api:schema"), {"format": "xml"}).status_code == 404
 
 
+def test_the_schema_says_bulk_posts_take_a_list_and_keeps_get_filters_on_get(as_role) -> None:
+    paths = as_role("anonymous").get(reverse("api:schema"), {"format": "json"}).json()["paths"]
+    for name, schema in (
+        ("models", "ModelEntry"),
+        ("prompts", "Prompt"),
+        ("candidates", "Candidate"),
+    ):
+        post = paths[f"/api/v1/projects/{{slug}}/{name}/"]["post"]
+        assert list(post["requestBody"]["content"]) == ["application/json"]
+        ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert ref == f"#/components/schemas/{schema}OneOrManyRequest"
+    for path, operations in paths.items():
+        queries = {p["name"] for p in operations.get("post", {}).get("parameters", [])}
+        assert not queries - {"slug", "format"}, (path, queries)
+    gets = {p["name"] for p in paths["/api/v1/projects/{slug}/votes/"]["get"]["parameters"]}
+    assert {"since", "until", "category", "source", "state", "comparison"} <= gets
+
+
 def test_token_from_the_management_command_authenticates(
     project: Project, pair: Comparison
 ) -> None:
