@@ -349,13 +349,15 @@ def _judge_spec(project: Project, judge: str) -> dict | None:
     return job.judge_spec if job is not None else None
 
 
-def router_judge_job_create(*, project: Project) -> tuple[JudgeJob | None, str]:
+def router_judge_job_create(
+    *, project: Project, batch_size: int = 8
+) -> tuple[JudgeJob | None, str]:
     """The jobs page's "Judge routed comparisons": the judge the router reads (its policy's,
     run as it last ran here) on the pairs routed to the judge, to both, or waiting; without a
     policy, the bundled default judge. Returns the job, or None and why none can run."""
     policy = selectors.policy_for(project)
     if policy is None:
-        return backend_services.judge_job_create(project=project), ""
+        return backend_services.judge_job_create(project=project, batch_size=batch_size), ""
     spec = _judge_spec(project, policy.judge)
     if spec is None:
         return None, (
@@ -365,7 +367,9 @@ def router_judge_job_create(*, project: Project) -> tuple[JudgeJob | None, str]:
             f"FILE), or name a judge that runs, such as {backend_services.DEFAULT_JUDGE}, in "
             "the router policy."
         )
-    job = backend_services.judge_job_create(project=project, judge=policy.judge, judge_spec=spec)
+    job = backend_services.judge_job_create(
+        project=project, judge=policy.judge, judge_spec=spec, batch_size=batch_size
+    )
     return job, ""
 
 

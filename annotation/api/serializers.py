@@ -437,6 +437,7 @@ PROJECT_ENDPOINTS = (
     "leaderboard",
     "export-stream",
     "exports",
+    "jobs",
     "router",
     "router-decisions",
 )

@@ -4,6 +4,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotation.api import errors, schema, views
+from models_backend import api as jobs_api
 from prefarena import converters  # noqa: F401 - registers the <id:> converter
 from routing import api as routing_api
 
@@ -38,6 +39,14 @@ urlpatterns = [
         name="export-download",
     ),
     path(f"{project}exports/<id:pk>/card/", views.ExportCard.as_view(), name="export-card"),
+    # Generation and judging jobs (models_backend.api).
+    path(f"{project}jobs/", jobs_api.JobList.as_view(), name="jobs"),
+    path(f"{project}jobs/<str:kind>/<id:pk>/", jobs_api.JobDetail.as_view(), name="job"),
+    path(
+        f"{project}jobs/<str:kind>/<id:pk>/cancel/",
+        jobs_api.JobCancel.as_view(),
+        name="job-cancel",
+    ),
     # The router's own views (routing.api).
     path(f"{project}router/", routing_api.RouterOverview.as_view(), name="router"),
     path(
