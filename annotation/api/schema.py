@@ -32,6 +32,9 @@ VOTE_REASONS = {
     "409": "Already voted on this pair, or it expired and filled up.",
     "429": "Too many votes; `Retry-After` says when to try again.",
 }
+BODY_REASONS = {
+    "415": "The body's Content-Type is missing or not one this operation reads.",
+}
 
 
 def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -42,6 +45,8 @@ def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
             reasons = dict(REASONS)
             if path.endswith("/votes/") and method == "post":
                 reasons.update(VOTE_REASONS)
+            if "requestBody" in operation:
+                reasons.update(BODY_REASONS)
             responses = operation.setdefault("responses", {})
             for code, text in reasons.items():
                 responses.setdefault(code, {"description": text, "content": reference})
