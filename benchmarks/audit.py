@@ -28,8 +28,14 @@ import numpy as np
 
 from routing.allocation import Allocation, allocate
 from routing.audit import judge_labels_right, weighted_rate
-from routing.disagreement import fit_disagreement_model
-from routing.evaluation import cross_fit, group_folds, judge_wrong, load_labelled_pairs
+from routing.evaluation import (
+    cross_fit,
+    default_fitter,
+    group_folds,
+    human_ties,
+    judge_wrong,
+    load_labelled_pairs,
+)
 from routing.features import build_features
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +60,8 @@ def cross_fitted(path: Path, seeds: int) -> tuple[np.ndarray, list[np.ndarray]]:
             features,
             wrong,
             group_folds(groups, 5, seed),
-            lambda x, y, seed=seed: fit_disagreement_model(x, y, seed=seed),
+            default_fitter(seed),
+            human_ties(loaded.pairs),
         )
         scores.append(p)
     return wrong, scores

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from routing.allocation import allocate
 from routing.disagreement import ColdStartRule, DisagreementScorer, fit_disagreement_model
-from routing.evaluation import judge_wrong, load_labelled_pairs
+from routing.evaluation import human_ties, judge_wrong, load_labelled_pairs
 from routing.features import PairFeatures, RoutingPair, build_features, verdict_features
 
 # shared/ lies beside the repository (as in CI).
@@ -69,7 +69,10 @@ def main() -> None:
     labelled = load_labelled_pairs(args.pairs_file).pairs
     started = time.perf_counter()
     model = fit_disagreement_model(
-        build_features([lp.pair for lp in labelled]), judge_wrong(labelled), seed=args.seed
+        build_features([lp.pair for lp in labelled]),
+        judge_wrong(labelled),
+        human_tie=human_ties(labelled),
+        seed=args.seed,
     )
     fit_seconds = time.perf_counter() - started
 

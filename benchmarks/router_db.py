@@ -89,7 +89,7 @@ def main() -> None:
     from routing import services
     from routing.allocation import allocate
     from routing.disagreement import fit_disagreement_model
-    from routing.evaluation import judge_wrong
+    from routing.evaluation import human_ties, judge_wrong
     from routing.features import build_features
     from routing.models import DisagreementFit, RouteDecision
 
@@ -97,7 +97,9 @@ def main() -> None:
     project, labelled, chosen = _load(args.comparisons)
     setup = time.perf_counter() - started
     model = fit_disagreement_model(
-        build_features([lp.pair for lp in labelled]), judge_wrong(labelled)
+        build_features([lp.pair for lp in labelled]),
+        judge_wrong(labelled),
+        human_tie=human_ties(labelled),
     )
     DisagreementFit.objects.create(
         project=project,

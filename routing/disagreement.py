@@ -12,6 +12,14 @@ Two scorers share one interface, `predict_proba(features) -> ndarray`:
   columns get) is chosen by cross-validated log loss inside the training pairs only. Platt
   scaling on out-of-fold scores is optional, because a penalised logistic regression is
   usually close to calibrated already.
+- `BlendedModel`, when the human outcomes are known as well as whether the judge missed them:
+  the average of that model and an *outcome view*. A verdict is wrong in opposite ways: a
+  decisive one when people call a tie or pick the other answer, a tie when people pick a
+  side, which one shared logistic regression cannot express. The outcome view fits
+  P(people call a tie) on every pair and P(people pick the other answer) on the pairs where
+  both the judge and people picked a side, and composes them per verdict. Cross-fitted on
+  MT-Bench (10 seeds, 25% budget): AUROC 0.708 -> 0.718, the ranking's error capture 1.65x ->
+  1.66x random; on the PandaLM subset 1.87x -> 1.90x.
 """
 
 from __future__ import annotations
@@ -217,10 +225,84 @@ def _out_of_fold_logits(
     return logits
 
 
+# The verdict columns that say the judge picked no side.
+_UNDECIDED_COLUMNS = ("verdict_tie", "verdict_inconsistent")
+# How much of a blended score the outcome view makes (the rest: the direct model).
+OUTCOME_VIEW_WEIGHT = 0.5
+
+
+def _judge_undecided(features: PairFeatures) -> np.ndarray:
+    return sum(features.column(name) for name in _UNDECIDED_COLUMNS) > 0
+
+
+@dataclass(frozen=True, slots=True)
+class BlendedModel:
+    """P(judge wrong) as the average of the direct model and the outcome view: for a tie
+    verdict 1 - P(tie); for a decisive one P(tie) + (1 - P(tie)) x P(other answer); with no
+    verdict, the direct model alone. Explained by the direct model's weights."""
+
+    direct: DisagreementModel
+    tie: DisagreementModel
+    opposite: DisagreementModel
+    weight: float = OUTCOME_VIEW_WEIGHT
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.direct.names
+
+    def outcome_view(self, features: PairFeatures) -> np.ndarray:
+        p_tie = self.tie.predict_proba(features)
+        p_other = self.opposite.predict_proba(features)
+        view = np.where(_judge_undecided(features), 1 - p_tie, p_tie + (1 - p_tie) * p_other)
+        return np.where(
+            features.column("verdict_null") > 0, self.direct.predict_proba(features), view
+        )
+
+    def predict_proba(self, features: PairFeatures) -> np.ndarray:
+        direct = self.direct.predict_proba(features)
+        return (1 - self.weight) * direct + self.weight * self.outcome_view(features)
+
+    def contributions(self, values: Mapping[str, float]) -> dict[str, float]:
+        """The direct model's shares of its logit (see `DisagreementModel.contributions`)."""
+        return self.direct.contributions(values)
+
+    def weights(self) -> dict[str, float]:
+        return self.direct.weights()
+
+    def to_params(self) -> dict[str, Any]:
+        """The direct model's params, with the outcome view's two models beside them."""
+        return {
+            **self.direct.to_params(),
+            "outcome_view": {
+                "weight": self.weight,
+                "tie": self.tie.to_params(),
+                "opposite": self.opposite.to_params(),
+            },
+        }
+
+
+FittedModel = DisagreementModel | BlendedModel
+
+
+def model_from_params(params: Mapping[str, Any]) -> FittedModel:
+    """A stored fit: the direct model, blended with its outcome view where it has one."""
+    direct = DisagreementModel.from_params(params)
+    view = params.get("outcome_view")
+    if not view:
+        return direct
+    return BlendedModel(
+        direct,
+        DisagreementModel.from_params(view["tie"]),
+        DisagreementModel.from_params(view["opposite"]),
+        float(view["weight"]),
+    )
+
+
 def fit_disagreement_model(
     features: PairFeatures,
     judge_wrong: np.ndarray,
     *,
+    human_tie: np.ndarray | None = None,
     min_labelled: int = MIN_LABELLED,
     l2_grid: Sequence[float] = DEFAULT_L2_GRID,
     judge_penalty_shares: Sequence[float] = DEFAULT_JUDGE_PENALTY_SHARES,
@@ -233,9 +315,46 @@ def fit_disagreement_model(
 
     Below `min_labelled` pairs, or with only one class seen, returns the `ColdStartRule`. The
     L2 penalty is the grid value with the lowest inner cross-validated log loss; with
-    `calibrate`, a Platt map is fitted on the out-of-fold logits at that penalty.
+    `calibrate`, a Platt map is fitted on the out-of-fold logits at that penalty. With
+    `human_tie` (1 where the human majority was a tie) it returns a `BlendedModel` once each
+    of the outcome view's models has `min_labelled` pairs of both classes.
     """
     y = np.asarray(judge_wrong, dtype=float)
+    if len(y) < max(min_labelled, inner_folds) or y.min() == y.max():
+        return ColdStartRule()
+    options = {
+        "min_labelled": min_labelled,
+        "l2_grid": l2_grid,
+        "judge_penalty_shares": judge_penalty_shares,
+        "inner_folds": inner_folds,
+        "seed": seed,
+    }
+    direct = _fit_direct(features, y, calibrate=calibrate, **options)
+    if human_tie is None or not isinstance(direct, DisagreementModel):
+        return direct
+    tie = np.asarray(human_tie, dtype=float)
+    # Both sides picked: wrong means people picked the other answer.
+    both_picked = np.flatnonzero(
+        ~_judge_undecided(features) & (features.column("verdict_null") == 0) & (tie == 0)
+    )
+    tie_model = _fit_direct(features, tie, **options)
+    opposite = _fit_direct(features.rows(both_picked), y[both_picked], **options)
+    if not isinstance(tie_model, DisagreementModel) or not isinstance(opposite, DisagreementModel):
+        return direct
+    return BlendedModel(direct, tie_model, opposite)
+
+
+def _fit_direct(
+    features: PairFeatures,
+    y: np.ndarray,
+    *,
+    min_labelled: int,
+    l2_grid: Sequence[float],
+    judge_penalty_shares: Sequence[float],
+    inner_folds: int,
+    seed: int,
+    calibrate: bool = False,
+) -> DisagreementScorer:
     if len(y) < max(min_labelled, inner_folds) or y.min() == y.max():
         return ColdStartRule()
     fold_of = _fold_index(len(y), inner_folds, seed)

@@ -43,6 +43,7 @@ from routing.allocation import DEFAULT_AUDIT_FRACTION, DEFAULT_AUDIT_TILT, Alloc
 from routing.audit import weighted_rate
 from routing.consensus import Verdict
 from routing.disagreement import (
+    BlendedModel,
     ColdStartRule,
     DisagreementModel,
     DisagreementScorer,
@@ -59,7 +60,8 @@ from routing.features import (
 
 Outcome = Literal["model_a", "model_b", "tie"]
 SplitRule = Literal["tie", "skip"]
-Fitter = Callable[[PairFeatures, np.ndarray], DisagreementScorer]
+# (features, judge wrong, human tie or None) -> a scorer.
+Fitter = Callable[[PairFeatures, np.ndarray, np.ndarray | None], DisagreementScorer]
 OUTCOMES: tuple[Outcome, ...] = ("model_a", "model_b", "tie")
 
 
@@ -170,18 +172,25 @@ def group_folds(groups: Sequence[Hashable], folds: int, seed: int) -> np.ndarray
     return np.fromiter((fold_of_group[g] for g in groups), int, len(groups))
 
 
+def human_ties(labelled: Sequence[LabelledPair]) -> np.ndarray:
+    """1.0 where the human majority was a tie (what the outcome view learns)."""
+    return np.fromiter((lp.truth == "tie" for lp in labelled), float, len(labelled))
+
+
 def cross_fit(
     features: PairFeatures,
     y: np.ndarray,
     fold_of: np.ndarray,
     fitter: Fitter,
+    human_tie: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[DisagreementScorer]]:
     """Out-of-fold P(judge wrong): each fold is scored by a model that never saw it."""
     scores = np.zeros(len(features))
     scorers: list[DisagreementScorer] = []
     for fold in np.unique(fold_of):
         train, held = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
-        scorer = fitter(features.rows(train), y[train])
+        tie = None if human_tie is None else human_tie[train]
+        scorer = fitter(features.rows(train), y[train], tie)
         scores[held] = scorer.predict_proba(features.rows(held))
         scorers.append(scorer)
     return scores, scorers
@@ -228,13 +237,17 @@ def _rounded(values: Mapping[str, float]) -> dict[str, float]:
     return {key: round(value, 4) for key, value in values.items()}
 
 
+def _mean_outcome(outcomes: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    return {key: float(np.mean([o[key] for o in outcomes])) for key in outcomes[0]}
+
+
 def _random_baseline(n: int, k: int, wrong: np.ndarray, seeds: int, seed: int) -> dict[str, float]:
     outcomes = []
     for s in range(seeds):
         to_human = np.zeros(n, bool)
         to_human[np.random.default_rng([seed, s]).choice(n, size=k, replace=False)] = True
         outcomes.append(routing_outcome(to_human, wrong))
-    return {key: float(np.mean([o[key] for o in outcomes])) for key in outcomes[0]}
+    return _mean_outcome(outcomes)
 
 
 def _ratio(ours: float, random: float) -> float | None:
@@ -250,38 +263,49 @@ def evaluate_routing(
     audit_fraction: float = DEFAULT_AUDIT_FRACTION,
     audit_tilt: float = DEFAULT_AUDIT_TILT,
     random_seeds: int = 20,
+    audit_draws: int = 1,
     config: FeatureConfig | None = None,
     fitter: Fitter | None = None,
     context: Sequence[Verdict] = (),
 ) -> dict[str, Any]:
     """Cross-fitted routing figures at each human budget (a share of the pairs), for the
-    router and both baselines, plus the disagreement model's AUROC and calibration."""
+    router and both baselines, plus the disagreement model's AUROC and calibration.
+
+    The router as it runs is averaged over `audit_draws` draws of its random audit (the first
+    seeded by `seed`): what it captures is a random quantity, and one draw adds about +-0.02
+    of noise to the ratio at a 25% budget on MT-Bench. Its audit figures are the first draw's."""
+    if audit_draws < 1:
+        raise ValueError(f"audit_draws must be at least 1, not {audit_draws}")
     if not labelled:
         raise ValueError("no pairs with human votes to evaluate on")
-    fitter = fitter or (lambda x, y: fit_disagreement_model(x, y, seed=seed))
+    fitter = fitter or default_fitter(seed)
     features = build_features([lp.pair for lp in labelled], config, context=context)
     wrong = judge_wrong(labelled)
     fold_of = group_folds([lp.group for lp in labelled], folds, seed)
-    p_wrong, scorers = cross_fit(features, wrong, fold_of, fitter)
+    p_wrong, scorers = cross_fit(features, wrong, fold_of, fitter, human_ties(labelled))
     rule_score = ColdStartRule().predict_proba(features)
     n = len(labelled)
 
     per_budget = []
     for budget in budgets:
-        ours = allocate(
-            p_wrong,
-            budget=float(budget),
-            audit_fraction=audit_fraction,
-            audit_tilt=audit_tilt,
-            seed=seed,
-        )
+        draws = [
+            allocate(
+                p_wrong,
+                budget=float(budget),
+                audit_fraction=audit_fraction,
+                audit_tilt=audit_tilt,
+                seed=seed + 7919 * draw,  # draw 0: the one draw this made before
+            )
+            for draw in range(audit_draws)
+        ]
+        ours = draws[0]
         k = int(ours.to_human.sum())
         # The router's ranking alone, every human label spent by priority: what the judge-
         # confidence baseline (which has no audit stream either) compares with.
         ranked = allocate(p_wrong, budget=float(budget), audit_fraction=0.0, seed=seed)
         rule = allocate(rule_score, budget=float(budget), audit_fraction=0.0, seed=seed)
         random = _random_baseline(n, k, wrong, random_seeds, seed)
-        ours_outcome = routing_outcome(ours.to_human, wrong)
+        ours_outcome = _mean_outcome([routing_outcome(d.to_human, wrong) for d in draws])
         ranked_outcome = routing_outcome(ranked.to_human, wrong)
         rule_outcome = routing_outcome(rule.to_human, wrong)
         per_budget.append(
@@ -306,7 +330,11 @@ def evaluate_routing(
             }
         )
 
-    models = [s for s in scorers if isinstance(s, DisagreementModel)]
+    models = [
+        s.direct if isinstance(s, BlendedModel) else s
+        for s in scorers
+        if isinstance(s, DisagreementModel | BlendedModel)
+    ]
     return {
         "pairs": n,
         "judge_error_rate": round(float(wrong.mean()), 4),
@@ -315,6 +343,7 @@ def evaluate_routing(
         "seed": seed,
         "audit_fraction": audit_fraction,
         "audit_tilt": audit_tilt,
+        "audit_draws": audit_draws,
         "random_seeds": random_seeds,
         "features": len(features.names),
         "disagreement_model": {
@@ -330,6 +359,15 @@ def evaluate_routing(
         },
         "budgets": per_budget,
     }
+
+
+def default_fitter(seed: int) -> Fitter:
+    """The router's own fit: the direct model blended with its outcome view."""
+
+    def fit(x: PairFeatures, y: np.ndarray, human_tie: np.ndarray | None) -> DisagreementScorer:
+        return fit_disagreement_model(x, y, human_tie=human_tie, seed=seed)
+
+    return fit
 
 
 def _audit_estimate(allocation: Allocation, wrong: np.ndarray) -> float | None:

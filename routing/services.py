@@ -30,12 +30,14 @@ from routing import selectors
 from routing.allocation import DEFAULT_AUDIT_TILT, allocate
 from routing.consensus import Verdict
 from routing.disagreement import (
+    BlendedModel,
     ColdStartRule,
     DisagreementModel,
     DisagreementScorer,
     fit_disagreement_model,
+    model_from_params,
 )
-from routing.evaluation import auroc, cross_fit, group_folds
+from routing.evaluation import auroc, cross_fit, default_fitter, group_folds
 from routing.features import (
     FeatureConfig,
     PairFeatures,
@@ -174,7 +176,7 @@ def _is_stale(fit: DisagreementFit | None, names: tuple[str, ...]) -> bool:
 def scorer_for(fit: DisagreementFit | None) -> DisagreementScorer:
     if fit is None or fit.kind == DisagreementFit.Kind.COLD_START:
         return ColdStartRule()
-    return DisagreementModel.from_params(fit.params)
+    return model_from_params(fit.params)
 
 
 def router_retrain(*, project: Project, force: bool = False) -> DisagreementFit | None:
@@ -206,18 +208,19 @@ def router_retrain(*, project: Project, force: bool = False) -> DisagreementFit 
     ]
     features = _features(project, policy, pairs)
     wrong = np.asarray(labelled.judge_wrong, dtype=float)
-    scorer = fit_disagreement_model(features, wrong)
+    human_tie = np.asarray([truth == "tie" for truth in labelled.truths], dtype=float)
+    scorer = fit_disagreement_model(features, wrong, human_tie=human_tie)
     fit = DisagreementFit(
         project=project, judge=policy.judge, labelled=n, judge_wrong=int(wrong.sum())
     )
-    if isinstance(scorer, DisagreementModel):
+    if isinstance(scorer, DisagreementModel | BlendedModel):
         fit.kind = DisagreementFit.Kind.LOGISTIC
         fit.params = scorer.to_params()
         prompts = [c.prompt_id for c in labelled.comparisons]
         folds = min(CV_FOLDS, len(set(prompts)))
         if folds >= 2:
             oof, _ = cross_fit(
-                features, wrong, group_folds(prompts, folds, 0), fit_disagreement_model
+                features, wrong, group_folds(prompts, folds, 0), default_fitter(0), human_tie
             )
             fit.cv_auroc = auroc(oof, wrong)
     else:

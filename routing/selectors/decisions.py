@@ -10,7 +10,7 @@ from django.db.models import Q
 
 from annotation.models import Comparison
 from models_backend.models import Judgment
-from routing.disagreement import ColdStartRule, DisagreementModel
+from routing.disagreement import ColdStartRule, model_from_params
 from routing.features import feature_meaning
 from routing.models import DisagreementFit, RouteDecision
 from routing.selectors.comparisons import INCONSISTENT, prompt_conversation, router_label
@@ -31,7 +31,7 @@ def decision_explanation(decision: RouteDecision) -> list[FeatureRow]:
     fit = decision.fit
     model = None
     if fit is not None and fit.kind == DisagreementFit.Kind.LOGISTIC:
-        model = DisagreementModel.from_params(fit.params)
+        model = model_from_params(fit.params)
         if set(model.names) != set(decision.features):
             model = None  # the fit is from another version of the features
     shares = model.contributions(decision.features) if model is not None else {}

@@ -16,7 +16,7 @@ from annotation.models import Annotator, Comparison, Project, Vote
 from models_backend.models import Judgment
 from routing.allocation import DEFAULT_AUDIT_FRACTION
 from routing.audit import judge_labels_right, weighted_interval
-from routing.disagreement import DisagreementModel
+from routing.disagreement import model_from_params
 from routing.evaluation import judge_outcome
 from routing.features import feature_meaning
 from routing.models import DisagreementFit, RouteDecision, RoutingPolicy
@@ -230,7 +230,7 @@ class RouterOverview:
         feature means; empty under the cold-start rule."""
         if self.fit is None or self.fit.kind != DisagreementFit.Kind.LOGISTIC:
             return []
-        weights = DisagreementModel.from_params(self.fit.params).weights()
+        weights = model_from_params(self.fit.params).weights()
         return [
             FeatureRow(name, 0.0, feature_meaning(name), weight)
             for name, weight in list(weights.items())[:WEIGHTS_SHOWN]

@@ -7,10 +7,12 @@ import pytest
 from scipy.special import expit
 
 from routing.disagreement import (
+    BlendedModel,
     ColdStartRule,
     DisagreementModel,
     fit_disagreement_model,
     fit_logistic,
+    model_from_params,
 )
 from routing.features import PairFeatures, RoutingPair, build_features
 
@@ -116,3 +118,66 @@ def test_contributions_explain_the_logit_and_survive_storage() -> None:
     stored = DisagreementModel.from_params(json.loads(json.dumps(model.to_params())))
     assert stored.predict_proba(features) == pytest.approx(model.predict_proba(features))
     assert stored.platt == (2.0, -0.1)
+
+
+def _constant(names: tuple[str, ...], p: float) -> DisagreementModel:
+    """A model that says `p` for every pair."""
+    logit = float(np.log(p / (1 - p)))
+    d = len(names)
+    return DisagreementModel(names, np.zeros(d), np.ones(d), np.zeros(d), logit, 1.0)
+
+
+VERDICTS = ("verdict_tie", "verdict_inconsistent", "verdict_null")
+
+
+def test_the_outcome_view_composes_tie_and_other_answer_per_verdict() -> None:
+    names = (*VERDICTS, "x")
+    blend = BlendedModel(
+        direct=_constant(names, 0.3), tie=_constant(names, 0.2), opposite=_constant(names, 0.25)
+    )
+    rows = np.array(
+        [
+            [0, 0, 0, 1.0],  # decisive: wrong if a tie or the other answer
+            [1, 0, 0, 1.0],  # a tie: wrong unless people call it a tie
+            [0, 1, 0, 1.0],  # flipped with the order: a tie
+            [0, 0, 1, 1.0],  # no verdict: the direct model alone
+        ]
+    )
+    p = blend.predict_proba(PairFeatures(rows, names))
+    decisive = 0.2 + 0.8 * 0.25
+    assert p == pytest.approx([0.5 * 0.3 + 0.5 * decisive, 0.5 * 0.3 + 0.5 * 0.8, 0.55, 0.3])
+
+
+def _verdict_features(n: int, seed: int) -> tuple[PairFeatures, np.ndarray, np.ndarray]:
+    """Decisive and tie verdicts with a signal `x`; people's ties and the judge's misses."""
+    rng = np.random.default_rng(seed)
+    tie_verdict = (rng.random(n) < 0.3).astype(float)
+    x = rng.normal(size=n)
+    human_tie = (rng.random(n) < expit(-1.0 + x)).astype(float)
+    other = (rng.random(n) < expit(-1.5 - x)).astype(float)
+    wrong = np.where(tie_verdict > 0, 1 - human_tie, np.maximum(human_tie, other))
+    matrix = np.column_stack([tie_verdict, np.zeros(n), np.zeros(n), x])
+    return PairFeatures(matrix, (*VERDICTS, "x")), wrong, human_tie
+
+
+def test_with_human_ties_the_fit_blends_and_survives_storage() -> None:
+    features, wrong, human_tie = _verdict_features(600, seed=1)
+    blend = fit_disagreement_model(features, wrong, human_tie=human_tie)
+    assert isinstance(blend, BlendedModel)
+    # People's ties grow with x, the other answer shrinks with it: the two views disagree.
+    assert blend.tie.coef[3] > 0 > blend.opposite.coef[3]
+    stored = model_from_params(json.loads(json.dumps(blend.to_params())))
+    assert isinstance(stored, BlendedModel)
+    assert stored.predict_proba(features) == pytest.approx(blend.predict_proba(features))
+    # A fit stored before the outcome view is the direct model still.
+    plain = {k: v for k, v in blend.to_params().items() if k != "outcome_view"}
+    assert isinstance(model_from_params(plain), DisagreementModel)
+    assert blend.contributions({"x": 1.0}) == blend.direct.contributions({"x": 1.0})
+
+
+def test_without_human_ties_or_enough_decided_pairs_the_fit_stays_direct() -> None:
+    features, wrong, _ = _verdict_features(600, seed=2)
+    no_ties = fit_disagreement_model(features, wrong, human_tie=np.zeros(len(wrong)))
+    assert isinstance(no_ties, DisagreementModel)
+    all_ties = fit_disagreement_model(features, wrong, human_tie=np.ones(len(wrong)))
+    assert isinstance(all_ties, DisagreementModel)  # nobody picked a side: no other-answer model

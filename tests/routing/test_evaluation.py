@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
+from routing.allocation import allocate
 from routing.disagreement import ColdStartRule
 from routing.evaluation import (
     PairsFileError,
@@ -98,7 +99,9 @@ class _MemorisingFitter:
     def __init__(self) -> None:
         self.scored: list[str] = []
 
-    def __call__(self, features: PairFeatures, y: np.ndarray) -> _MemorisingFitter.Scorer:
+    def __call__(
+        self, features: PairFeatures, y: np.ndarray, human_tie: np.ndarray | None = None
+    ) -> _MemorisingFitter.Scorer:
         return self.Scorer(set(features.ids), self.scored)
 
     class Scorer:
@@ -122,6 +125,44 @@ def test_cross_fitting_never_scores_a_pair_with_a_model_trained_on_it() -> None:
     assert sorted(fitter.scored) == sorted(features.ids)  # every pair once
     # And through the whole evaluation.
     evaluate_routing(labelled, budgets=[0.5], folds=4, fitter=_MemorisingFitter())
+
+
+def test_the_router_as_it_runs_is_averaged_over_audit_draws() -> None:
+    """Each draw of the random audit catches other errors: the figure is their mean."""
+    winners = ["model_a", "model_b", "tie"]
+    lines = [_record(i, winners[i % 3], [winners[i % 2]], question=i // 3) for i in range(90)]
+    labelled = labelled_pairs_from_lines(lines).pairs
+    wrong = judge_wrong(labelled)
+
+    def flat(x: PairFeatures, y: np.ndarray, tie: np.ndarray | None) -> _Flat:
+        return _Flat()
+
+    def router(draws: int) -> dict:
+        report = evaluate_routing(
+            labelled, budgets=[0.3], folds=3, audit_fraction=0.2, audit_draws=draws, fitter=flat
+        )
+        return report["budgets"][0]["router"]
+
+    singles = [
+        routing_outcome(
+            allocate(np.full(90, 0.5), budget=0.3, audit_fraction=0.2, seed=7919 * j).to_human,
+            wrong,
+        )
+        for j in range(3)
+    ]
+    assert router(1)["error_capture"] == pytest.approx(singles[0]["error_capture"], abs=1e-4)
+    mean = np.mean([o["error_capture"] for o in singles])
+    assert router(3)["error_capture"] == pytest.approx(mean, abs=1e-4)
+    assert len({o["error_capture"] for o in singles}) > 1  # the draws did differ
+    with pytest.raises(ValueError, match="audit_draws must be at least 1"):
+        router(0)
+
+
+class _Flat:
+    """The same P(disagree) for every pair: routing is all audit draw and tie-breaks."""
+
+    def predict_proba(self, features: PairFeatures) -> np.ndarray:
+        return np.full(len(features), 0.5)
 
 
 def test_folds_keep_a_question_together() -> None:

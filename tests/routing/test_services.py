@@ -174,6 +174,37 @@ def test_the_disagreement_model_is_refitted_on_pairs_with_both_labels(project: P
     assert max(trusted) < min(doubted)
 
 
+def test_where_people_call_ties_the_refit_blends_in_the_outcome_view(
+    project: Project, client: Client, admin_user_of_project
+) -> None:
+    policy(project, budget_share=1.0, audit_fraction=0.0, retrain_every=10)
+    decisive = judged(project, 80, p_a=0.9)
+    flipped = judged(project, 20, verdict="tie", consistent=False, p_a=0.5)
+    services.comparisons_route(project=project)
+    for i, comparison in enumerate(decisive):
+        vote(comparison, [["model_a"], ["model_b"], ["tie"], ["model_a"]][i % 4] * 3)
+    for comparison in flipped:
+        vote(comparison, ["model_b"] * 3)
+
+    fit = services.router_retrain(project=project)
+
+    assert fit is not None and fit.kind == DisagreementFit.Kind.LOGISTIC
+    assert (fit.labelled, fit.judge_wrong) == (100, 60)
+    assert set(fit.params["outcome_view"]) == {"weight", "tie", "opposite"}
+    assert type(services.scorer_for(fit)).__name__ == "BlendedModel"
+    new = judged(project, 1, p_a=0.9)[0]
+    services.comparisons_route(project=project)
+    decision = RouteDecision.objects.get(comparison=new)
+    assert decision.fit == fit
+    shown = selectors.decision_explanation(decision)
+    assert any(row.contribution is not None for row in shown)
+    client.force_login(admin_user_of_project)
+    page = client.get(reverse("routing:router-decision", args=[project.slug, new.pk]))
+    assert "the direct model's shares, which make half of the score" in page.content.decode()
+    router = client.get(reverse("routing:router", args=[project.slug])).content.decode()
+    assert "They are the direct model's, half of the score" in router
+
+
 def test_too_few_labels_keep_the_cold_start_rule(project: Project) -> None:
     policy(project, budget_share=1.0, audit_fraction=0.0, retrain_every=1)
     comparisons = judged(project, 5)

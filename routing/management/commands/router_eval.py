@@ -76,6 +76,13 @@ class Command(BaseCommand):
             "(requirements-embeddings.txt; without it the lexical cosine stands in)",
         )
         parser.add_argument(
+            "--audit-draws",
+            type=int,
+            default=20,
+            help="average the router as it runs over this many draws of its random audit "
+            "(default: 20; 1 is one arena's luck)",
+        )
+        parser.add_argument(
             "--repeat",
             type=int,
             default=1,
@@ -101,8 +108,9 @@ class Command(BaseCommand):
                 raise CommandError(f"--{option.replace('_', '-')} must lie in [0, 1]")
         if options["random_seeds"] < 1:
             raise CommandError("--random-seeds must be at least 1")
-        if options["repeat"] < 1:
-            raise CommandError("--repeat must be at least 1")
+        for option in ("repeat", "audit_draws"):
+            if options[option] < 1:
+                raise CommandError(f"--{option.replace('_', '-')} must be at least 1")
         path = Path(options["pairs"])  # call_command passes keyword options unconverted
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
@@ -127,6 +135,7 @@ class Command(BaseCommand):
                     audit_fraction=options["audit_fraction"],
                     audit_tilt=options["audit_tilt"],
                     random_seeds=options["random_seeds"],
+                    audit_draws=options["audit_draws"],
                     config=config,
                     context=loaded.context,
                 )
