@@ -50,12 +50,19 @@ class VoteImportReport:
     votes_created: int = 0
     votes_skipped: int = 0
     annotators_created: int = 0
+    # Lines on pairs the project lacks, left out on request (`skip_unmatched`).
+    votes_unmatched: int = 0
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
+        unmatched = (
+            f", {self.votes_unmatched} on pairs this project lacks left out"
+            if self.votes_unmatched
+            else ""
+        )
         return (
             f"{self.votes_created} votes imported, {self.votes_skipped} skipped "
-            f"(already voted), {self.annotators_created} new annotators"
+            f"(already voted){unmatched}, {self.annotators_created} new annotators"
         )
 
 
@@ -69,6 +76,10 @@ class _ParsedVote:
     created_at: datetime | None
     time_to_vote_ms: int | None
     fingerprint: str
+
+
+class _NoPair(str):
+    """A line naming a pair the project lacks (as opposed to a malformed line)."""
 
 
 class _Pairs:
@@ -94,8 +105,10 @@ class _Pairs:
     def find(self, record: dict[str, Any]) -> tuple[int, bool] | str:
         if "comparison" in record:
             pk = record["comparison"]
-            if not isinstance(pk, int) or isinstance(pk, bool) or pk not in self.by_id:
-                return f"no comparison {pk!r} in this project"
+            if not isinstance(pk, int) or isinstance(pk, bool):
+                return f"comparison must be an id, not {pk!r}"
+            if pk not in self.by_id:
+                return _NoPair(f"no comparison {pk!r} in this project")
             return pk, False
         missing = [k for k in ("question_id", "turn", "model_a", "model_b") if k not in record]
         if missing:
@@ -116,7 +129,7 @@ class _Pairs:
             return found[0]
         if found:
             return "several comparisons match (two settings of one model?): give its id"
-        return (
+        return _NoPair(
             f"no comparison of {key[1]!r} and {key[2]!r} on question "
             f"{record['question_id']!r} turn {turn} in this project"
         )
@@ -221,26 +234,34 @@ def _fingerprint_hash(value: str) -> str:
     return hashlib.sha256(salted).hexdigest()
 
 
-def votes_import(*, project: Project, path: Path, credit: str = "") -> VoteImportReport:
+def votes_import(
+    *, project: Project, path: Path, credit: str = "", skip_unmatched: bool = False
+) -> VoteImportReport:
     """Import a JSON Lines file of votes into the project; all or nothing.
 
-    `credit` (the votes' source and licence) is recorded for export cards.
+    `credit` (the votes' source and licence) is recorded for export cards. With
+    `skip_unmatched`, well-formed votes on pairs the project lacks (say, models it did not
+    import) are counted and left out instead of refusing the file.
     """
     errors: list[str] = []
     pairs = _Pairs(project)
     allowed = set(project.allowed_choices)
     parsed: list[_ParsedVote] = []
+    unmatched = 0
     for number, record in read_jsonl(path, errors):
         result = _parse_line(number, record, pairs, allowed)
-        if isinstance(result, str):
+        if isinstance(result, _NoPair) and skip_unmatched:
+            unmatched += 1
+        elif isinstance(result, str):
             errors.append(f"{path}:{number}: {result}")
         else:
             parsed.append(result)
     if errors:
         raise ImportFailed(errors)
     if not parsed:
-        raise ImportFailed([f"{path}: no votes in this file"])
-    report = VoteImportReport()
+        none = "no votes on this project's pairs" if unmatched else "no votes"
+        raise ImportFailed([f"{path}: {none} in this file"])
+    report = VoteImportReport(votes_unmatched=unmatched)
     with transaction.atomic():
         _write(project, parsed, report)
         DataCredit.record(project=project, kind=DataCredit.Kind.VOTES, text=credit)

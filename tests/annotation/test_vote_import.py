@@ -150,6 +150,39 @@ def test_import_votes_command_reports_and_fails_loudly(
         call_command("import_votes", str(tmp_path / "missing.jsonl"), project=project.slug)
 
 
+def test_skip_unmatched_leaves_out_votes_on_pairs_the_project_lacks(
+    project: Project, pair: Comparison, tmp_path: Path
+) -> None:
+    """As after importing three of MT-Bench's six models: without the flag the file is
+    refused; with it the votes on its pairs land and the rest are counted."""
+    lines = [
+        {"annotator": "a", "comparison": pair.pk, "winner": "model_b"},
+        {"annotator": "a", "question_id": 81, "turn": 1, "model_a": "gpt-4",
+         "model_b": "llama-13b", "winner": "model_a"},
+        {"annotator": "b", "comparison": 999999, "winner": "model_a"},
+    ]  # fmt: skip
+    path = write_jsonl(tmp_path / "votes.jsonl", lines)
+    with pytest.raises(CommandError, match="no comparison of 'gpt-4' and 'llama-13b'"):
+        call_command("import_votes", str(path), project=project.slug)
+    assert Vote.objects.count() == 0
+
+    out = io.StringIO()
+    call_command("import_votes", str(path), project=project.slug, skip_unmatched=True, stdout=out)
+
+    assert "1 votes imported" in out.getvalue()
+    assert "2 on pairs this project lacks left out" in out.getvalue()
+    assert list(Vote.objects.values_list("comparison_id", flat=True)) == [pair.pk]
+    # A malformed line still refuses the whole file, flag or not.
+    bad = write_jsonl(
+        tmp_path / "bad.jsonl", [*lines, {"annotator": "c", "comparison": "x", "winner": "tie"}]
+    )
+    with pytest.raises(CommandError, match="comparison must be an id, not 'x'"):
+        call_command("import_votes", str(bad), project=project.slug, skip_unmatched=True)
+    only_unmatched = write_jsonl(tmp_path / "none.jsonl", lines[1:])
+    with pytest.raises(CommandError, match="no votes on this project's pairs"):
+        call_command("import_votes", str(only_unmatched), project=project.slug, skip_unmatched=True)
+
+
 @pytest.mark.slow
 def test_real_mtbench_expert_votes_import_and_almost_nobody_is_flagged(tmp_path: Path) -> None:
     """The issue's contract: at most 2% of experts with 30+ votes flagged (it is 0 here)."""

@@ -20,6 +20,12 @@ class Command(BaseCommand):
         parser.add_argument("file", type=Path)
         parser.add_argument("--project", required=True, help="project slug")
         parser.add_argument(
+            "--skip-unmatched",
+            action="store_true",
+            help="leave out (and count) votes on pairs this project lacks, such as pairs of "
+            "models it did not import, instead of refusing the file",
+        )
+        parser.add_argument(
             "--credit",
             default="",
             help="where the votes come from and their licence, named in every export's card",
@@ -27,7 +33,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         report = import_or_fail(
-            votes_import, options["project"], path=options["file"], credit=options["credit"]
+            votes_import,
+            options["project"],
+            path=options["file"],
+            credit=options["credit"],
+            skip_unmatched=options["skip_unmatched"],
         )
         for note in report.notes[:20]:
             self.stdout.write(f"  {note}")
