@@ -176,8 +176,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "600"))
-CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", "660"))
+# A fallback only: each of the app's tasks sets its own limits, sized to its work (jobs 55 min,
+# exports 60 min, the router 5 min...), so these were never read from the environment.
+CELERY_TASK_SOFT_TIME_LIMIT = 600
+CELERY_TASK_TIME_LIMIT = 660
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # A job whose backend is unreachable retries after base x 2^attempt seconds (at most 60 s).
 JOB_RETRY_BASE_SECONDS = float(os.environ.get("PREFARENA_JOB_RETRY_SECONDS", "5"))
