@@ -618,6 +618,7 @@ class ExportJob(models.Model):
         RUNNING = "running"
         DONE = "done"
         FAILED = "failed"
+        CANCELLED = "cancelled"
 
     class FileType(models.TextChoices):
         JSONL = "jsonl", "JSON Lines"
@@ -630,7 +631,7 @@ class ExportJob(models.Model):
     )
     options = models.JSONField(help_text="Format and filters (annotation.exports.options).")
     file_type = models.CharField(max_length=8, choices=FileType.choices)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(default=0, help_text="Comparisons to walk.")
     completed = models.PositiveIntegerField(default=0)
     rows = models.PositiveIntegerField(default=0)
@@ -646,6 +647,10 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.options.get('format')}, {self.file_type}): {self.status}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in (self.Status.QUEUED, self.Status.RUNNING)
 
     @property
     def percent(self) -> int:

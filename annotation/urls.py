@@ -20,6 +20,11 @@ urlpatterns = [
     ),
     path("arena/<slug:slug>/exports/", views_exports.exports, name="exports"),
     path(
+        "arena/<slug:slug>/exports/<id:pk>/cancel/",
+        views_exports.export_cancel,
+        name="export-cancel",
+    ),
+    path(
         "arena/<slug:slug>/exports/<id:pk>/<str:what>/",
         views_exports.export_file,
         name="export-file",

@@ -5,13 +5,14 @@ from __future__ import annotations
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation import selectors
 from annotation.exports.options import ExportRequestInvalid
 from annotation.exports.service import (
     ExportFileMissing,
     export_content_type,
+    export_job_cancel,
     export_job_create,
     export_job_file,
     export_options,
@@ -60,6 +61,17 @@ def exports(request: HttpRequest, slug: str) -> HttpResponse:
     export_job_create(
         project=project, options=options, file_type=file_type, requested_by=request.user
     )
+    return HttpResponseRedirect(reverse("annotation:exports", args=[project.slug]))
+
+
+@require_POST
+def export_cancel(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Stop a queued or running export (its files are removed); one that ended is left."""
+    project = selectors.get_project_for_user(request.user, slug, staff=True)
+    job = get_object_or_404(ExportJob, project=project, pk=pk)
+    export_job_cancel(job=job, by=request.user.get_username())
+    if getattr(request, "htmx", False):
+        return render(request, "annotation/exports.html#jobs", _context(project, None))
     return HttpResponseRedirect(reverse("annotation:exports", args=[project.slug]))
 
 

@@ -39,6 +39,9 @@ urlpatterns = [
         name="export-download",
     ),
     path(f"{project}exports/<id:pk>/card/", views.ExportCard.as_view(), name="export-card"),
+    path(
+        f"{project}exports/<id:pk>/cancel/", views.ExportJobCancel.as_view(), name="export-cancel"
+    ),
     # Generation and judging jobs (models_backend.api).
     path(f"{project}jobs/", jobs_api.JobList.as_view(), name="jobs"),
     path(f"{project}jobs/<str:kind>/<id:pk>/", jobs_api.JobDetail.as_view(), name="job"),

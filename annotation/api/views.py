@@ -36,6 +36,7 @@ from annotation.exports.options import FORMATS, ExportRequestInvalid
 from annotation.exports.options import SOURCES as EXPORT_SOURCES
 from annotation.exports.service import (
     ExportFileMissing,
+    export_job_cancel,
     export_job_create,
     export_job_file,
     export_options,
@@ -511,6 +512,31 @@ class ExportJobDetail(generics.RetrieveAPIView):
         if job is None:
             raise NotFound("No such export.")
         return job
+
+
+class ExportJobCancel(APIView):
+    """Stop a queued or running export (its files are removed). 409 once it has ended."""
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: s.ExportJobSerializer,
+            409: OpenApiResponse(description="it had already ended"),
+        },
+    )
+    def post(self, request: Request, slug: str, pk: int) -> Response:
+        project = project_for(request, slug, STAFF)
+        job = ExportJob.objects.filter(project=project, pk=pk).first()
+        if job is None:
+            raise NotFound("No such export.")
+        if not export_job_cancel(job=job, by=request.user.get_username()):
+            job.refresh_from_db()
+            return Response(
+                {"detail": f"This export had already ended ({job.status}).", "status": 409},
+                status=status.HTTP_409_CONFLICT,
+            )
+        job.refresh_from_db()
+        return Response(s.ExportJobSerializer(job, context={"request": request}).data)
 
 
 class _ExportFile(APIView):

@@ -239,6 +239,24 @@ def _data_name(job: ExportJob) -> str:
     return {"jsonl": f"{stem}.jsonl", "parquet": f"{stem}.parquet"}.get(job.file_type, stem)
 
 
+class ExportCancelled(Exception):
+    """The job was cancelled while it ran."""
+
+
+def export_job_cancel(*, job: ExportJob, by: str) -> bool:
+    """Stop an export: a queued one never starts, a running one stops at its next progress
+    save (within a second) and its files are removed. False when it had already ended."""
+    return bool(
+        ExportJob.objects.filter(
+            pk=job.pk, status__in=[ExportJob.Status.QUEUED, ExportJob.Status.RUNNING]
+        ).update(
+            status=ExportJob.Status.CANCELLED,
+            error=f"Cancelled by {by}.",
+            finished_at=timezone.now(),
+        )
+    )
+
+
 def export_job_run(job: ExportJob) -> ExportJob:
     """Run a queued (or interrupted) export job from the start; safe to run again."""
     claimed = ExportJob.objects.filter(
@@ -256,7 +274,9 @@ def export_job_run(job: ExportJob) -> ExportJob:
         nonlocal last_save
         now = time.monotonic()
         if now - last_save >= 0.5 or walked >= total:
-            ExportJob.objects.filter(pk=job.pk).update(completed=walked, total=total)
+            running = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.RUNNING)
+            if not running.update(completed=walked, total=total):
+                raise ExportCancelled
             last_save = now
 
     try:
@@ -271,13 +291,17 @@ def export_job_run(job: ExportJob) -> ExportJob:
         download = result.data
         if result.file_type == "hf":
             download = Path(shutil.make_archive(str(result.data), "zip", result.data))
+    except ExportCancelled:
+        shutil.rmtree(directory, ignore_errors=True)
+        job.refresh_from_db()
+        return job
     except Exception as exc:
-        ExportJob.objects.filter(pk=job.pk).update(
+        ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.RUNNING).update(
             status=ExportJob.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
         )
         job.refresh_from_db()
         return job
-    ExportJob.objects.filter(pk=job.pk).update(
+    done = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.RUNNING).update(
         status=ExportJob.Status.DONE,
         rows=result.stats.rows,
         completed=F("total"),
@@ -285,5 +309,7 @@ def export_job_run(job: ExportJob) -> ExportJob:
         card_path=str(result.card.relative_to(settings.MEDIA_ROOT)),
         finished_at=timezone.now(),
     )
+    if not done:  # cancelled after its last progress save
+        shutil.rmtree(directory, ignore_errors=True)
     job.refresh_from_db()
     return job

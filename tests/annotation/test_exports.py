@@ -733,3 +733,81 @@ def test_export_filters_take_repeated_and_comma_separated_names(
     # "category" (as the leaderboard spells it) and "categories" together: both count.
     both = parse_options(QueryDict("categories=math&category=writing&categories=code"))
     assert both.categories == ("code", "math", "writing")
+
+
+def test_a_queued_export_cancelled_from_the_page_never_runs(
+    client: Client,
+    project: Project,
+    *,
+    arena: dict[str, Comparison],
+    researcher_user,
+    settings,
+    tmp_path: Path,
+) -> None:
+    settings.MEDIA_ROOT = tmp_path
+    job = export_job_create(
+        project=project, options=parse_options({"format": "votes"}), file_type="jsonl"
+    )
+    page = reverse("annotation:exports", args=[project.slug])
+    client.force_login(researcher_user)
+    assert f'id="cancel-export-{job.pk}"' in client.get(page).content.decode()
+
+    cancel = reverse("annotation:export-cancel", args=[project.slug, job.pk])
+    listing = client.post(cancel, HTTP_HX_REQUEST="true").content.decode()
+
+    job.refresh_from_db()
+    assert job.status == "cancelled" and job.error == f"Cancelled by {researcher_user.username}."
+    assert f'id="cancel-export-{job.pk}"' not in listing and "cancelled" in listing
+    from annotation.tasks import export_run_task
+
+    export_run_task(job_pk=job.pk)  # its message arrives after all
+    job.refresh_from_db()
+    assert job.status == "cancelled" and not (tmp_path / "exports" / str(job.pk)).exists()
+    assert client.post(cancel).status_code == 302  # an ended job is left as it is
+
+
+def test_an_export_cancelled_while_it_runs_stops_and_leaves_no_files(
+    project: Project, arena: dict[str, Comparison], settings, tmp_path: Path, monkeypatch
+) -> None:
+    from annotation.exports import service
+
+    settings.MEDIA_ROOT = tmp_path
+    vote(arena["single"], "model_a")
+    job = export_job_create(
+        project=project, options=parse_options({"format": "votes"}), file_type="jsonl"
+    )
+    real_export = service.export_to_path
+
+    def cancelled_on_the_way(*args, **kwargs):  # a researcher clicks Cancel as it starts
+        assert service.export_job_cancel(job=job, by="someone")
+        return real_export(*args, **kwargs)
+
+    monkeypatch.setattr(service, "export_to_path", cancelled_on_the_way)
+
+    finished = service.export_job_run(job)
+
+    assert (finished.status, finished.error, finished.download_path) == (
+        "cancelled",
+        "Cancelled by someone.",
+        "",
+    )
+    assert not (tmp_path / "exports" / str(job.pk)).exists()
+
+
+def test_an_export_is_cancelled_over_the_api_once(
+    project: Project, arena: dict[str, Comparison], researcher_user
+) -> None:
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(researcher_user)
+    job = export_job_create(
+        project=project, options=parse_options({"format": "votes"}), file_type="jsonl"
+    )
+    url = reverse("api:export-cancel", args=[project.slug, job.pk])
+
+    first = api.post(url)
+    assert first.status_code == 200 and first.json()["status"] == "cancelled"
+    again = api.post(url)
+    assert again.status_code == 409
+    assert again.json() == {"detail": "This export had already ended (cancelled).", "status": 409}
