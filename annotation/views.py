@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 from django_htmx.middleware import HtmxDetails
 
-from annotation import charts, selectors, services
+from annotation import charts, ratings, selectors, services
 from annotation.forms import LeaderboardFilterForm
 from annotation.models import Annotator, Project, Vote
 
@@ -202,6 +202,7 @@ def _leaderboard_context(
     return {
         "excluded_votes": excluded,
         "groups": board.groups,  # once, not once per table row
+        "provisional_votes": ratings.PROVISIONAL_VOTES,
         "project": project,
         "form": form,
         "filters": filters,

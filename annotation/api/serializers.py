@@ -324,6 +324,11 @@ class LeaderboardRowSerializer(serializers.Serializer):
         "never compared, even through others, so their ratings are not comparable and ranks "
         "count within a group.",
     )
+    provisional = serializers.BooleanField(
+        default=False,
+        help_text="Fewer than 10 votes: listed after the other models of its group and "
+        "ranked after them, whatever its rating.",
+    )
 
 
 class LeaderboardSerializer(serializers.Serializer):

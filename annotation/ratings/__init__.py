@@ -58,6 +58,7 @@ from annotation.ratings.elo import (
 )
 from annotation.ratings.leaderboards import (
     CONFIDENCE,
+    PROVISIONAL_VOTES,
     CiMethod,
     Leaderboard,
     battle_count_matrix,
@@ -84,6 +85,7 @@ __all__ = [
     "ELO_SCALE",
     "INIT_RATING",
     "LENGTH_BINS_PER_UNIT",
+    "PROVISIONAL_VOTES",
     "RATING_PER_LOGIT",
     "SANDWICH_HESSIAN_REG",
     "SCALE",

@@ -22,6 +22,10 @@ from annotation.ratings.scale import INIT_RATING, RATING_PER_LOGIT, to_ratings
 
 CiMethod = Literal["bootstrap", "sandwich"]
 CONFIDENCE = 0.95
+# Below this many votes a model is provisional: listed after the others and ranked apart, so
+# one lucky vote (a rating far up, an interval that still clears a model with hundreds of
+# votes under the ridge's prior) neither tops the board nor pushes the others down.
+PROVISIONAL_VOTES = 10
 
 
 def ranks_with_uncertainty(lower: FloatArray, upper: FloatArray) -> IntArray:
@@ -104,6 +108,7 @@ def _model_rows(
     rating: FloatArray,
     lower: FloatArray,
     upper: FloatArray,
+    min_votes: int = PROVISIONAL_VOTES,
 ) -> list[dict[str, Any]]:
     n = len(counts.models)
     per_model = np.zeros((3, n))  # votes, wins, ties
@@ -111,12 +116,16 @@ def _model_rows(
         per_model[0] += np.bincount(side, weights=counts.count, minlength=n)
         per_model[1] += np.bincount(side, weights=counts.count * (score == 1.0), minlength=n)
         per_model[2] += np.bincount(side, weights=counts.count * (score == 0.5), minlength=n)
-    best_first = np.argsort(-rating, kind="stable")
+    provisional = per_model[0] < min_votes
+    # The established models best first, then the provisional ones best first.
+    best_first = np.lexsort((-rating, provisional))
     group = comparison_groups(counts, order=best_first)
     rank = np.zeros(n, dtype=np.int64)
     for g in np.unique(group):  # ranked among the models they were compared with
-        members = group == g
-        rank[members] = ranks_with_uncertainty(lower[members], upper[members])
+        for kind in (False, True):  # provisional ones after the group's established ones
+            members = (group == g) & (provisional == kind)
+            before = int(((group == g) & ~provisional).sum()) if kind else 0
+            rank[members] = before + ranks_with_uncertainty(lower[members], upper[members])
     rows = []
     for i in best_first:
         votes, wins, ties = (int(value) for value in per_model[:, i])
@@ -135,6 +144,7 @@ def _model_rows(
                 # Models in different groups were never compared, not even through others:
                 # their ratings' offset is the fit's convention, not a measurement.
                 "group": int(group[i]),
+                "provisional": bool(provisional[i]),
             }
         )
     return rows
@@ -165,12 +175,14 @@ def leaderboard(
     anchor_rating: float = INIT_RATING,
     ridge: float = 0.0,
     workers: int | None = None,
+    min_votes: int = PROVISIONAL_VOTES,
 ) -> Leaderboard:
     """Bradley-Terry leaderboard with 95 % intervals and ranks that respect them.
 
     ``ci="bootstrap"`` resamples votes ``bootstrap_rounds`` times (seeded by ``seed``);
     ``ci="sandwich"`` uses the asymptotic sandwich covariance. ``anchor`` pins that model at
-    ``anchor_rating``; otherwise the mean rating is 1000.
+    ``anchor_rating``; otherwise the mean rating is 1000. Models with fewer than
+    ``min_votes`` votes are provisional: listed and ranked after the others of their group.
     """
     watch = _Stopwatch()
     anchor_index = _anchor_index(counts.models, anchor)
@@ -197,7 +209,7 @@ def leaderboard(
     else:
         raise ValueError(f"unknown ci method {ci!r}; expected 'bootstrap' or 'sandwich'")
     watch.lap("ci")
-    rows = _model_rows(counts, rating, lower, upper)
+    rows = _model_rows(counts, rating, lower, upper, min_votes)
     watch.lap("rank")
     return Leaderboard(rows=rows, timings=watch.finish(), models=counts.models, strength=strength)
 

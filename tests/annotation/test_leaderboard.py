@@ -379,3 +379,21 @@ def test_the_page_warns_of_models_never_compared_with_each_other(
 
     assert 'id="groups-note"' in page and "These models form 2 groups" in page
     assert "<th>Group</th>" in page
+
+
+def test_the_page_marks_models_with_few_votes_provisional(
+    client: Client, project: Project, three_models: dict[str, Comparison], researcher_user
+) -> None:
+    for _ in range(12):
+        cast(three_models["strong-middle"], "left")
+    cast(three_models["middle-weak"], "right")  # weak: one vote, a win
+    client.force_login(researcher_user)
+
+    page = client.get(
+        reverse("annotation:leaderboard", args=[project.slug]), {"include_flagged": "on"}
+    ).content.decode()
+
+    table = page[page.index('id="bt-table"') : page.index("</table>", page.index('id="bt-table"'))]
+    assert table.count("provisional</small>") == 1
+    assert table.index(">strong<") < table.index(">middle<") < table.index(">weak ")
+    assert 'title="Fewer than 10 votes' in table

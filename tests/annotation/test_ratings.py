@@ -214,6 +214,7 @@ def test_leaderboard_rows_and_timings() -> None:
         "ties",
         "win_rate",
         "group",
+        "provisional",
     }
     assert (x["votes"], x["wins"], x["ties"], x["win_rate"]) == (65, 55, 10, 60 / 65)
     assert x["lower"] < x["rating"] < x["upper"]
@@ -475,6 +476,26 @@ def test_matches_arena_rank(tmp_path: Path) -> None:
         lower, upper = arena["bootstrap"][0][i], arena["bootstrap"][1][i]
         assert abs(ours_boot[model]["lower"] - lower) <= 0.1 * (upper - lower)
         assert abs(ours_boot[model]["upper"] - upper) <= 0.1 * (upper - lower)
+
+
+def test_a_model_with_one_lucky_vote_is_provisional_and_ranked_after_the_others() -> None:
+    """One winning vote used to top the board, its interval (under the ridge's prior) above
+    a model with 200 votes, whose rank it pushed down."""
+    counts = BattleCounts.from_rows(
+        [
+            ("gpt-4", "claude", "model_a", 150),
+            ("claude", "gpt-4", "model_a", 50),
+            ("newcomer", "claude", "model_a", 1),
+        ]
+    )
+    board = ratings.leaderboard(counts, ci="sandwich", ridge=0.1)
+    listed = [(r["model"], r["rank"], r["provisional"]) for r in board.rows]
+    assert listed == [("gpt-4", 1, False), ("claude", 2, False), ("newcomer", 3, True)]
+    by_model = {row["model"]: row for row in board.rows}
+    assert by_model["newcomer"]["rating"] > by_model["gpt-4"]["rating"]  # rated, not ranked
+
+    unranked = ratings.leaderboard(counts, ci="sandwich", ridge=0.1, min_votes=0)
+    assert unranked.rows[0]["model"] == "newcomer"  # what the board showed before
 
 
 def test_models_never_compared_are_told_apart_and_ranked_within_their_groups() -> None:
