@@ -18,8 +18,9 @@ Two scorers share one interface, `predict_proba(features) -> ndarray`:
   side, which one shared logistic regression cannot express. The outcome view fits
   P(people call a tie) on every pair and P(people pick the other answer) on the pairs where
   both the judge and people picked a side, and composes them per verdict. Cross-fitted on
-  MT-Bench (10 seeds, 25% budget): AUROC 0.708 -> 0.718, the ranking's error capture 1.65x ->
-  1.66x random; on the PandaLM subset 1.87x -> 1.90x.
+  MT-Bench (10 seeds): AUROC 0.708 -> 0.718, the ranking's error capture at a 25% budget 1.65x
+  -> 1.66x random (at 10%: 1.76x -> 1.87x); on the PandaLM subset 1.87x -> 1.90x at 25%, but
+  2.06x -> 2.00x at 10% (README, "Routing pairs between humans and the judge").
 """
 
 from __future__ import annotations
