@@ -15,10 +15,9 @@ from annotation.api.permissions import STAFF, project_for
 from annotation.models import ModelEntry, Project
 from models_backend import selectors, services
 from models_backend.errors import BackendError
-from models_backend.models import GenerationJob, Job, JudgeJob
+from models_backend.models import JOB_KINDS, GenerationJob, Job, JudgeJob
 from routing import services as router_services
 
-JOB_KINDS: dict[str, type[Job]] = {cls.kind: cls for cls in (GenerationJob, JudgeJob)}
 MAX_LISTED = 200
 
 
@@ -99,7 +98,8 @@ class JobList(APIView):
     def get(self, request: Request, slug: str) -> Response:
         project = project_for(request, slug, STAFF)
         raw = request.query_params.get("limit") or "20"
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LISTED:
+        # isascii: "²".isdigit() is true, and int("²") raises.
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LISTED:
             raise ValidationError({"limit": [f"must be a whole number from 1 to {MAX_LISTED}"]})
         jobs = selectors.jobs_for_project(project, limit=int(raw))
         return Response([_job_data(job) for job in jobs])

@@ -1,15 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.apps import AppConfig
-
-
-def _resend_queued(**kwargs: Any) -> list[Any]:
-    """`prefarena.celery.queued_jobs_lost`: the broker lost its messages."""
-    from models_backend.services import jobs_resend_queued  # noqa: PLC0415 - imported when needed, not at start
-
-    return jobs_resend_queued(**kwargs)
 
 
 class ModelsBackendConfig(AppConfig):
@@ -17,6 +8,11 @@ class ModelsBackendConfig(AppConfig):
     name = "models_backend"
 
     def ready(self) -> None:
-        from prefarena.celery import queued_jobs_lost  # noqa: PLC0415 - the app loads first
+        from prefarena.celery import queued_jobs_lost, resend_receiver  # noqa: PLC0415
 
-        queued_jobs_lost.connect(_resend_queued, dispatch_uid="models_backend-resend-queued")
+        # A queued job whose task the broker lost is sent again.
+        queued_jobs_lost.connect(
+            resend_receiver("models_backend.services.jobs_resend_queued"),
+            weak=False,
+            dispatch_uid="models_backend-resend-queued",
+        )

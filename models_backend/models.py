@@ -158,3 +158,7 @@ class JudgeJob(Job):
 
     def __str__(self) -> str:
         return f"judge with {self.judge} ({self.status}, {self.completed}/{self.total})"
+
+
+# The kinds of job by the name their URLs use.
+JOB_KINDS: dict[str, type[Job]] = {cls.kind: cls for cls in (GenerationJob, JudgeJob)}

@@ -13,7 +13,7 @@ from annotation.models import ModelEntry, Project
 from annotation.selectors import get_project_for_user
 from models_backend import selectors, services
 from models_backend.errors import BackendError
-from models_backend.models import GenerationJob, JudgeJob
+from models_backend.models import JOB_KINDS
 from routing import services as router_services
 
 
@@ -62,9 +62,6 @@ def jobs_judge(request: HttpRequest, slug: str) -> HttpResponse:
     project = get_project_for_user(request.user, slug, staff=True)
     _, error = router_services.router_judge_job_create(project=project)
     return _after_mutation(request, project, error)
-
-
-JOB_KINDS = {job_class.kind: job_class for job_class in (GenerationJob, JudgeJob)}
 
 
 @require_POST

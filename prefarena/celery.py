@@ -3,6 +3,7 @@ queues tasks without letting a broker outage fail a request or strand a job."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from typing import Any
@@ -89,32 +90,43 @@ def send_now(task: Any, **kwargs: Any) -> Any:
         raise QueueUnavailable(f"Nothing was started: {QUEUE_DOWN} ({exc}).") from exc
 
 
-def broker_lost_messages() -> bool:
-    """Whether a Redis broker lost what it held since this last looked: its mark key is gone
-    with its queues. The mark is set again here, so a loss is reported once.
+def resend_lost_jobs() -> list[models.Model]:
+    """Send again every queued job's task when a Redis broker lost its messages (restarted
+    without persistence, or flushed): its mark key is gone with its queues. The mark is set
+    again only once every app has sent its jobs, so a failure (the database down too after a
+    reboot) is retried at the next look rather than forgotten. Returns the jobs sent.
 
-    Never true in eager mode or on another transport (RabbitMQ keeps Celery's persistent
+    Nothing to do in eager mode or on another transport (RabbitMQ keeps Celery's persistent
     messages in durable queues). On the first look ever there is no mark yet either, which
-    reads as a loss: the jobs still queued then are sent twice. A generation or judging job
-    still runs once (the second delivery finds it running or done); an export delivered to
-    two workers at once starts over in the second."""
+    reads as a loss: the jobs still queued then are sent twice, which their tasks allow (a
+    second delivery of a generation or judging job finds it running or done; one of an export
+    takes it over and starts again)."""
     if app.conf.task_always_eager:
-        return False
+        return []
     with app.connection_for_write() as conn:
         if conn.transport.driver_type != "redis":
-            return False
-        return bool(conn.default_channel.client.set(BROKER_MARK_KEY, "1", nx=True))
+            return []
+        client = conn.default_channel.client
+        if client.exists(BROKER_MARK_KEY):
+            return []
+        logger.warning("The broker lost the messages it held: queued jobs are sent again.")
+        resent = [job for _, jobs in queued_jobs_lost.send(sender=app) for job in jobs]
+        client.set(BROKER_MARK_KEY, "1")
+    return resent
 
 
-def resend_lost_jobs() -> list[models.Model]:
-    """Send again every queued job's task when the broker lost its messages; the jobs sent."""
-    if not broker_lost_messages():
-        return []
-    logger.warning("The broker lost the messages it held: queued jobs are sent again.")
-    return [job for _, jobs in queued_jobs_lost.send(sender=app) for job in jobs]
+def resend_receiver(path: str) -> Any:
+    """A `queued_jobs_lost` receiver that imports `module.function` when called (an app's
+    services load after the app registry)."""
+    module, name = path.rsplit(".", 1)
+
+    def receiver(**kwargs: Any) -> list[models.Model]:
+        return getattr(importlib.import_module(module), name)(**kwargs)
+
+    return receiver
 
 
-@app.task(ignore_result=True)
+@app.task(ignore_result=True, soft_time_limit=60, time_limit=90)
 def broker_check_task() -> int:
     """Beat: a job queued before the broker lost its messages would stay queued for good."""
     return len(resend_lost_jobs())

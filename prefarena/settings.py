@@ -177,7 +177,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A fallback only: each of the app's tasks sets its own limits, sized to its work (jobs 55 min,
-# exports 60 min, the router 5 min...), so these were never read from the environment.
+# exports 60 min, the router 5 min...); these were never read by them.
 CELERY_TASK_SOFT_TIME_LIMIT = 600
 CELERY_TASK_TIME_LIMIT = 660
 CELERY_TASK_DEFAULT_QUEUE = "default"

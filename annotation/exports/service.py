@@ -239,44 +239,53 @@ def _data_name(job: ExportJob) -> str:
     return {"jsonl": f"{stem}.jsonl", "parquet": f"{stem}.parquet"}.get(job.file_type, stem)
 
 
-class ExportCancelled(Exception):
-    """The job was cancelled while it ran."""
+class ExportStopped(Exception):
+    """The run no longer owns its job: cancelled, or taken over by a later delivery."""
 
 
 def export_job_cancel(*, job: ExportJob, by: str) -> bool:
     """Stop an export: a queued one never starts, a running one stops at its next progress
-    save (within a second) and its files are removed. False when it had already ended."""
-    return bool(
-        ExportJob.objects.filter(
-            pk=job.pk, status__in=[ExportJob.Status.QUEUED, ExportJob.Status.RUNNING]
-        ).update(
-            status=ExportJob.Status.CANCELLED,
-            error=f"Cancelled by {by}.",
-            finished_at=timezone.now(),
-        )
+    save; its files are removed (also when the worker that ran it is gone). False when it had
+    already ended."""
+    cancelled = ExportJob.objects.filter(
+        pk=job.pk, status__in=[ExportJob.Status.QUEUED, ExportJob.Status.RUNNING]
+    ).update(
+        status=ExportJob.Status.CANCELLED,
+        error=f"Cancelled by {by}.",
+        finished_at=timezone.now(),
     )
+    if cancelled:
+        shutil.rmtree(job_directory(job), ignore_errors=True)
+    return bool(cancelled)
 
 
 def export_job_run(job: ExportJob) -> ExportJob:
-    """Run a queued (or interrupted) export job from the start; safe to run again."""
+    """Run a queued (or interrupted) export job from the start; safe to run again.
+
+    Each run owns the job through the start time its claim stamped: a second delivery (a
+    redelivery, or beat sending a queued job again) takes the job over and starts clean, and
+    the run it replaced stops at its next progress save, removes only its own folder, and never
+    marks the job done or failed."""
+    started = timezone.now()
     claimed = ExportJob.objects.filter(
         pk=job.pk, status__in=[ExportJob.Status.QUEUED, ExportJob.Status.RUNNING]
-    ).update(status=ExportJob.Status.RUNNING, started_at=timezone.now(), completed=0)
+    ).update(status=ExportJob.Status.RUNNING, started_at=started, completed=0)
     job.refresh_from_db()
     if not claimed:
         return job
-    directory = job_directory(job)
-    if directory.exists():
-        shutil.rmtree(directory)  # a redelivered job starts clean
+    mine = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.RUNNING, started_at=started)
+    # Earlier runs' files go; this run writes in a folder of its own, so a run it took the job
+    # over from cannot write into its files.
+    shutil.rmtree(job_directory(job), ignore_errors=True)
+    directory = job_directory(job) / started.strftime("%Y%m%dT%H%M%S%f")
     last_save = 0.0
 
     def progress(walked: int, total: int) -> None:
         nonlocal last_save
         now = time.monotonic()
         if now - last_save >= 0.5 or walked >= total:
-            running = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.RUNNING)
-            if not running.update(completed=walked, total=total):
-                raise ExportCancelled
+            if not mine.update(completed=walked, total=total):
+                raise ExportStopped
             last_save = now
 
     try:
@@ -291,17 +300,16 @@ def export_job_run(job: ExportJob) -> ExportJob:
         download = result.data
         if result.file_type == "hf":
             download = Path(shutil.make_archive(str(result.data), "zip", result.data))
-    except ExportCancelled:
-        shutil.rmtree(directory, ignore_errors=True)
-        job.refresh_from_db()
-        return job
+    except ExportStopped:
+        return _stopped(job, directory)
     except Exception as exc:
-        ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.RUNNING).update(
+        if not mine.update(
             status=ExportJob.Status.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
-        )
+        ):
+            return _stopped(job, directory)
         job.refresh_from_db()
         return job
-    done = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.RUNNING).update(
+    done = mine.update(
         status=ExportJob.Status.DONE,
         rows=result.stats.rows,
         completed=F("total"),
@@ -309,7 +317,17 @@ def export_job_run(job: ExportJob) -> ExportJob:
         card_path=str(result.card.relative_to(settings.MEDIA_ROOT)),
         finished_at=timezone.now(),
     )
-    if not done:  # cancelled after its last progress save
-        shutil.rmtree(directory, ignore_errors=True)
+    if not done:  # cancelled or taken over after its last progress save
+        return _stopped(job, directory)
     job.refresh_from_db()
+    return job
+
+
+def _stopped(job: ExportJob, directory: Path) -> ExportJob:
+    """A run that lost its job (cancelled, or taken over by a later delivery): its own folder
+    goes, and a cancelled job's whole folder."""
+    shutil.rmtree(directory, ignore_errors=True)
+    job.refresh_from_db()
+    if job.status == ExportJob.Status.CANCELLED:
+        shutil.rmtree(job_directory(job), ignore_errors=True)
     return job

@@ -193,7 +193,10 @@ def leaderboard_board(
             and timezone.now() - snapshot.created_at > timedelta(seconds=EAGER_SNAPSHOT_SECONDS)
             and _labelled_since(project, snapshot.created_at)
         )
-        if snapshot is None or stale:
+        # Rows stored before models with few votes were marked provisional rank them as
+        # established: such a snapshot is stored again, once.
+        outdated = snapshot is not None and snapshot.rows and "provisional" not in snapshot.rows[0]
+        if snapshot is None or stale or outdated:
             snapshot = leaderboard_snapshot_create(project=project, filters=filters)
         return selectors.SnapshotView.from_snapshot(snapshot)
     return selectors.SnapshotView.from_result(

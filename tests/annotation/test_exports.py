@@ -811,3 +811,34 @@ def test_an_export_is_cancelled_over_the_api_once(
     again = api.post(url)
     assert again.status_code == 409
     assert again.json() == {"detail": "This export had already ended (cancelled).", "status": 409}
+
+
+def test_an_export_delivered_twice_is_written_once_by_the_later_run(
+    project: Project, arena: dict[str, Comparison], settings, tmp_path: Path, monkeypatch
+) -> None:
+    """A second delivery while the first runs (a redelivery; beat sending a queued job again)
+    takes the job over; the first stops without marking it done or touching the files. It used
+    to end "done" with its folder deleted by the run that lost the race."""
+    from annotation.exports import service
+
+    settings.MEDIA_ROOT = tmp_path
+    vote(arena["single"], "model_a")
+    job = export_job_create(
+        project=project, options=parse_options({"format": "votes"}), file_type="jsonl"
+    )
+    real_export = service.export_to_path
+    second: list[ExportJob] = []
+
+    def overtaken(*args, **kwargs):
+        if not second:  # the first run, as it starts: the second delivery runs to the end
+            monkeypatch.setattr(service, "export_to_path", real_export)
+            second.append(service.export_job_run(ExportJob.objects.get(pk=job.pk)))
+        return real_export(*args, **kwargs)
+
+    monkeypatch.setattr(service, "export_to_path", overtaken)
+
+    first = service.export_job_run(job)
+
+    assert second[0].status == first.status == "done"
+    assert (tmp_path / first.download_path).is_file() and (tmp_path / first.card_path).is_file()
+    assert len(read_jsonl(tmp_path / first.download_path)) == 1

@@ -397,3 +397,18 @@ def test_the_page_marks_models_with_few_votes_provisional(
     assert table.count("provisional</small>") == 1
     assert table.index(">strong<") < table.index(">middle<") < table.index(">weak ")
     assert 'title="Fewer than 10 votes' in table
+
+
+def test_a_snapshot_stored_before_provisional_models_is_stored_again(
+    client: Client, project: Project, three_models: dict[str, Comparison], researcher_user
+) -> None:
+    cast(three_models["middle-weak"], "right")
+    old = services.leaderboard_snapshot_create(project=project, bootstrap_rounds=50)
+    old.rows = [{k: v for k, v in row.items() if k != "provisional"} for row in old.rows]
+    old.save()
+    client.force_login(researcher_user)
+
+    page = client.get(reverse("annotation:leaderboard", args=[project.slug])).content.decode()
+
+    assert LeaderboardSnapshot.objects.filter(project=project).count() == 2
+    assert "provisional</small>" in page

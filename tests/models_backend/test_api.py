@@ -113,6 +113,7 @@ def test_jobs_of_other_kinds_arenas_or_limits_are_refused(api: APIClient, projec
     job = JudgeJob.objects.create(project=ProjectFactory(), judge="j")
     assert api.get(jobs_url(project, "judge", job.pk)).status_code == 404
     assert api.get(jobs_url(project, "export", 1)).status_code == 404
-    assert api.get(jobs_url(project), {"limit": "0"}).json()["errors"] == {
-        "limit": ["must be a whole number from 1 to 200"]
-    }
+    for limit in ("0", "201", "²", "-1"):  # "²".isdigit() is true, and int("²") raises
+        assert api.get(jobs_url(project), {"limit": limit}).json()["errors"] == {
+            "limit": ["must be a whole number from 1 to 200"]
+        }
