@@ -84,23 +84,58 @@ def _anchor_index(models: Sequence[str], anchor: str | None) -> int | None:
 
 
 def _interval_from_bootstrap(
-    samples: FloatArray, anchor_index: int | None, anchor_rating: float
+    samples: FloatArray,
+    anchor_index: int | None,
+    anchor_rating: float,
+    center: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    ratings = to_ratings(samples, anchor_index=anchor_index, anchor_rating=anchor_rating)
+    ratings = to_ratings(
+        samples, anchor_index=anchor_index, anchor_rating=anchor_rating, center=center
+    )
     tail = (1.0 - CONFIDENCE) / 2.0
     return np.quantile(ratings, tail, axis=0), np.quantile(ratings, 1.0 - tail, axis=0)
 
 
 def _interval_from_covariance(
-    strength: FloatArray, covariance: FloatArray, anchor_index: int | None, anchor_rating: float
+    strength: FloatArray,
+    covariance: FloatArray,
+    anchor_index: int | None,
+    anchor_rating: float,
+    center: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     variance = np.diag(covariance).copy()
     if anchor_index is not None:
         # Var(s_i - s_anchor): the anchor's own uncertainty moves onto everyone else.
         variance += covariance[anchor_index, anchor_index] - 2.0 * covariance[:, anchor_index]
+    elif center is not None:
+        # Var(s_i - w.s), the mean of the centre's models taking the place of the anchor.
+        variance += center @ covariance @ center - 2.0 * covariance @ center
     half_width = ndtri(1.0 - (1.0 - CONFIDENCE) / 2.0) * np.sqrt(np.maximum(variance, 0.0))
-    rating = to_ratings(strength, anchor_index=anchor_index, anchor_rating=anchor_rating)
+    rating = to_ratings(
+        strength, anchor_index=anchor_index, anchor_rating=anchor_rating, center=center
+    )
     return rating - RATING_PER_LOGIT * half_width, rating + RATING_PER_LOGIT * half_width
+
+
+def _per_model(counts: BattleCounts) -> FloatArray:
+    """``3 x M``: each model's votes, wins and ties."""
+    n = len(counts.models)
+    per_model = np.zeros((3, n))
+    for side, score in ((counts.model_a, counts.outcome), (counts.model_b, 1.0 - counts.outcome)):
+        per_model[0] += np.bincount(side, weights=counts.count, minlength=n)
+        per_model[1] += np.bincount(side, weights=counts.count * (score == 1.0), minlength=n)
+        per_model[2] += np.bincount(side, weights=counts.count * (score == 0.5), minlength=n)
+    return per_model
+
+
+def established_center(counts: BattleCounts, min_votes: int) -> FloatArray | None:
+    """Equal weights on the models with at least ``min_votes`` votes, for the mean rating of
+    1000: a provisional model's far-off rating would otherwise shift everyone else's. None
+    when all or none are provisional (the plain mean)."""
+    established = _per_model(counts)[0] >= min_votes
+    if established.all() or not established.any():
+        return None
+    return established / established.sum()
 
 
 def _model_rows(
@@ -111,11 +146,7 @@ def _model_rows(
     min_votes: int = PROVISIONAL_VOTES,
 ) -> list[dict[str, Any]]:
     n = len(counts.models)
-    per_model = np.zeros((3, n))  # votes, wins, ties
-    for side, score in ((counts.model_a, counts.outcome), (counts.model_b, 1.0 - counts.outcome)):
-        per_model[0] += np.bincount(side, weights=counts.count, minlength=n)
-        per_model[1] += np.bincount(side, weights=counts.count * (score == 1.0), minlength=n)
-        per_model[2] += np.bincount(side, weights=counts.count * (score == 0.5), minlength=n)
+    per_model = _per_model(counts)  # votes, wins, ties
     provisional = per_model[0] < min_votes
     # The established models best first, then the provisional ones best first.
     best_first = np.lexsort((-rating, provisional))
@@ -191,7 +222,10 @@ def leaderboard(
     pairs = PairMatrices.from_counts(counts)
     watch.lap("prepare")
     strength = _fit_pairs(pairs, ridge=ridge)
-    rating = to_ratings(strength, anchor_index=anchor_index, anchor_rating=anchor_rating)
+    center = established_center(counts, min_votes) if anchor_index is None else None
+    rating = to_ratings(
+        strength, anchor_index=anchor_index, anchor_rating=anchor_rating, center=center
+    )
     watch.lap("fit")
     if ci == "bootstrap":
         samples = bootstrap_strengths(
@@ -202,10 +236,12 @@ def leaderboard(
             ridge=ridge,
             workers=workers,
         )
-        lower, upper = _interval_from_bootstrap(samples, anchor_index, anchor_rating)
+        lower, upper = _interval_from_bootstrap(samples, anchor_index, anchor_rating, center)
     elif ci == "sandwich":
         covariance = sandwich_covariance(pairs, strength, ridge=ridge)
-        lower, upper = _interval_from_covariance(strength, covariance, anchor_index, anchor_rating)
+        lower, upper = _interval_from_covariance(
+            strength, covariance, anchor_index, anchor_rating, center
+        )
     else:
         raise ValueError(f"unknown ci method {ci!r}; expected 'bootstrap' or 'sandwich'")
     watch.lap("ci")

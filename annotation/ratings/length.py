@@ -15,6 +15,7 @@ from annotation.ratings.bootstrap import _dense_index, _rounds_per_chunk, _run_b
 from annotation.ratings.bradley_terry import _NEWTON_MAX_ITER, _NEWTON_MAX_STEP, _NEWTON_STEP_TOL
 from annotation.ratings.counts import BattleCounts, FloatArray, IntArray, winner_score
 from annotation.ratings.leaderboards import (
+    PROVISIONAL_VOTES,
     CiMethod,
     Leaderboard,
     _anchor_index,
@@ -22,6 +23,7 @@ from annotation.ratings.leaderboards import (
     _interval_from_covariance,
     _model_rows,
     _Stopwatch,
+    established_center,
 )
 from annotation.ratings.sandwich import SANDWICH_HESSIAN_REG
 from annotation.ratings.scale import INIT_RATING, RATING_PER_LOGIT, to_ratings
@@ -263,7 +265,10 @@ def length_controlled_leaderboard(
     start = np.zeros((1, len(models) + 1))
     params = _newton_length(start, groups, groups.count[None], tol=1e-9)[0]
     strength = params[:-1]
-    rating = to_ratings(strength, anchor_index=anchor_index, anchor_rating=anchor_rating)
+    center = established_center(counts.cells, PROVISIONAL_VOTES) if anchor_index is None else None
+    rating = to_ratings(
+        strength, anchor_index=anchor_index, anchor_rating=anchor_rating, center=center
+    )
     watch.lap("fit")
     if ci == "bootstrap":
         samples = _run_bootstrap(
@@ -279,10 +284,14 @@ def length_controlled_leaderboard(
             rounds_per_chunk=_rounds_per_chunk(len(models) + 1),
             workers=workers,
         )
-        lower, upper = _interval_from_bootstrap(samples[:, :-1], anchor_index, anchor_rating)
+        lower, upper = _interval_from_bootstrap(
+            samples[:, :-1], anchor_index, anchor_rating, center
+        )
     elif ci == "sandwich":
         covariance = _length_sandwich(groups, params)[:-1, :-1]
-        lower, upper = _interval_from_covariance(strength, covariance, anchor_index, anchor_rating)
+        lower, upper = _interval_from_covariance(
+            strength, covariance, anchor_index, anchor_rating, center
+        )
     else:
         raise ValueError(f"unknown ci method {ci!r}; expected 'bootstrap' or 'sandwich'")
     watch.lap("ci")

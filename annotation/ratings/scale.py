@@ -14,14 +14,22 @@ RATING_PER_LOGIT = SCALE / math.log(BASE)
 
 
 def to_ratings(
-    strength: FloatArray, *, anchor_index: int | None = None, anchor_rating: float = INIT_RATING
+    strength: FloatArray,
+    *,
+    anchor_index: int | None = None,
+    anchor_rating: float = INIT_RATING,
+    center: FloatArray | None = None,
 ) -> FloatArray:
-    """Strengths (``(..., M)``, log-odds units) on the Elo-like scale.
+    """Strengths (``(..., M)``, log-odds units, mean zero) on the Elo-like scale.
 
-    Without an anchor the mean rating is 1000, as in arena-rank; with one, model
-    ``anchor_index`` sits at ``anchor_rating`` (in every bootstrap round, so its own interval
-    collapses to a point, as in FastChat's anchored leaderboards).
+    Without an anchor the mean rating is 1000, as in arena-rank, or the ``center``-weighted
+    mean (weights summing to 1: say, over the models that are not provisional); with one,
+    model ``anchor_index`` sits at ``anchor_rating`` (in every bootstrap round, so its own
+    interval collapses to a point, as in FastChat's anchored leaderboards).
     """
+    if anchor_index is None and center is not None:
+        shift = strength @ center
+        return RATING_PER_LOGIT * (strength - shift[..., None]) + INIT_RATING
     if anchor_index is None:
         return RATING_PER_LOGIT * strength + INIT_RATING
     shift = strength[..., anchor_index, None]

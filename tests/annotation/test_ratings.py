@@ -498,6 +498,26 @@ def test_a_model_with_one_lucky_vote_is_provisional_and_ranked_after_the_others(
     assert unranked.rows[0]["model"] == "newcomer"  # what the board showed before
 
 
+@pytest.mark.parametrize("ci", ["sandwich", "bootstrap"])
+def test_the_mean_rating_of_1000_is_over_the_models_that_are_not_provisional(ci: str) -> None:
+    """A provisional model's far-off rating used to pull every other rating down."""
+    established = [("gpt-4", "claude", "model_a", 150), ("claude", "gpt-4", "model_a", 50)]
+    alone = ratings.leaderboard(BattleCounts.from_rows(established), ci=ci, ridge=0.1)
+    counts = BattleCounts.from_rows([*established, ("newcomer", "claude", "model_a", 1)])
+
+    board = ratings.leaderboard(counts, ci=ci, ridge=0.1, bootstrap_rounds=200)
+
+    by_model = {row["model"]: row for row in board.rows}
+    assert by_model["gpt-4"]["rating"] + by_model["claude"]["rating"] == pytest.approx(2000)
+    before = {row["model"]: row for row in alone.rows}
+    for model in ("gpt-4", "claude"):  # the newcomer moves neither rating nor interval much
+        assert by_model[model]["rating"] == pytest.approx(before[model]["rating"], abs=1.0)
+        width = by_model[model]["upper"] - by_model[model]["lower"]
+        assert width == pytest.approx(before[model]["upper"] - before[model]["lower"], rel=0.15)
+    plain = ratings.leaderboard(counts, ci=ci, ridge=0.1, bootstrap_rounds=200, min_votes=0)
+    assert np.mean([row["rating"] for row in plain.rows]) == pytest.approx(1000)
+
+
 def test_models_never_compared_are_told_apart_and_ranked_within_their_groups() -> None:
     """alpaca, compared only with llama, was ranked 1st above gpt-4 with a 'significant'
     interval although the two groups' offset is only the fit's convention."""
