@@ -79,7 +79,8 @@ class _ParsedVote:
 
 
 class _NoPair(str):
-    """A line naming a pair the project lacks (as opposed to a malformed line)."""
+    """A line naming two models the project has no comparison of on that prompt (as opposed
+    to a malformed line or an unknown comparison id)."""
 
 
 class _Pairs:
@@ -108,7 +109,8 @@ class _Pairs:
             if not isinstance(pk, int) or isinstance(pk, bool):
                 return f"comparison must be an id, not {pk!r}"
             if pk not in self.by_id:
-                return _NoPair(f"no comparison {pk!r} in this project")
+                # A mistyped id, or another project's: an error even with skip_unmatched.
+                return f"no comparison {pk!r} in this project"
             return pk, False
         missing = [k for k in ("question_id", "turn", "model_a", "model_b") if k not in record]
         if missing:
@@ -124,6 +126,8 @@ class _Pairs:
             str(record["model_a"]),
             str(record["model_b"]),
         )
+        if key[1] == key[2]:
+            return f"model_a and model_b are the same model ({key[1]!r})"
         found = self.by_models.get(key, [])
         if len(found) == 1:
             return found[0]

@@ -4,7 +4,7 @@ list them with their progress, start one, follow one, cancel one."""
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
@@ -19,6 +19,7 @@ from models_backend.models import JOB_KINDS, GenerationJob, Job, JudgeJob
 from routing import services as router_services
 
 MAX_LISTED = 200
+KIND = OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=list(JOB_KINDS))
 
 
 class JobSerializer(serializers.Serializer):
@@ -92,7 +93,13 @@ class JobList(APIView):
     """The arena's generation and judging jobs, newest first; POST starts one on a worker."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("limit", int, description=f"at most {MAX_LISTED}; 20")],
+        parameters=[
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": MAX_LISTED, "default": 20},
+                description="how many of the newest jobs",
+            )
+        ],
         responses=JobSerializer(many=True),
     )
     def get(self, request: Request, slug: str) -> Response:
@@ -123,7 +130,7 @@ def _job(request: Request, slug: str, kind: str, pk: int) -> Job:
 
 
 class JobDetail(APIView):
-    @extend_schema(responses=JobSerializer)
+    @extend_schema(responses=JobSerializer, parameters=[KIND])
     def get(self, request: Request, slug: str, kind: str, pk: int) -> Response:
         return Response(_job_data(_job(request, slug, kind, pk)))
 
@@ -132,10 +139,7 @@ class JobCancel(APIView):
     """Stop a job: a running one stops after the batch it is on (what it wrote stays), a
     queued one never starts. 409 when it had already ended."""
 
-    @extend_schema(
-        request=None,
-        responses={200: JobSerializer, 409: OpenApiResponse(description="it had already ended")},
-    )
+    @extend_schema(request=None, responses=JobSerializer, parameters=[KIND])
     def post(self, request: Request, slug: str, kind: str, pk: int) -> Response:
         job = _job(request, slug, kind, pk)
         if not services.job_cancel(job=job, by=request.user.get_username()):

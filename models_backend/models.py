@@ -91,6 +91,8 @@ class Job(models.Model):
 
     @property
     def percent(self) -> int:
+        if self.status == self.Status.DONE:  # a job with nothing to do is done, not at 0%
+            return 100
         return int(100 * self.completed / self.total) if self.total else 0
 
     @property

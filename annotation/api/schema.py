@@ -47,6 +47,8 @@ def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
                 reasons.update(VOTE_REASONS)
             if "requestBody" in operation:
                 reasons.update(BODY_REASONS)
+            if path.endswith("/cancel/") and method == "post":
+                reasons["409"] = "It had already ended (done, failed or cancelled)."
             responses = operation.setdefault("responses", {})
             for code, text in reasons.items():
                 responses.setdefault(code, {"description": text, "content": reference})

@@ -224,8 +224,11 @@ def test_command_prints_json_for_a_project(
     call_command("leaderboard", "--project", project.slug, "--bootstrap", "100", "--format", "json")
     payload = json.loads(capsys.readouterr().out)
     assert [m["model"] for m in payload["models"]] == ["strong", "middle"]
-    assert set(payload["models"][0]) >= {"rating", "lower", "upper", "rank", "votes"}
+    assert set(payload["models"][0]) >= {"rating", "lower", "upper", "rank", "votes", "group"}
+    assert [m["provisional"] for m in payload["models"]] == [True, True]  # 3 votes each
     assert payload["timings_seconds"]["sql_aggregate"] >= 0
+    call_command("leaderboard", "--project", project.slug, "--bootstrap", "100")
+    assert capsys.readouterr().out.count("  provisional") == 2
     # A plain date is that day's midnight UTC, as everywhere else (it warned of a naive time).
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -246,7 +249,7 @@ def test_command_reads_a_fastchat_battle_log(
     )
     call_command("leaderboard", "--battles", str(log), "--format", "csv", "--bootstrap", "50")
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == "rank,model,rating,lower,upper,votes,win_rate"
+    assert lines[0] == "rank,model,rating,lower,upper,votes,win_rate,group,provisional"
     assert lines[1].startswith("1,x,")
 
 

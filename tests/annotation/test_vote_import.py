@@ -159,7 +159,8 @@ def test_skip_unmatched_leaves_out_votes_on_pairs_the_project_lacks(
         {"annotator": "a", "comparison": pair.pk, "winner": "model_b"},
         {"annotator": "a", "question_id": 81, "turn": 1, "model_a": "gpt-4",
          "model_b": "llama-13b", "winner": "model_a"},
-        {"annotator": "b", "comparison": 999999, "winner": "model_a"},
+        {"annotator": "b", "question_id": 81, "turn": 2, "model_a": "alpaca-13b",
+         "model_b": "gpt-4", "winner": "tie"},
     ]  # fmt: skip
     path = write_jsonl(tmp_path / "votes.jsonl", lines)
     with pytest.raises(CommandError, match="no comparison of 'gpt-4' and 'llama-13b'"):
@@ -172,12 +173,20 @@ def test_skip_unmatched_leaves_out_votes_on_pairs_the_project_lacks(
     assert "1 votes imported" in out.getvalue()
     assert "2 on pairs this project lacks left out" in out.getvalue()
     assert list(Vote.objects.values_list("comparison_id", flat=True)) == [pair.pk]
-    # A malformed line still refuses the whole file, flag or not.
-    bad = write_jsonl(
-        tmp_path / "bad.jsonl", [*lines, {"annotator": "c", "comparison": "x", "winner": "tie"}]
-    )
-    with pytest.raises(CommandError, match="comparison must be an id, not 'x'"):
-        call_command("import_votes", str(bad), project=project.slug, skip_unmatched=True)
+    # A malformed line, an unknown comparison id or a self-pair still refuses the file.
+    for bad_line, message in (
+        ({"comparison": "x"}, "comparison must be an id, not 'x'"),
+        ({"comparison": 999999}, "no comparison 999999 in this project"),
+        (
+            {"question_id": 81, "turn": 1, "model_a": "gpt-4", "model_b": "gpt-4"},
+            "model_a and model_b are the same model",
+        ),
+    ):
+        bad = write_jsonl(
+            tmp_path / "bad.jsonl", [*lines, {"annotator": "c", "winner": "tie", **bad_line}]
+        )
+        with pytest.raises(CommandError, match=message):
+            call_command("import_votes", str(bad), project=project.slug, skip_unmatched=True)
     only_unmatched = write_jsonl(tmp_path / "none.jsonl", lines[1:])
     with pytest.raises(CommandError, match="no votes on this project's pairs"):
         call_command("import_votes", str(only_unmatched), project=project.slug, skip_unmatched=True)

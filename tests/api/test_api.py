@@ -427,6 +427,9 @@ def test_a_body_without_a_content_type_gets_a_documented_415(as_role, project: P
     for path, operations in paths.items():
         for method, operation in operations.items():
             assert ("415" in operation["responses"]) == ("requestBody" in operation), (path, method)
+            if path.endswith("/cancel/"):  # the 409's body is an Error like every other
+                conflict = operation["responses"]["409"]["content"]["application/json"]
+                assert conflict["schema"]["$ref"] == "#/components/schemas/Error"
 
 
 def test_the_schema_comes_as_json_or_yaml_as_asked(as_role) -> None:

@@ -109,6 +109,11 @@ def test_a_bad_job_request_is_refused_field_by_field(
     assert not GenerationJob.objects.exists() and not JudgeJob.objects.exists()
 
 
+def test_a_job_with_nothing_to_do_is_done_at_100_percent() -> None:
+    assert JudgeJob(status=JudgeJob.Status.DONE, total=0).percent == 100
+    assert JudgeJob(status=JudgeJob.Status.RUNNING, total=4, completed=1).percent == 25
+
+
 def test_jobs_of_other_kinds_arenas_or_limits_are_refused(api: APIClient, project: Project) -> None:
     job = JudgeJob.objects.create(project=ProjectFactory(), judge="j")
     assert api.get(jobs_url(project, "judge", job.pk)).status_code == 404

@@ -14,7 +14,17 @@ from annotation.importers import ImportFailed, read_jsonl
 from annotation.management.commands._project import project_or_fail
 from annotation.moments import parse_moment
 
-FIELDS = ("rank", "model", "rating", "lower", "upper", "votes", "win_rate")
+FIELDS = (
+    "rank",
+    "model",
+    "rating",
+    "lower",
+    "upper",
+    "votes",
+    "win_rate",
+    "group",
+    "provisional",
+)
 
 
 def read_battles(path: Path) -> list[dict[str, Any]]:
@@ -125,9 +135,11 @@ class Command(BaseCommand):
             )
             for row in rows:
                 interval = f"{row['lower']:.0f} to {row['upper']:.0f}"
+                # Fewer than PROVISIONAL_VOTES votes: ranked after the others.
+                mark = "  provisional" if row["provisional"] else ""
                 self.stdout.write(
                     f"{row['rank']:>4}  {row['model'][:32]:<32} {row['rating']:>7.1f}  "
-                    f"{interval:>15}  {row['votes']:>7}"
+                    f"{interval:>15}  {row['votes']:>7}{mark}"
                 )
             total = timings.get("total", 0.0)
             self.stderr.write(f"computed in {total:.3f} s")
