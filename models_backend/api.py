@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api.errors import Conflict
 from annotation.api.permissions import STAFF, project_for
 from annotation.models import ModelEntry, Project
 from models_backend import selectors, services
@@ -144,9 +145,6 @@ class JobCancel(APIView):
         job = _job(request, slug, kind, pk)
         if not services.job_cancel(job=job, by=request.user.get_username()):
             job.refresh_from_db()
-            return Response(
-                {"detail": f"This job had already ended ({job.status}).", "status": 409},
-                status=status.HTTP_409_CONFLICT,
-            )
+            raise Conflict(f"This job had already ended ({job.status}).")
         job.refresh_from_db()
         return Response(_job_data(job))

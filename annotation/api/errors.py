@@ -7,10 +7,19 @@ from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from rest_framework import status
+from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
+
+
+class Conflict(APIException):
+    """409: the request clashes with the object's state (say, cancelling a job that ended)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

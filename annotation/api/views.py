@@ -28,6 +28,7 @@ from rest_framework.views import APIView
 
 from annotation import selectors, services
 from annotation.api import serializers as s
+from annotation.api.errors import Conflict
 from annotation.api.permissions import ADMIN, STAFF, VOTER, is_staff, project_for
 from annotation.api.renderers import BinaryRenderer, JSONLinesRenderer
 from annotation.exports import writers
@@ -525,10 +526,7 @@ class ExportJobCancel(APIView):
             raise NotFound("No such export.")
         if not export_job_cancel(job=job, by=request.user.get_username()):
             job.refresh_from_db()
-            return Response(
-                {"detail": f"This export had already ended ({job.status}).", "status": 409},
-                status=status.HTTP_409_CONFLICT,
-            )
+            raise Conflict(f"This export had already ended ({job.status}).")
         job.refresh_from_db()
         return Response(s.ExportJobSerializer(job, context={"request": request}).data)
 
