@@ -49,8 +49,9 @@ def _text_length(parts: object) -> int:
 def vote_records(project: Project) -> list[fraud.VoteRecord]:
     """Every vote of the project, flagged and banned annotators' included, for ``assess``.
 
-    ``read_chars`` is the prompt plus both answers (what had to be read); sides count only
-    where they were recorded; the fingerprint is the salted client hash.
+    ``read_chars`` is the prompt plus both answers (what had to be read); ``length_log_ratio``
+    compares the answers' lengths, all turns together; sides count only where they were
+    recorded; the fingerprint is the salted client hash.
     """
     comparisons = {
         row[0]: row
@@ -68,6 +69,10 @@ def vote_records(project: Project) -> list[fraud.VoteRecord]:
     read_chars = {
         pk: _text_length(turns) + _text_length(first) + _text_length(second)
         for pk, _, _, turns, first, second, _, _ in comparisons.values()
+    }
+    length_ratio = {
+        pk: fraud.length_log_ratio(_text_length(first), _text_length(second))
+        for pk, _, _, _, first, second, _, _ in comparisons.values()
     }
     votes = (
         Vote.objects.filter(comparison__project=project)
@@ -102,6 +107,7 @@ def vote_records(project: Project) -> list[fraud.VoteRecord]:
                 tstamp=created.timestamp() if timed else None,
                 fingerprint=client or None,
                 gold_correct=(winner == gold_winner) if is_gold else None,
+                length_log_ratio=length_ratio[comparison_id],
             )
         )
     return records

@@ -7,11 +7,15 @@ The simulated arena: a Bradley-Terry truth over 20 models (ratings ~ N(1000, 120
 annotators whose choices follow the truth through a per-annotator temperature, with ties that
 keep the expected score exact, a small personal lean to one side, a personal tie habit,
 log-normal reading times around ``read_chars`` / their reading speed, sides shown at random,
-and 10 % gold pairs. A few honest households share a device fingerprint. Planted bots:
+answer lengths that differ at random (log ratio ~ N(0, 0.6)) and a personal taste for the
+longer answer (72 % of the decisive votes between markedly different lengths, as
+the MT-Bench experts' 72 %), and 10 % gold pairs. A few honest households share a device
+fingerprint. Planted bots:
 
 * ``random``: presses one of the four buttons uniformly, at human-like speed;
 * ``always_left``: always picks the left answer, at human-like speed;
 * ``always_tie``: always presses "tie", at human-like speed;
+* ``longer``: always picks the longer answer, at human-like speed;
 * ``too_fast``: honest-looking choices, cast in 10-90 % of the reading floor;
 * ``promoter``: votes honestly except that one (weak) model always wins when it appears;
 * ``sybil``: rings of 3-5 accounts on one fingerprint casting the same votes within seconds,
@@ -32,21 +36,23 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from annotation.fraud import FraudConfig, VoteRecord, assess, crowd_strength
+from annotation.fraud import FraudConfig, VoteRecord, assess, crowd_strength, length_log_ratio
 from annotation.ratings import RATING_PER_LOGIT, to_ratings
 
-MTBENCH_VOTES = Path(__file__).resolve().parents[1].parent / "shared/data/mtbench/votes_human.jsonl"
+MTBENCH = Path(__file__).resolve().parents[1].parent / "shared/data/mtbench"
+MTBENCH_VOTES = MTBENCH / "votes_human.jsonl"
+MTBENCH_PAIRS = MTBENCH / "pairs_human_vs_gpt4.jsonl"
 MIN_JUDGED_VOTES = 30
 N_MODELS = 20
 GOLD_SHARE = 0.1
-BOT_KINDS = ("random", "always_left", "always_tie", "too_fast", "promoter", "sybil")
+BOT_KINDS = ("random", "always_left", "always_tie", "longer", "too_fast", "promoter", "sybil")
 
 
 @dataclass
@@ -70,13 +76,19 @@ class Simulator:
         return a, b + (b >= a)
 
     def honest_choices(
-        self, a: np.ndarray, b: np.ndarray, left_is_a: np.ndarray, temperature: float
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        left_is_a: np.ndarray,
+        temperature: float,
+        log_length_ratio: np.ndarray,
     ) -> list[str]:
         """Truth through a temperature; ties keep the expected score of model a exact."""
         rng = self.rng
         lean = rng.normal(0.0, 0.1)  # a personal lean towards the left answer, in log-odds
+        taste = rng.normal(1.5, 0.6)  # for the longer answer, in log-odds per log length ratio
         logit = (self.strength[a] - self.strength[b]) / temperature
-        logit = logit + np.where(left_is_a, lean, -lean)
+        logit = logit + np.where(left_is_a, lean, -lean) + taste * log_length_ratio
         p = 1.0 / (1.0 + np.exp(-logit))
         tie_habit = rng.uniform(0.15, 0.6)
         tie = tie_habit * np.minimum(p, 1.0 - p)
@@ -120,7 +132,8 @@ class Simulator:
         a, b = self.pairs(n)
         left_is_a = rng.random(n) < 0.5
         temperature = float(np.exp(rng.normal(0.0, 0.2)))
-        winners = self.honest_choices(a, b, left_is_a, temperature)
+        log_ratio = rng.normal(0.0, 0.6, n)  # log(length of answer A / answer B)
+        winners = self.honest_choices(a, b, left_is_a, temperature, log_ratio)
         gold_accuracy = 1.0 / (1.0 + np.exp(-3.0 / temperature))
         if kind == "random":
             winners = list(rng.choice(["model_a", "model_b", "tie", "tie (bothbad)"], n))
@@ -131,6 +144,9 @@ class Simulator:
         elif kind == "always_tie":
             winners = ["tie"] * n
             gold_accuracy = 0.0
+        elif kind == "longer":
+            winners = ["model_a" if r > 0 else "model_b" for r in log_ratio]
+            gold_accuracy = 0.5
         if promoted is not None:
             winners = [
                 "model_a" if x == promoted else "model_b" if y == promoted else w
@@ -153,6 +169,7 @@ class Simulator:
                     tstamp=float(stamps[i]),
                     fingerprint=fingerprint,
                     gold_correct=bool(correct[i]) if gold[i] else None,
+                    length_log_ratio=float(log_ratio[i]),
                 )
             )
 
@@ -182,6 +199,9 @@ class Simulator:
                         tstamp=(vote.tstamp or 0.0) + delay,
                         fingerprint=fingerprint,
                         gold_correct=vote.gold_correct,
+                        length_log_ratio=None
+                        if vote.length_log_ratio is None
+                        else (-vote.length_log_ratio if flip else vote.length_log_ratio),
                     )
                 )
 
@@ -239,6 +259,7 @@ class Outcome:
     recall: float
     honest_flagged: int
     error_ratio: float  # filtered / no-bot leaderboard error
+    recall_by_kind: dict[str, float]  # bots with >= 30 votes
 
 
 def report_simulation(arena: Arena, config: FraudConfig, *, verbose: bool) -> Outcome:
@@ -297,12 +318,31 @@ def report_simulation(arena: Arena, config: FraudConfig, *, verbose: bool) -> Ou
     bots = [a for a in judged if arena.kind[a] != "honest"]
     tp = sum(a in flagged for a in bots)
     fp = sum(a in flagged for a in judged if arena.kind[a] == "honest")
+    by_kind = {
+        bot_kind: [a in flagged for a in bots if arena.kind[a] == bot_kind]
+        for bot_kind in BOT_KINDS
+    }
     return Outcome(
         precision=tp / (tp + fp) if tp + fp else float("nan"),
         recall=tp / len(bots),
         honest_flagged=fp,
         error_ratio=errors[2][1] / base,
+        recall_by_kind={k: float(np.mean(hits)) for k, hits in by_kind.items() if hits},
     )
+
+
+def _mtbench_length_ratios(path: Path) -> dict[tuple[int, int, str, str], float | None]:
+    """(question, turn, model a, model b) -> log(length of answer A / answer B)."""
+    if not path.exists():
+        return {}
+    with path.open() as handle:
+        pairs = [json.loads(line) for line in handle if line.strip()]
+    return {
+        (p["question_id"], p["turn"], p["model_a"], p["model_b"]): length_log_ratio(
+            len(p["response_a"]), len(p["response_b"])
+        )
+        for p in pairs
+    }
 
 
 def report_mtbench(path: Path) -> None:
@@ -312,13 +352,17 @@ def report_mtbench(path: Path) -> None:
     with path.open() as handle:
         rows = [json.loads(line) for line in handle if line.strip()]
     # No timing, sides, fingerprints or gold here: those fields stay None and their signals
-    # are skipped.
+    # are skipped. Answer lengths come from the pairs file, where it is beside the votes.
+    ratios = _mtbench_length_ratios(MTBENCH_PAIRS)
     votes = [
         VoteRecord(
             annotator=row["judge"],
             model_a=row["model_a"],
             model_b=row["model_b"],
             winner=row["winner"],
+            length_log_ratio=ratios.get(
+                (row["question_id"], row["turn"], row["model_a"], row["model_b"])
+            ),
         )
         for row in rows
     ]
@@ -336,25 +380,35 @@ def report_mtbench(path: Path) -> None:
         print(f"  lowest trust {r.annotator} ({r.votes} votes, trust {r.trust:.2f}): {r.reasons}")
 
 
-CORRECTIONS = {
-    "FDR 5% (default)": FraudConfig(),
-    "Holm FWER 1%": FraudConfig(correction="fwer", level=0.01),
-}
+# (name, config, whether the detector sees the answers' lengths): the default, a stricter
+# correction, and the default blind to lengths (the detector before it read them).
+SETTINGS = (
+    ("FDR 5% (default)", FraudConfig(), True),
+    ("Holm FWER 1%", FraudConfig(correction="fwer", level=0.01), True),
+    ("FDR 5%, lengths unseen", FraudConfig(), False),
+)
+
+
+def without_lengths(arena: Arena) -> Arena:
+    """The same arena with every vote's answer lengths unknown."""
+    votes = [replace(v, length_log_ratio=None) for v in arena.votes]
+    return Arena(votes=votes, kind=arena.kind, truth=arena.truth, models=arena.models)
 
 
 def report_seeds(seeds: Sequence[int], honest: int, bots_per_kind: int) -> None:
-    """Each seed's arena judged under both corrections, side by side, then the means."""
+    """Each seed's arena judged in every setting, side by side, then the means."""
     if not seeds:
         return
     print()
     print("per seed, bots with >= 30 votes: precision / recall / honest flagged / error ratio")
-    print(f"{'seed':<6}" + "".join(f"{name:>36}" for name in CORRECTIONS))
-    outcomes: dict[str, list[Outcome]] = {name: [] for name in CORRECTIONS}
+    print(f"{'seed':<6}" + "".join(f"{name:>36}" for name, _, _ in SETTINGS))
+    outcomes: dict[str, list[Outcome]] = {name: [] for name, _, _ in SETTINGS}
     for seed in seeds:
         arena = simulate(seed=seed, honest=honest, bots_per_kind=bots_per_kind)
         cells = []
-        for name, config in CORRECTIONS.items():
-            outcome = report_simulation(arena, config, verbose=False)
+        blind = without_lengths(arena)
+        for name, config, lengths in SETTINGS:
+            outcome = report_simulation(arena if lengths else blind, config, verbose=False)
             outcomes[name].append(outcome)
             cells.append(
                 f"{outcome.precision:.3f} / {outcome.recall:.3f} / {outcome.honest_flagged}"
@@ -381,6 +435,15 @@ def report_seeds(seeds: Sequence[int], honest: int, bots_per_kind: int) -> None:
             cells.append(f"{values[0]:.3f} / {values[1]:.3f} / {values[2]:.1f} / {values[3]:.3f}")
         print(f"{label:<6}" + "".join(f"{cell:>36}" for cell in cells))
     print("targets: precision >= 0.95, recall >= 0.90, error ratio <= 1.10")
+    print()
+    print("mean recall per bot kind (>= 30 votes)")
+    print(f"{'kind':<13}" + "".join(f"{name:>26}" for name, _, _ in SETTINGS))
+    for bot_kind in BOT_KINDS:
+        cells = [
+            np.mean([o.recall_by_kind.get(bot_kind, np.nan) for o in found])
+            for found in outcomes.values()
+        ]
+        print(f"{bot_kind:<13}" + "".join(f"{cell:>26.2f}" for cell in cells))
 
 
 def main() -> None:

@@ -6,10 +6,11 @@ annotator back from ``assess``.
 
 Every signal is computed per annotator and is one of two kinds:
 
-* a statistical test with a p-value (speed, side bias, tie rates, crowd disagreement, gold
-  accuracy, promoting one model). Honest people are not exactly average, and with hundreds of
-  votes a tiny but real deviation (a slight lean to the left answer) reaches any significance
-  level, so a test only counts when its effect is also large (``Signal.large_effect``);
+* a statistical test with a p-value (speed, side bias, length bias, tie rates, crowd
+  disagreement, gold accuracy, promoting one model). Honest people are not exactly average,
+  and with hundreds of votes a tiny but real deviation (a slight lean to the left answer)
+  reaches any significance level, so a test only counts when its effect is also large
+  (``Signal.large_effect``);
 * a rule with a threshold (bursts of votes, many accounts on one device fingerprint, lockstep
   voting with another account), for behaviour that has no sensible null distribution.
 
@@ -53,7 +54,9 @@ from annotation.fraud.config import DEFAULT_CONFIG, FraudConfig
 from annotation.fraud.crowd import (
     FloatArray,
     crowd_disagreement_signal,
+    crowd_length_effect,
     crowd_strength,
+    length_bias_signal,
     promoter_signal,
 )
 from annotation.fraud.records import (
@@ -64,7 +67,9 @@ from annotation.fraud.records import (
     CROWD,
     FINGERPRINT,
     GOLD,
+    LENGTH,
     LOCKSTEP,
+    MARKEDLY_LONGER,
     MODEL_A,
     MODEL_B,
     PROMOTER,
@@ -76,6 +81,7 @@ from annotation.fraud.records import (
     AnnotatorAssessment,
     Signal,
     VoteRecord,
+    length_log_ratio,
 )
 
 __all__ = [
@@ -87,7 +93,9 @@ __all__ = [
     "DEFAULT_CONFIG",
     "FINGERPRINT",
     "GOLD",
+    "LENGTH",
     "LOCKSTEP",
+    "MARKEDLY_LONGER",
     "MODEL_A",
     "MODEL_B",
     "PROMOTER",
@@ -107,8 +115,11 @@ __all__ = [
     "burst_signal",
     "combined_signal",
     "crowd_disagreement_signal",
+    "crowd_length_effect",
     "crowd_strength",
     "gold_signal",
+    "length_bias_signal",
+    "length_log_ratio",
     "lockstep_pairs",
     "promoter_signal",
     "reading_floor_ms",

@@ -27,13 +27,20 @@ from annotation.fraud.behaviour import (
     tie_signals,
 )
 from annotation.fraud.config import DEFAULT_CONFIG, FraudConfig
-from annotation.fraud.crowd import crowd_disagreement_signal, crowd_strength, promoter_signal
+from annotation.fraud.crowd import (
+    crowd_disagreement_signal,
+    crowd_length_effect,
+    crowd_strength,
+    length_bias_signal,
+    promoter_signal,
+)
 from annotation.fraud.records import (
     BOTH_BAD,
     BOTH_BAD_RATE,
     COMBINED,
     CROWD,
     FINGERPRINT,
+    LENGTH,
     PROMOTER,
     SPEED,
     TIE,
@@ -56,11 +63,13 @@ def combined_signal(
     ties, a few too many upsets, a couple of gold pairs wrong) and passes each one; together
     the tests see it. The parts look at different aspects of the votes (sides are assigned
     at random, gold pairs are separate items), so they are treated as independent; the
-    tie and both-bad tests, which share votes, enter as their smaller p-value, doubled.
+    tie and both-bad tests, which share votes, enter as their smaller p-value, doubled. Speed
+    and length bias stay out: plenty of honest people skim now and then or like detail, so
+    a mild excess of either is a taste, not a sign of carelessness.
     """
     parts: dict[str, float] = {}
     for signal in signals:
-        if signal.p_value is None or signal.name in (COMBINED, SPEED):
+        if signal.p_value is None or signal.name in (COMBINED, SPEED, LENGTH):
             continue
         key = TIE_RATE if signal.name == BOTH_BAD_RATE else signal.name
         p = min(1.0, 2.0 * signal.p_value) if key == TIE_RATE else signal.p_value
@@ -80,11 +89,15 @@ def combined_signal(
 
 
 def _model_signals(
-    votes: Sequence[VoteRecord], strength: Mapping[str, float], config: FraudConfig
+    votes: Sequence[VoteRecord],
+    strength: Mapping[str, float],
+    length_effect: float,
+    config: FraudConfig,
 ) -> list[Signal]:
     found = [
-        crowd_disagreement_signal(votes, strength, config),
-        promoter_signal(votes, strength, config),
+        crowd_disagreement_signal(votes, strength, config, length_effect=length_effect),
+        promoter_signal(votes, strength, config, length_effect=length_effect),
+        length_bias_signal(votes, strength, config, length_effect=length_effect),
     ]
     return [s for s in found if s is not None]
 
@@ -198,10 +211,19 @@ def assess(
         partners[pair.first].append(pair)
         partners[pair.second].append(pair)
 
-    def behaviour_signals(reference: Counter[str]) -> dict[str, list[Signal]]:
+    def judge_all(crowd: Sequence[str]) -> dict[str, list[Signal]]:
+        """Every annotator's signals against the crowd of ``crowd`` (annotators): its
+        Bradley-Terry model, its length effect, its tie and both-bad rates."""
+        trusted = [v for a in crowd for v in by_annotator[a]]
+        strength = crowd_strength(trusted, models=models, ridge=config.bt_ridge)
+        length_effect = crowd_length_effect(trusted, strength)
+        in_crowd = set(crowd)
+        labels = sum((label_counts[a] for a in crowd), Counter())
         result = {}
         for annotator, own in by_annotator.items():
-            own_counts = label_counts[annotator] if annotator not in suspects else Counter()
+            # Whoever is outside the crowd has nothing of its own to take out of its rates.
+            inside = annotator in in_crowd
+            own_labels = label_counts[annotator] if inside else Counter()
             found = [
                 speed_signal(own, config),
                 burst_signal(own, config),
@@ -209,21 +231,15 @@ def assess(
                 gold_signal(own, config),
             ]
             signals = [s for s in found if s is not None]
-            signals += tie_signals(own, _crowd_rates(reference, own_counts), config)
+            signals += tie_signals(own, _crowd_rates(labels, own_labels), config)
             fingerprints = {v.fingerprint for v in own if v.fingerprint is not None}
             signals += _rule_signals(annotator, fingerprints, accounts, partners, config)
-            result[annotator] = signals
+            signals += _model_signals(own, strength, length_effect, config)
+            result[annotator] = _with_combined(signals, config)
         return result
 
     # Pass 1: everyone, against a crowd model fitted on every vote.
-    suspects: set[str] = set()
-    totals = sum(label_counts.values(), Counter())
-    behaviour = behaviour_signals(totals)
-    strength = crowd_strength(votes, models=models, ridge=config.bt_ridge)
-    signals = {
-        a: _with_combined(behaviour[a] + _model_signals(own, strength, config), config)
-        for a, own in by_annotator.items()
-    }
+    signals = judge_all(list(by_annotator))
     fired, _ = _fired(signals, config)
     suspects = {
         a
@@ -236,14 +252,7 @@ def assess(
     }
     # Pass 2: the crowd without the suspects judges everyone, suspects included.
     if suspects and len(suspects) < len(by_annotator):
-        trusted = [v for v in votes if v.annotator not in suspects]
-        strength = crowd_strength(trusted, models=models, ridge=config.bt_ridge)
-        reference = sum((label_counts[a] for a in by_annotator if a not in suspects), Counter())
-        behaviour = behaviour_signals(reference)
-        signals = {
-            a: _with_combined(behaviour[a] + _model_signals(own, strength, config), config)
-            for a, own in by_annotator.items()
-        }
+        signals = judge_all([a for a in by_annotator if a not in suspects])
         fired, _ = _fired(signals, config)
     _corroborate_fingerprints(signals, fired, accounts, config)
     level = config.level / max(_rejections(signals, config)[1], 1)  # per test of the family

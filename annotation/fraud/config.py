@@ -29,6 +29,17 @@ class FraudConfig:
     burst_window_seconds: float = 60.0
     burst_max_votes: int = 8
     side_min_bias: float = 0.15
+    # Most people prefer the longer answer (72 % of the MT-Bench experts' decisive votes between
+    # answers of markedly different lengths; the keenest of them, 88 %), and how much
+    # differs from person to person: the length test waits for more votes, and a large effect
+    # is a share this far above the crowd model's expectation and at least
+    # ``length_min_share``: someone who picks the longer answer without reading.
+    length_min_votes: int = 40
+    length_min_excess: float = 0.2
+    length_min_share: float = 0.95
+    # How far one person's taste for length (log-odds per unit of length gap) may stray from
+    # the crowd's before the crowd-disagreement test takes it as theirs: a normal prior's sd.
+    length_taste_sd: float = 1.5
     tie_min_excess: float = 0.35
     crowd_min_excess: float = 0.1
     gold_competent_rate: float = 0.8

@@ -4,6 +4,7 @@ tests of an annotator's votes under it (crowd disagreement, promoting one model)
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -11,24 +12,36 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit
 from scipy.stats import gamma as gamma_distribution
+from scipy.stats import norm
 
 from annotation.fraud.config import DEFAULT_CONFIG, FraudConfig
-from annotation.fraud.records import CROWD, MODEL_A, PROMOTER, Signal, VoteRecord
+from annotation.fraud.records import CROWD, LENGTH, MODEL_A, PROMOTER, Signal, VoteRecord
 from annotation.ratings import BattleCounts, fit_bradley_terry, winner_score
 
 FloatArray = NDArray[np.float64]
 
 
+def _length_gap(vote: VoteRecord) -> float:
+    """(chosen length - other length) / (sum of both) of a decisive vote, in [-1, 1], as in
+    Chatbot Arena's style control; 0 where the lengths are unknown."""
+    ratio = vote.chosen_length_log_ratio
+    return 0.0 if ratio is None else math.tanh(ratio / 2.0)
+
+
 def _decisive_probabilities(
-    votes: Sequence[VoteRecord], strength: Mapping[str, float]
+    votes: Sequence[VoteRecord], strength: Mapping[str, float], length_effect: float = 0.0
 ) -> tuple[list[VoteRecord], FloatArray]:
-    """Decisive votes on known models and the model's probability of the chosen winner."""
+    """Decisive votes on known models and the crowd model's probability of the chosen winner:
+    the strengths' difference, plus ``length_effect`` (log-odds per unit of length gap)."""
     kept = [v for v in votes if v.decisive and v.model_a in strength and v.model_b in strength]
     logit = np.array(
         [
-            strength[v.model_a] - strength[v.model_b]
-            if v.winner == MODEL_A
-            else strength[v.model_b] - strength[v.model_a]
+            (
+                strength[v.model_a] - strength[v.model_b]
+                if v.winner == MODEL_A
+                else strength[v.model_b] - strength[v.model_a]
+            )
+            + length_effect * _length_gap(v)
             for v in kept
         ],
         dtype=float,
@@ -36,10 +49,98 @@ def _decisive_probabilities(
     return kept, expit(logit)
 
 
+def crowd_length_effect(
+    votes: Iterable[VoteRecord],
+    strength: Mapping[str, float],
+    *,
+    prior: float = 0.0,
+    prior_sd: float | None = None,
+    steps: int = 25,
+) -> float:
+    """How much the crowd favours the longer answer, in log-odds per unit of length gap on top
+    of the models' strengths: a one-parameter logistic fit (Newton) on the decisive votes with
+    known lengths, ``prior`` where no vote says.
+
+    People prefer longer answers (the MT-Bench experts picked the markedly longer one in 72 %
+    of their decisive votes), so without it a keen reader of detailed answers looks like
+    someone who disagrees with the crowd. With ``prior_sd`` it is one annotator's own taste,
+    shrunk towards the crowd's (``prior``) by a normal prior of that spread.
+    """
+    kept, base = _decisive_probabilities(list(votes), strength)
+    gap = np.array([_length_gap(v) for v in kept], dtype=float)
+    known = gap != 0.0
+    precision = 0.0 if prior_sd is None else 1.0 / prior_sd**2
+    one_sided = (gap[known] > 0).all() or (gap[known] < 0).all()
+    if not known.any() or (one_sided and prior_sd is None):
+        return prior
+    offset = np.log(base[known]) - np.log1p(-base[known])  # the strengths' log-odds
+    x = gap[known]
+    effect = prior
+    for _ in range(steps):
+        p = expit(offset + effect * x)  # P(the chosen answer is chosen) under the model
+        gradient = float(((1.0 - p) * x).sum()) - precision * (effect - prior)
+        hessian = float((p * (1.0 - p) * x * x).sum()) + precision
+        step = gradient / max(hessian, 1e-12)
+        effect += step
+        if abs(step) < 1e-10:
+            break
+    return float(effect)
+
+
+def length_bias_signal(
+    votes: Sequence[VoteRecord],
+    strength: Mapping[str, float],
+    config: FraudConfig = DEFAULT_CONFIG,
+    *,
+    length_effect: float = 0.0,
+) -> Signal | None:
+    """Does this annotator pick the markedly longer answer far more often than the crowd
+    model (strengths and the crowd's own taste for length) expects on the same pairs?
+
+    Catches the bot that picks the longer answer without reading, which the other tests miss:
+    it is decisive, on either side, at any speed it likes, and agrees with the crowd more
+    often than not. Honest tastes for length differ a lot, so it needs more votes than the
+    other tests (``length_min_votes``) and a large effect is near-total
+    (``length_min_share``). Exact Poisson-binomial tail where the effect is large, a normal
+    approximation elsewhere.
+    """
+    kept, _ = _decisive_probabilities(votes, strength)
+    sized = [(v, chose) for v in kept if (chose := v.chose_longer) is not None]
+    n = len(sized)
+    if n < config.length_min_votes:
+        return None
+    logit = []
+    for vote, chose in sized:
+        longer, shorter = (
+            (vote.model_a, vote.model_b)
+            if (vote.winner == MODEL_A) == chose
+            else (vote.model_b, vote.model_a)
+        )
+        logit.append(strength[longer] - strength[shorter] + length_effect * abs(_length_gap(vote)))
+    expected = expit(np.array(logit, dtype=float))
+    longer_count = sum(chose for _, chose in sized)
+    share = longer_count / n
+    excess = share - float(expected.mean())
+    large = excess >= config.length_min_excess and share >= config.length_min_share
+    if large:
+        p = _poisson_binomial_sf(expected, longer_count)
+    else:
+        sd = math.sqrt(max(float((expected * (1.0 - expected)).sum()), 1e-12))
+        p = float(norm.sf((longer_count - 0.5 - float(expected.sum())) / sd))
+    reason = (
+        f"length bias: chose the longer answer in {longer_count} of {n} decisive votes between "
+        f"answers of different lengths ({share:.0%}) where the crowd model expects "
+        f"{float(expected.mean()):.0%}, p = {p:.2g}"
+    )
+    return Signal(LENGTH, share, n, reason, p, large_effect=large)
+
+
 def crowd_disagreement_signal(
     votes: Sequence[VoteRecord],
     strength: Mapping[str, float],
     config: FraudConfig = DEFAULT_CONFIG,
+    *,
+    length_effect: float = 0.0,
 ) -> Signal | None:
     """Fisher's combination of per-vote p-values under the crowd's Bradley-Terry model.
 
@@ -51,7 +152,12 @@ def crowd_disagreement_signal(
     exact null mean and variance of the sum (also Lancaster's proposal). Ties carry no
     direction here; the tie-rate tests cover them.
     """
-    kept, chosen = _decisive_probabilities(votes, strength)
+    # The annotator's own taste for length, shrunk towards the crowd's: a strong taste is a
+    # taste, not a disagreement (the length test looks at the extreme one).
+    own_effect = crowd_length_effect(
+        votes, strength, prior=length_effect, prior_sd=config.length_taste_sd
+    )
+    kept, chosen = _decisive_probabilities(votes, strength, own_effect)
     n = len(kept)
     if n < config.min_votes:
         return None
@@ -91,13 +197,15 @@ def promoter_signal(
     votes: Sequence[VoteRecord],
     strength: Mapping[str, float],
     config: FraudConfig = DEFAULT_CONFIG,
+    *,
+    length_effect: float = 0.0,
 ) -> Signal | None:
     """Does one model win this annotator's votes far more often than the crowd model expects?
 
     Per model: an exact Poisson-binomial test of its wins in the annotator's decisive votes
     that include it; the smallest p-value is Bonferroni-corrected over the models tested.
     """
-    kept, chosen = _decisive_probabilities(votes, strength)
+    kept, chosen = _decisive_probabilities(votes, strength, length_effect)
     if len(kept) < config.min_votes:
         return None
     wins: dict[str, list[float]] = defaultdict(list)

@@ -4,7 +4,11 @@ with the winner labels and signal names they use.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+# Answers whose lengths differ by less than this factor count as about the same length.
+MARKEDLY_LONGER = 1.2
 
 MODEL_A = "model_a"
 MODEL_B = "model_b"
@@ -16,6 +20,7 @@ WINNERS = (MODEL_A, MODEL_B, TIE, BOTH_BAD)
 SPEED = "speed"
 BURST = "burst"
 SIDE = "side_bias"
+LENGTH = "length_bias"
 TIE_RATE = "tie_rate"
 BOTH_BAD_RATE = "bothbad_rate"
 CROWD = "crowd_disagreement"
@@ -31,7 +36,9 @@ class VoteRecord:
     """One vote, with what the arena knows about how it was cast.
 
     ``shown_left_is_a`` is None where sides were not recorded; ``read_chars`` is the length of
-    the prompt plus both answers; ``gold_correct`` is None unless the pair had a known answer.
+    the prompt plus both answers; ``length_log_ratio`` is log(length of answer A / length of
+    answer B), None where unknown (``length_log_ratio``); ``gold_correct`` is None unless the
+    pair had a known answer.
     """
 
     annotator: str
@@ -44,6 +51,7 @@ class VoteRecord:
     tstamp: float | None = None
     fingerprint: str | None = None
     gold_correct: bool | None = None
+    length_log_ratio: float | None = None
 
     def __post_init__(self) -> None:
         if self.winner not in WINNERS:
@@ -56,6 +64,23 @@ class VoteRecord:
         return self.winner in (MODEL_A, MODEL_B)
 
     @property
+    def chosen_length_log_ratio(self) -> float | None:
+        """log(length of the chosen answer / the other's) of a decisive vote; None where it was
+        not decisive or the lengths are unknown."""
+        if not self.decisive or self.length_log_ratio is None:
+            return None
+        return self.length_log_ratio if self.winner == MODEL_A else -self.length_log_ratio
+
+    @property
+    def chose_longer(self) -> bool | None:
+        """Whether a decisive vote went to the markedly longer answer; None where it was not
+        decisive or the answers are about the same length (or of unknown lengths)."""
+        ratio = self.chosen_length_log_ratio
+        if ratio is None or abs(ratio) < math.log(MARKEDLY_LONGER):
+            return None
+        return ratio > 0
+
+    @property
     def chosen(self) -> str:
         """The model that won, or the tie label: what two lockstep accounts have in common."""
         if self.winner == MODEL_A:
@@ -63,6 +88,14 @@ class VoteRecord:
         if self.winner == MODEL_B:
             return self.model_b
         return self.winner
+
+
+def length_log_ratio(chars_a: int, chars_b: int) -> float | None:
+    """``VoteRecord.length_log_ratio`` from the two answers' lengths in characters; None where
+    an answer is empty (no ratio)."""
+    if chars_a <= 0 or chars_b <= 0:
+        return None
+    return math.log(chars_a / chars_b)
 
 
 @dataclass(frozen=True)

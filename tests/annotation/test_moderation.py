@@ -477,6 +477,7 @@ def test_review_queue_shows_the_evidence_and_records_decisions(
         reverse("annotation:review-annotator", args=[project.slug, bot_left()])
     ).content.decode()
     assert "100% of decisive votes for the left answer" in detail
+    assert "<th>Longer answer</th>" in detail
     assert "<svg" in detail and "fraud detector" in detail
     response = client.post(
         reverse("annotation:review-decide", args=[project.slug, bot_left()]),
