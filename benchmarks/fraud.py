@@ -16,6 +16,7 @@ fingerprint. Planted bots:
 * ``always_left``: always picks the left answer, at human-like speed;
 * ``always_tie``: always presses "tie", at human-like speed;
 * ``longer``: always picks the longer answer, at human-like speed;
+* ``shorter``: always picks the shorter answer, at human-like speed;
 * ``too_fast``: honest-looking choices, cast in 10-90 % of the reading floor;
 * ``promoter``: votes honestly except that one (weak) model always wins when it appears;
 * ``sybil``: rings of 3-5 accounts on one fingerprint casting the same votes within seconds,
@@ -52,7 +53,16 @@ MTBENCH_PAIRS = MTBENCH / "pairs_human_vs_gpt4.jsonl"
 MIN_JUDGED_VOTES = 30
 N_MODELS = 20
 GOLD_SHARE = 0.1
-BOT_KINDS = ("random", "always_left", "always_tie", "longer", "too_fast", "promoter", "sybil")
+BOT_KINDS = (
+    "random",
+    "always_left",
+    "always_tie",
+    "longer",
+    "shorter",
+    "too_fast",
+    "promoter",
+    "sybil",
+)
 
 
 @dataclass
@@ -144,8 +154,9 @@ class Simulator:
         elif kind == "always_tie":
             winners = ["tie"] * n
             gold_accuracy = 0.0
-        elif kind == "longer":
-            winners = ["model_a" if r > 0 else "model_b" for r in log_ratio]
+        elif kind in ("longer", "shorter"):
+            a_wins = log_ratio > 0 if kind == "longer" else log_ratio < 0
+            winners = ["model_a" if wins else "model_b" for wins in a_wins]
             gold_accuracy = 0.5
         if promoted is not None:
             winners = [

@@ -164,6 +164,8 @@ def _severity(signal: Signal, *, fired: bool, level: float) -> float:
     if signal.p_value is None:
         # A rule below its threshold; a shared fingerprint is still worth a look.
         return 0.5 if signal.name == FINGERPRINT else 0.0
+    if signal.name == LENGTH and not signal.large_effect:
+        return 0.0  # a taste for long (or short) answers, however clear, is no carelessness
     # log p / log level: 0 at p = 1, 1 at the Bonferroni level of the whole family.
     severity = min(1.0, max(0.0, math.log(max(signal.p_value, 1e-300)) / math.log(level)))
     # A tiny p-value on a tiny effect is a real but harmless quirk.
@@ -246,7 +248,7 @@ def assess(
         for a, found in signals.items()
         if fired[a]
         or any(
-            s.name in (CROWD, PROMOTER) and (s.p_value or 1.0) < config.refit_suspect_p
+            s.name in (CROWD, PROMOTER, LENGTH) and (s.p_value or 1.0) < config.refit_suspect_p
             for s in found
         )
     }

@@ -32,8 +32,9 @@ class FraudConfig:
     # Most people prefer the longer answer (72 % of the MT-Bench experts' decisive votes between
     # answers of markedly different lengths; the keenest of them, 88 %), and how much
     # differs from person to person: the length test waits for more votes, and a large effect
-    # is a share this far above the crowd model's expectation and at least
-    # ``length_min_share``: someone who picks the longer answer without reading.
+    # is a share this far from the crowd model's expectation and at least
+    # ``length_min_share`` for the longer answer (or at most 1 - it): someone who picks by
+    # length without reading. Below that it is a taste, and costs no trust.
     length_min_votes: int = 40
     length_min_excess: float = 0.2
     length_min_share: float = 0.95
@@ -56,8 +57,10 @@ class FraudConfig:
     lockstep_window_seconds: float = 10.0
     lockstep_min_matches: int = 10
     lockstep_min_share: float = 0.5
-    # Annotators whose crowd or promoter p-value falls below this in the first pass are left
-    # out of the second Bradley-Terry fit, as are those flagged outright.
+    # Annotators whose crowd, promoter or length p-value falls below this in the first pass
+    # are left out of the second fit of the crowd model (strengths, taste for length, tie
+    # rates), as are those flagged outright: enough longer-answer bots would otherwise pull
+    # the crowd's taste for length towards theirs and hide.
     refit_suspect_p: float = 1e-3
     # Keeps strengths finite for a model that never lost in the votes at hand.
     bt_ridge: float = 1e-3

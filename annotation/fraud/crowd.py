@@ -49,13 +49,17 @@ def _decisive_probabilities(
     return kept, expit(logit)
 
 
+# The largest step of the length-effect fit, in log-odds per unit of length gap.
+_MAX_STEP = 2.0
+
+
 def crowd_length_effect(
     votes: Iterable[VoteRecord],
     strength: Mapping[str, float],
     *,
     prior: float = 0.0,
     prior_sd: float | None = None,
-    steps: int = 25,
+    steps: int = 50,
 ) -> float:
     """How much the crowd favours the longer answer, in log-odds per unit of length gap on top
     of the models' strengths: a one-parameter logistic fit (Newton) on the decisive votes with
@@ -73,18 +77,20 @@ def crowd_length_effect(
     one_sided = (gap[known] > 0).all() or (gap[known] < 0).all()
     if not known.any() or (one_sided and prior_sd is None):
         return prior
-    offset = np.log(base[known]) - np.log1p(-base[known])  # the strengths' log-odds
+    chosen = np.clip(base[known], 1e-12, 1.0 - 1e-12)
+    offset = np.log(chosen) - np.log1p(-chosen)  # the strengths' log-odds of the chosen answer
     x = gap[known]
     effect = prior
     for _ in range(steps):
         p = expit(offset + effect * x)  # P(the chosen answer is chosen) under the model
         gradient = float(((1.0 - p) * x).sum()) - precision * (effect - prior)
         hessian = float((p * (1.0 - p) * x * x).sum()) + precision
-        step = gradient / max(hessian, 1e-12)
+        # Damped: a plain Newton step can overshoot on a handful of lopsided votes.
+        step = float(np.clip(gradient / max(hessian, 1e-12), -_MAX_STEP, _MAX_STEP))
         effect += step
-        if abs(step) < 1e-10:
-            break
-    return float(effect)
+        if abs(step) < 1e-8:
+            return float(effect)
+    return prior  # did not settle: the crowd's (or no) taste rather than a runaway one
 
 
 def length_bias_signal(
@@ -94,15 +100,16 @@ def length_bias_signal(
     *,
     length_effect: float = 0.0,
 ) -> Signal | None:
-    """Does this annotator pick the markedly longer answer far more often than the crowd
-    model (strengths and the crowd's own taste for length) expects on the same pairs?
+    """Does this annotator pick the markedly longer (or shorter) answer far more often than
+    the crowd model (strengths and the crowd's own taste for length) expects on the same pairs?
 
-    Catches the bot that picks the longer answer without reading, which the other tests miss:
-    it is decisive, on either side, at any speed it likes, and agrees with the crowd more
-    often than not. Honest tastes for length differ a lot, so it needs more votes than the
-    other tests (``length_min_votes``) and a large effect is near-total
-    (``length_min_share``). Exact Poisson-binomial tail where the effect is large, a normal
-    approximation elsewhere.
+    Catches the bot that picks the longer answer without reading (or the shorter one), which
+    the other tests miss: it is decisive, on either side, at any speed it likes, and agrees
+    with the crowd often. Honest tastes for length differ a lot, so it needs more votes than
+    the other tests (``length_min_votes``) and a large effect is near-total: at least
+    ``length_min_share`` of the votes for the longer answer, or at most 1 - it. Two-sided:
+    the tail in the direction of the excess, doubled; exact (Poisson-binomial) where the
+    effect is large, a normal approximation elsewhere.
     """
     kept, _ = _decisive_probabilities(votes, strength)
     sized = [(v, chose) for v in kept if (chose := v.chose_longer) is not None]
@@ -117,16 +124,27 @@ def length_bias_signal(
             else (vote.model_b, vote.model_a)
         )
         logit.append(strength[longer] - strength[shorter] + length_effect * abs(_length_gap(vote)))
-    expected = expit(np.array(logit, dtype=float))
+    expected = expit(np.array(logit, dtype=float))  # P(the longer answer is chosen)
     longer_count = sum(chose for _, chose in sized)
     share = longer_count / n
     excess = share - float(expected.mean())
-    large = excess >= config.length_min_excess and share >= config.length_min_share
+    towards_longer = excess >= 0.0
+    extreme = (
+        share >= config.length_min_share
+        if towards_longer
+        else share <= 1.0 - config.length_min_share
+    )
+    large = abs(excess) >= config.length_min_excess and extreme
     if large:
-        p = _poisson_binomial_sf(expected, longer_count)
+        tail = (
+            _poisson_binomial_sf(expected, longer_count)
+            if towards_longer
+            else _poisson_binomial_sf(1.0 - expected, n - longer_count)
+        )
     else:
         sd = math.sqrt(max(float((expected * (1.0 - expected)).sum()), 1e-12))
-        p = float(norm.sf((longer_count - 0.5 - float(expected.sum())) / sd))
+        tail = float(norm.sf((abs(longer_count - float(expected.sum())) - 0.5) / sd))
+    p = min(1.0, 2.0 * tail)
     reason = (
         f"length bias: chose the longer answer in {longer_count} of {n} decisive votes between "
         f"answers of different lengths ({share:.0%}) where the crowd model expects "

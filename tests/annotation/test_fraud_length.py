@@ -28,6 +28,7 @@ def votes_with_lengths(
     seed: int,
     taste: float,
     longer_bot: bool = False,
+    shorter_bot: bool = False,
     as_detector_models_it: bool = False,
 ) -> list[VoteRecord]:
     """Votes that follow STRENGTH plus `taste` log-odds per unit of log(length A / length B)
@@ -35,14 +36,14 @@ def votes_with_lengths(
     `as_detector_models_it`); log length ratios ~ N(0, 0.8), 20 % ties. With taste 2 about
     73 % of the decisive votes between markedly different lengths go to the longer answer, as
     the MT-Bench experts' 72 %; with 4.5, 88 %, as the keenest of them. A longer-answer bot
-    picks the longer answer every time."""
+    picks the longer answer every time, a shorter-answer bot the shorter."""
     rng = np.random.default_rng(seed)
     votes = []
     for _ in range(n):
         a, b = (MODELS[i] for i in rng.choice(len(MODELS), 2, replace=False))
         ratio = float(rng.normal(0.0, 0.8))
-        if longer_bot:
-            winner = "model_a" if ratio > 0 else "model_b"
+        if longer_bot or shorter_bot:
+            winner = "model_a" if (ratio > 0) == longer_bot else "model_b"
         elif rng.random() < 0.2:
             winner = "tie"
         else:
@@ -91,7 +92,7 @@ def test_the_crowds_taste_for_length_is_recovered_and_absent_without_lengths() -
 
 def test_a_longer_answer_bot_is_flagged_for_it_and_keen_readers_are_not() -> None:
     crowd = crowd_of(40, seed=1)
-    keen = votes_with_lengths("keen", 150, seed=7, taste=4.5)  # ~2.7 sd above the crowd
+    keen = votes_with_lengths("keen", 400, seed=7, taste=4.5)  # ~3 sd above the crowd
     bot = votes_with_lengths("bot", 80, seed=8, taste=0.0, longer_bot=True)
     results = {r.annotator: r for r in assess(crowd + keen + bot)}
 
@@ -100,7 +101,38 @@ def test_a_longer_answer_bot_is_flagged_for_it_and_keen_readers_are_not() -> Non
     assert results["bot"].signals[LENGTH] == 1.0
     honest_flagged = [a for a, r in results.items() if r.flagged and a != "bot"]
     assert honest_flagged == []
-    assert results["keen"].signals[LENGTH] > 0.8  # keen indeed, yet not a bot
+    assert results["keen"].signals[LENGTH] > 0.8  # keen indeed, yet not a bot ...
+    assert results["keen"].signals[f"{LENGTH}_p"] < 1e-4
+    # ... and a taste, however clear, costs no trust.
+    assert not any("length bias" in reason for reason in results["keen"].reasons)
+
+
+def test_a_shorter_answer_bot_is_flagged_too() -> None:
+    bot = votes_with_lengths("bot", 80, seed=8, taste=0.0, shorter_bot=True)
+    results = {r.annotator: r for r in assess(crowd_of(40, seed=1) + bot)}
+    assert results["bot"].flagged
+    assert any(reason.startswith("FLAG length bias") for reason in results["bot"].reasons)
+    assert results["bot"].signals[LENGTH] == 0.0
+
+
+def test_many_longer_answer_bots_do_not_hide_by_shifting_the_crowds_taste() -> None:
+    """A fifth of the arena's votes from longer-answer bots pulls the crowd's taste for length
+    up so far that no bot stands out from it; the second pass judges them against the crowd
+    without them (the first pass found their length test significant)."""
+    bots = [
+        v
+        for j in range(20)
+        for v in votes_with_lengths(f"bot{j}", 100, seed=500 + j, taste=0.0, longer_bot=True)
+    ]
+    results = assess(crowd_of(40, seed=1, votes=80) + bots)
+    flagged_bots = [r for r in results if r.annotator.startswith("bot") and r.flagged]
+    assert len(flagged_bots) == 20
+    assert not any(
+        reason.startswith("FLAG length bias")
+        for r in results
+        if r.annotator.startswith("h")
+        for reason in r.reasons
+    )
 
 
 def test_the_length_test_needs_its_own_number_of_votes() -> None:
@@ -127,8 +159,8 @@ def test_each_persons_taste_for_length_is_their_own_shrunk_towards_the_crowds() 
 def test_keen_readers_of_the_benchmark_arena_are_not_taken_for_disagreeing_with_the_crowd() -> None:
     """In the benchmark's arena of seed 1 (benchmarks/fraud.py: 500 honest people whose
     taste for length varies as the MT-Bench experts' does), judging each person's choices with
-    the crowd's taste forced on them flags 8 honest people for crowd disagreement; with their
-    own taste, shrunk towards the crowd's, 1 (for side bias)."""
+    the crowd's taste forced on them flags 9 honest people; with their own taste, shrunk
+    towards the crowd's, 1 (for side bias)."""
     from benchmarks.fraud import simulate
 
     arena = simulate(seed=1, honest=500, bots_per_kind=12)
