@@ -66,14 +66,12 @@ def vote_records(project: Project) -> list[fraud.VoteRecord]:
             "gold_winner",
         )
     }
-    read_chars = {
-        pk: _text_length(turns) + _text_length(first) + _text_length(second)
-        for pk, _, _, turns, first, second, _, _ in comparisons.values()
-    }
-    length_ratio = {
-        pk: fraud.length_log_ratio(_text_length(first), _text_length(second))
-        for pk, _, _, _, first, second, _, _ in comparisons.values()
-    }
+    read_chars: dict[int, int] = {}
+    length_ratio: dict[int, float | None] = {}
+    for pk, _, _, turns, first, second, _, _ in comparisons.values():
+        chars_a, chars_b = _text_length(first), _text_length(second)
+        read_chars[pk] = _text_length(turns) + chars_a + chars_b
+        length_ratio[pk] = fraud.length_log_ratio(chars_a, chars_b)
     votes = (
         Vote.objects.filter(comparison__project=project)
         .order_by("created_at", "id")

@@ -28,58 +28,56 @@ def _length_gap(vote: VoteRecord) -> float:
     return 0.0 if ratio is None else math.tanh(ratio / 2.0)
 
 
+def _decisive_logits(
+    votes: Sequence[VoteRecord], strength: Mapping[str, float]
+) -> tuple[list[VoteRecord], FloatArray, FloatArray]:
+    """Decisive votes on known models, the strengths' log-odds of each chosen winner, and each
+    vote's length gap towards it (``_length_gap``)."""
+    kept = [v for v in votes if v.decisive and v.model_a in strength and v.model_b in strength]
+    logit = np.array(
+        [
+            strength[v.model_a] - strength[v.model_b]
+            if v.winner == MODEL_A
+            else strength[v.model_b] - strength[v.model_a]
+            for v in kept
+        ],
+        dtype=float,
+    )
+    gap = np.array([_length_gap(v) for v in kept], dtype=float)
+    return kept, logit, gap
+
+
 def _decisive_probabilities(
     votes: Sequence[VoteRecord], strength: Mapping[str, float], length_effect: float = 0.0
 ) -> tuple[list[VoteRecord], FloatArray]:
     """Decisive votes on known models and the crowd model's probability of the chosen winner:
     the strengths' difference, plus ``length_effect`` (log-odds per unit of length gap)."""
-    kept = [v for v in votes if v.decisive and v.model_a in strength and v.model_b in strength]
-    logit = np.array(
-        [
-            (
-                strength[v.model_a] - strength[v.model_b]
-                if v.winner == MODEL_A
-                else strength[v.model_b] - strength[v.model_a]
-            )
-            + length_effect * _length_gap(v)
-            for v in kept
-        ],
-        dtype=float,
-    )
-    return kept, expit(logit)
+    kept, logit, gap = _decisive_logits(votes, strength)
+    return kept, expit(logit + length_effect * gap)
 
 
-# The largest step of the length-effect fit, in log-odds per unit of length gap.
+# The largest step of the length-effect fit, in log-odds per unit of length gap, and how
+# many steps it may take to settle.
 _MAX_STEP = 2.0
+_FIT_STEPS = 50
 
 
-def crowd_length_effect(
-    votes: Iterable[VoteRecord],
-    strength: Mapping[str, float],
+def _fit_length_effect(
+    logit: FloatArray,
+    gap: FloatArray,
     *,
-    prior: float = 0.0,
-    prior_sd: float | None = None,
-    steps: int = 50,
+    prior: float,
+    prior_sd: float | None,
+    steps: int = _FIT_STEPS,
 ) -> float:
-    """How much the crowd favours the longer answer, in log-odds per unit of length gap on top
-    of the models' strengths: a one-parameter logistic fit (Newton) on the decisive votes with
-    known lengths, ``prior`` where no vote says.
-
-    People prefer longer answers (the MT-Bench experts picked the markedly longer one in 72 %
-    of their decisive votes), so without it a keen reader of detailed answers looks like
-    someone who disagrees with the crowd. With ``prior_sd`` it is one annotator's own taste,
-    shrunk towards the crowd's (``prior``) by a normal prior of that spread.
-    """
-    kept, base = _decisive_probabilities(list(votes), strength)
-    gap = np.array([_length_gap(v) for v in kept], dtype=float)
+    """The one-parameter logistic fit (damped Newton) behind ``crowd_length_effect``, on the
+    strengths' log-odds of each chosen winner and the length gaps towards it."""
     known = gap != 0.0
     precision = 0.0 if prior_sd is None else 1.0 / prior_sd**2
     one_sided = (gap[known] > 0).all() or (gap[known] < 0).all()
     if not known.any() or (one_sided and prior_sd is None):
         return prior
-    chosen = np.clip(base[known], 1e-12, 1.0 - 1e-12)
-    offset = np.log(chosen) - np.log1p(-chosen)  # the strengths' log-odds of the chosen answer
-    x = gap[known]
+    offset, x = logit[known], gap[known]
     effect = prior
     for _ in range(steps):
         p = expit(offset + effect * x)  # P(the chosen answer is chosen) under the model
@@ -91,6 +89,27 @@ def crowd_length_effect(
         if abs(step) < 1e-8:
             return float(effect)
     return prior  # did not settle: the crowd's (or no) taste rather than a runaway one
+
+
+def crowd_length_effect(
+    votes: Iterable[VoteRecord],
+    strength: Mapping[str, float],
+    *,
+    prior: float = 0.0,
+    prior_sd: float | None = None,
+    steps: int = _FIT_STEPS,
+) -> float:
+    """How much the crowd favours the longer answer, in log-odds per unit of length gap on top
+    of the models' strengths: a one-parameter logistic fit (Newton) on the decisive votes with
+    known lengths, ``prior`` where no vote says.
+
+    People prefer longer answers (the MT-Bench experts picked the markedly longer one in 72 %
+    of their decisive votes), so without it a keen reader of detailed answers looks like
+    someone who disagrees with the crowd. With ``prior_sd`` it is one annotator's own taste,
+    shrunk towards the crowd's (``prior``) by a normal prior of that spread.
+    """
+    _, logit, gap = _decisive_logits(list(votes), strength)
+    return _fit_length_effect(logit, gap, prior=prior, prior_sd=prior_sd, steps=steps)
 
 
 def length_bias_signal(
@@ -111,21 +130,16 @@ def length_bias_signal(
     the tail in the direction of the excess, doubled; exact (Poisson-binomial) where the
     effect is large, a normal approximation elsewhere.
     """
-    kept, _ = _decisive_probabilities(votes, strength)
-    sized = [(v, chose) for v in kept if (chose := v.chose_longer) is not None]
-    n = len(sized)
+    kept, chosen = _decisive_probabilities(votes, strength, length_effect)
+    longer = [v.chose_longer for v in kept]
+    sized = np.array([c is not None for c in longer], dtype=bool)
+    n = int(sized.sum())
     if n < config.length_min_votes:
         return None
-    logit = []
-    for vote, chose in sized:
-        longer, shorter = (
-            (vote.model_a, vote.model_b)
-            if (vote.winner == MODEL_A) == chose
-            else (vote.model_b, vote.model_a)
-        )
-        logit.append(strength[longer] - strength[shorter] + length_effect * abs(_length_gap(vote)))
-    expected = expit(np.array(logit, dtype=float))  # P(the longer answer is chosen)
-    longer_count = sum(chose for _, chose in sized)
+    chose_longer = np.array([bool(c) for c in longer], dtype=bool)[sized]
+    # P(the longer answer is chosen): the chosen one's where it was the longer, else the rest.
+    expected = np.where(chose_longer, chosen[sized], 1.0 - chosen[sized])
+    longer_count = int(chose_longer.sum())
     share = longer_count / n
     excess = share - float(expected.mean())
     towards_longer = excess >= 0.0
@@ -172,10 +186,11 @@ def crowd_disagreement_signal(
     """
     # The annotator's own taste for length, shrunk towards the crowd's: a strong taste is a
     # taste, not a disagreement (the length test looks at the extreme one).
-    own_effect = crowd_length_effect(
-        votes, strength, prior=length_effect, prior_sd=config.length_taste_sd
+    kept, logit, gap = _decisive_logits(votes, strength)
+    own_effect = _fit_length_effect(
+        logit, gap, prior=length_effect, prior_sd=config.length_taste_sd
     )
-    kept, chosen = _decisive_probabilities(votes, strength, own_effect)
+    chosen = expit(logit + own_effect * gap)
     n = len(kept)
     if n < config.min_votes:
         return None
