@@ -10,7 +10,9 @@ then, per audit tilt, many audit draws: the error capture of the router as it ru
 included) against random routing at each budget, and the audit's estimate of the judge's error
 rate over all the pairs (bias and RMSE, weighted and unweighted; effective sample size), and
 the router page's estimate of how often the judge-labelled pairs are right (post-stratified by
-P(disagree), `routing.audit.judge_labels_right`) against the truth. Each tilt is drawn twice:
+P(disagree), `routing.audit.judge_labels_right`) against the truth: from the audits below the
+pairs that go to people whatever the audit draws (`surely_human`, what the page reads), and
+from every audit, side by side. Each tilt is drawn twice:
 systematically over a random order of the pairs, and over the pairs sorted by P(judge wrong)
 (the router's default; the same chances, spread evenly over the range of risk).
 
@@ -67,10 +69,17 @@ def cross_fitted(path: Path, seeds: int) -> tuple[np.ndarray, list[np.ndarray]]:
     return wrong, scores
 
 
-def _final_accuracy_error(allocation: Allocation, p: np.ndarray, wrong: np.ndarray) -> float:
+def _final_accuracy_error(
+    allocation: Allocation, p: np.ndarray, wrong: np.ndarray, *, every_audit: bool = False
+) -> float:
     """The router page's estimate of the judge-labelled pairs' accuracy (post-stratified by
-    P(disagree), audits weighted) minus their true accuracy."""
+    P(disagree), audits weighted) minus their true accuracy. It reads the audits of the pairs
+    the judge might have labelled (not `surely_human`); with `every_audit`, all of them, as it
+    did before (the top of the ranking then stands in for judge-labelled pairs of its stratum).
+    """
     audited, judge_only = allocation.audited, ~allocation.to_human
+    if not every_audit:
+        audited = audited & ~allocation.surely_human
     if not audited.any() or not judge_only.any():
         return np.nan
     right = judge_labels_right(
@@ -92,7 +101,7 @@ def audit_figures(
     """Mean capture ratio per budget over seeds and draws; the audit estimate's error."""
     n, errors = len(wrong), wrong > 0
     capture = {budget: [] for budget in budgets}
-    weighted, plain, effective, final = [], [], [], []
+    weighted, plain, effective, final, final_every = [], [], [], [], []
     for seed, p in enumerate(scores):
         for draw in range(draws):
             for budget in budgets:
@@ -109,6 +118,9 @@ def audit_figures(
                 capture[budget].append((to_human & errors).sum() / errors.sum() / random_share)
                 if budget == FINAL_BUDGET:
                     final.append(_final_accuracy_error(allocation, p, wrong))
+                    final_every.append(
+                        _final_accuracy_error(allocation, p, wrong, every_audit=True)
+                    )
             # The audit draw does not depend on the budget (it is drawn first), only on the
             # seed: take the last allocation's.
             audited = allocation.audited
@@ -122,11 +134,18 @@ def audit_figures(
         "bias": float(np.mean(weighted)),
         "rmse": float(np.sqrt(np.mean(np.square(weighted)))),
         "unweighted bias": float(np.mean(plain)),
-        "final rmse": float(np.sqrt(np.nanmean(np.square(final)))) if final else np.nan,
+        "final rmse": _rmse(final),
+        "final bias": float(np.nanmean(final)) if final else np.nan,
+        "final rmse, every audit": _rmse(final_every),
+        "final bias, every audit": float(np.nanmean(final_every)) if final else np.nan,
         "audited": fraction * n,
         "effective": float(np.mean(effective)),
     }
     return figures
+
+
+def _rmse(errors: list[float]) -> float:
+    return float(np.sqrt(np.nanmean(np.square(errors)))) if errors else np.nan
 
 
 def main() -> None:
@@ -149,7 +168,8 @@ def main() -> None:
             "audit tilt  draw order  "
             + "  ".join(f"x random @{b:.0%}" for b in budgets)
             + "   error-rate estimate: bias    RMSE  (unweighted bias)  effective n / drawn"
-            + f"   judge-label accuracy RMSE @{FINAL_BUDGET:.0%}"
+            + f"   judge-label accuracy @{FINAL_BUDGET:.0%}, bias RMSE: audits below the sure"
+            + " line | every audit"
         )
         print(header)
         for tilt, by_risk in itertools.product(TILTS, (False, True)):
@@ -167,7 +187,8 @@ def main() -> None:
             print(
                 f"{tilt:>10.1f}  {order:>10}  {captures}   {f['bias']:>+25.4f}  {f['rmse']:.4f}"
                 f"  ({f['unweighted bias']:+.4f})          {f['effective']:.0f} / "
-                f"{f['audited']:.0f}{f['final rmse']:>33.4f}"
+                f"{f['audited']:.0f}   {f['final bias']:>+37.4f} {f['final rmse']:.4f} | "
+                f"{f['final bias, every audit']:+.4f} {f['final rmse, every audit']:.4f}"
             )
 
 

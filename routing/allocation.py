@@ -46,6 +46,10 @@ class Allocation:
     spent: float
     # Each pair's chance of joining the audit stream (the weights of audit estimates).
     audit_chance: np.ndarray
+    # Pairs a human labels whatever the audit draws: so high in the ranking that no draw can
+    # push them below the budget's cut (`surely_human`). Their audits say nothing about the
+    # pairs the judge labels, which never come from among them.
+    surely_human: np.ndarray
 
     @property
     def to_human(self) -> np.ndarray:
@@ -136,6 +140,36 @@ def allocate(
             spent += cost[i]
         elif unit_costs:
             break
+    # A systematic draw takes at most its chances' sum rounded up (the sum's rounding error
+    # rounded away first, so a sum of exactly 20 allows 20).
+    most_audits = math.ceil(round(float(chance.sum()), 6))
     return Allocation(
-        routes=tuple(routes), priority=priority, budget=limit, spent=spent, audit_chance=chance
+        routes=tuple(routes),
+        priority=priority,
+        budget=limit,
+        spent=spent,
+        audit_chance=chance,
+        surely_human=surely_human(priority, cost, limit, audit_size=most_audits),
     )
+
+
+def surely_human(
+    priority: np.ndarray, cost: np.ndarray, limit: float, *, audit_size: int
+) -> np.ndarray:
+    """The pairs that go to a human whatever the audit draws: the pair, and every pair of at
+    least its priority (ties in any order), fit in the budget after the costliest audit draw
+    of `audit_size` pairs.
+
+    The rest of the pairs, below that line, are the only ones the judge may label; the audits
+    among them, each weighted by 1 / its chance, speak for the judge-labelled pairs.
+    """
+    n = len(priority)
+    if n == 0:
+        return np.zeros(0, bool)
+    audit_cost = float(np.sort(cost)[::-1][:audit_size].sum())
+    order = np.argsort(-priority, kind="stable")
+    negated = -priority[order]  # ascending
+    cumulative = np.cumsum(cost[order])
+    # The cost of each pair and of every pair ranked level with it or above it.
+    through = cumulative[np.searchsorted(negated, -priority, side="right") - 1]
+    return through <= limit - audit_cost + 1e-9

@@ -93,6 +93,7 @@ class RouteDecisionSerializer(serializers.ModelSerializer):
             "reason",
             "p_disagree",
             "audit_chance",
+            "surely_human",
             "priority",
             "judge",
             "judge_verdict",

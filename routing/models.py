@@ -180,6 +180,13 @@ class RouteDecision(models.Model):
         "audited pair is 1 / it); filled with the policy's audit share on decisions from before "
         "audits were tilted, which were uniform.",
     )
+    surely_human = models.BooleanField(
+        default=False,
+        help_text="Ranked so high that people label it whatever the audit draws. Its audit, if "
+        "drawn, says nothing about the pairs the judge labels (none come from that high), so "
+        "the estimate of their accuracy leaves it out. False on decisions from before it was "
+        "recorded.",
+    )
     priority = models.FloatField()
     judge = models.CharField(max_length=200)
     judge_verdict = models.CharField(max_length=20, help_text="As the router read it.")
@@ -225,6 +232,7 @@ class RouteDecision(models.Model):
                 "p_disagree": self.p_disagree,
                 "priority": self.priority,
                 "audit_chance": self.audit_chance,
+                "surely_human": self.surely_human,
                 "judge_verdict": self.judge_verdict,
                 "fit": self.fit_id,
                 "features": self.features,

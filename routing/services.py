@@ -325,6 +325,7 @@ def comparisons_route(
             reason=reasons.get(routes[i], RouteDecision.Reason.BUDGET),
             p_disagree=float(p_disagree[i]),
             audit_chance=float(chance[i]),
+            surely_human=bool(allocation.surely_human[i]),
             priority=float(allocation.priority[i]),
             judge=policy.judge,
             judge_verdict=pairs[i].llm_label or "",

@@ -32,6 +32,7 @@ def decision(comparison, fit, i: int) -> RouteDecision:
         reason="priority",
         p_disagree=i / 10,
         audit_chance=None if i % 2 else 0.05 * i,  # empty, and a float
+        surely_human=i % 3 == 0,  # a boolean
         priority=i / 10,
         judge=JUDGE,
         judge_verdict="tie (inconsistent)",
@@ -52,8 +53,8 @@ def test_rows_inserted_by_copy_read_back_like_bulk_create(project: Project) -> N
         insert_rows([decision(c, fit, i) for i, c in enumerate(comparisons[:4])])
     assert copies(queries) == [
         'COPY "routing_routedecision" ("comparison_id", "route", "reason", "p_disagree", '
-        '"audit_chance", "priority", "judge", "judge_verdict", "features", "fit_id", '
-        '"decided_at", "history") FROM STDIN'
+        '"audit_chance", "surely_human", "priority", "judge", "judge_verdict", "features", '
+        '"fit_id", "decided_at", "history") FROM STDIN'
     ]
     RouteDecision.objects.bulk_create([decision(c, fit, i) for i, c in enumerate(comparisons[4:])])
     by_bulk_create = RouteDecision.objects.filter(comparison__in=comparisons[4:])

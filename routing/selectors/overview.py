@@ -69,6 +69,9 @@ class AuditAgreement(Agreement):
     # Per finished audited pair: the router's P(disagree), whether the judge agreed, and the
     # pair's chance of an audit.
     scored: tuple[tuple[float, bool, float], ...] = ()
+    # The same for the audited pairs the judge might have labelled (not `surely_human`): the
+    # sample that speaks for the judge-labelled pairs.
+    judge_side: tuple[tuple[float, bool, float], ...] = ()
     # The same per prompt category, the least trusted first.
     by_category: tuple[CategoryAgreement, ...] = ()
 
@@ -78,8 +81,8 @@ def audit_agreement(project: Project, judge: str) -> AuditAgreement:
     weighted by 1 / its chance of an audit: unbiased. Also per prompt category: where the
     judge can be trusted and where it cannot."""
     audited = {
-        pk: (p, category, chance)
-        for pk, p, category, chance in Comparison.objects.filter(
+        pk: (p, category, chance, sure)
+        for pk, p, category, chance, sure in Comparison.objects.filter(
             project=project,
             route_decision__reason=RouteDecision.Reason.AUDIT,
             vote_count__gte=F("votes_wanted"),
@@ -88,6 +91,7 @@ def audit_agreement(project: Project, judge: str) -> AuditAgreement:
             "route_decision__p_disagree",
             "prompt__category",
             "route_decision__audit_chance",
+            "route_decision__surely_human",
         )
     }
     truths = human_majorities(audited)
@@ -111,10 +115,12 @@ def audit_agreement(project: Project, judge: str) -> AuditAgreement:
         ),
         key=lambda row: (row.rate, row.category),
     )
+    judge_side = tuple(row for pk, row in zip(agreed, scored, strict=True) if not audited[pk][3])
     return AuditAgreement.of(
         [ok for _, ok, _ in scored],
         [chance for *_, chance in scored],
         scored=scored,
+        judge_side=judge_side,
         by_category=tuple(by_category),
     )
 
@@ -161,7 +167,9 @@ def final_accuracy(
     while a judge whose verdicts are final labels has no audited pair here.
 
     Human labels count as right (they define the truth); the judge-labelled ones as often as
-    their judge agreed on audited pairs of the same predicted risk (`judge_labels_right`).
+    their judge agreed on audited pairs of the same predicted risk (`judge_labels_right`),
+    among the audited pairs it might have labelled (pairs `surely_human` left out, unless
+    only they were audited yet).
     Pairs routed under an earlier policy keep that policy's judge, measured on its own audits.
     `sources` is `final_sources(project, judge)` where the caller has it already.
     """
@@ -185,9 +193,10 @@ def final_accuracy(
     expected = np.zeros(3)
     for name, ps in judge_only.items():
         agreement = audit if name == judge else audit_agreement(project, name)
-        if not agreement.scored:
+        sample = agreement.judge_side or agreement.scored
+        if not sample:
             return None  # a judge never audited here: nothing says how often it is right
-        scored = np.array(agreement.scored, dtype=float).reshape(-1, 3)
+        scored = np.array(sample, dtype=float).reshape(-1, 3)
         right = judge_labels_right(
             np.array(ps, dtype=float), scored[:, 0], scored[:, 1], scored[:, 2]
         )

@@ -95,3 +95,41 @@ def test_an_audit_beyond_the_budget_keeps_every_drawn_pair_and_leaves_no_ranking
         p, budget=15, audit_fraction=0.25, audit_tilt=0.0, audit_beyond_budget=True, seed=3
     )
     assert room.count("both") == 10 and room.count("human") == 5
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("with_costs", [False, True])
+@pytest.mark.parametrize("beyond", [False, True])
+def test_surely_human_pairs_go_to_people_whatever_the_audit_draws(
+    ties: bool, with_costs: bool, beyond: bool
+) -> None:
+    rng = np.random.default_rng(5)
+    p = rng.random(200)
+    if ties:
+        p = np.round(p, 1)  # eleven levels: the cut falls inside a tie
+    costs = rng.integers(1, 4, 200).astype(float) if with_costs else None
+    options = {"budget": 0.3, "audit_fraction": 0.1, "audit_tilt": 0.7, "costs": costs}
+    draws = [allocate(p, **options, audit_beyond_budget=beyond, seed=s) for s in range(100)]
+    sure = draws[0].surely_human
+    # The line depends on the scores and the budget, not on the draw.
+    assert all((d.surely_human == sure).all() for d in draws)
+    assert all(d.to_human[sure].all() for d in draws)
+    # It is a top slice of the ranking (by P(disagree) per unit of cost), ties kept together,
+    # and nearly every pair below it went to the judge in some draw.
+    priority = draws[0].priority
+    assert sure.any() and priority[sure].min() > priority[~sure].max()
+    below = np.zeros(200, bool)
+    for d in draws:
+        below |= ~d.to_human
+    assert below[~sure].mean() > 0.9
+    if not with_costs and not ties:
+        # Unit costs: the budget less the largest draw (the chances' sum, 20, rounded up).
+        assert sure.sum() == 60 - 20
+
+
+def test_no_pair_is_sure_when_the_audit_can_take_the_whole_budget() -> None:
+    p = np.linspace(0.0, 1.0, 100)
+    allocation = allocate(p, budget=0.05, audit_fraction=0.05, seed=1)
+    assert not allocation.surely_human.any()
+    # Without an audit the sure pairs are the ranking's whole share.
+    assert allocate(p, budget=0.25, audit_fraction=0.0).surely_human.sum() == 25

@@ -108,6 +108,23 @@ def test_routing_spends_the_share_budget_and_explains_every_decision(project: Pr
         assert decision.fit is None and 0.0 <= decision.p_disagree <= 1.0
 
 
+def test_a_decision_records_whether_people_label_it_whatever_the_audit_draws(
+    project: Project,
+) -> None:
+    policy(project, budget_share=0.25, audit_fraction=0.1)
+    judged(project, 36, p_a=0.95)
+    flipped = judged(project, 4, verdict="tie", consistent=False, p_a=0.5)
+    services.comparisons_route(project=project, rng=random.Random(2))
+    # A budget of 10 less an audit of at most 4 leaves 6 sure places: the four flipped verdicts
+    # (cold start ranks them first) take four; the confident ones tie for the other two.
+    sure = set(RouteDecision.objects.filter(surely_human=True).values_list("comparison", flat=True))
+    assert sure == {c.pk for c in flipped}
+    assert set(Comparison.objects.filter(pk__in=sure).values_list("route", flat=True)) <= {
+        "human",
+        "both",
+    }
+
+
 def test_routing_again_decides_each_pair_once_and_keeps_the_running_share(
     project: Project,
 ) -> None:
@@ -385,21 +402,21 @@ def test_the_route_command_keeps_a_disabled_policy_off(project: Project) -> None
     assert not selectors.policy_for(project).enabled
 
 
+def decided(project: Project, n: int, route: str, **decision: object) -> list[Comparison]:
+    """`n` judged comparisons routed to `route` (audits for `both`, else below the budget)."""
+    comparisons = judged(project, n)
+    reason = "audit" if route == "both" else "budget"
+    for comparison in comparisons:
+        RouteDecisionFactory(comparison=comparison, route=route, reason=reason, **decision)
+    Comparison.objects.filter(pk__in=[c.pk for c in comparisons]).update(route=route)
+    return comparisons
+
+
 def test_final_label_accuracy_is_post_stratified_by_predicted_risk(project: Project) -> None:
     policy(project)
-    safe_audits, risky_audits, judge_only = (
-        judged(project, 10),
-        judged(project, 10),
-        judged(project, 20),
-    )
-    for comparisons, route, reason, p in (
-        (safe_audits, "both", "audit", 0.1),
-        (risky_audits, "both", "audit", 0.7),
-        (judge_only, "judge", "budget", 0.1),
-    ):
-        for comparison in comparisons:
-            RouteDecisionFactory(comparison=comparison, route=route, reason=reason, p_disagree=p)
-        Comparison.objects.filter(pk__in=[c.pk for c in comparisons]).update(route=route)
+    safe_audits = decided(project, 10, "both", p_disagree=0.1)
+    risky_audits = decided(project, 10, "both", p_disagree=0.7)
+    decided(project, 20, "judge", p_disagree=0.1)
     for comparison in safe_audits:
         vote(comparison, ["model_a"] * 3)  # the judge said model_a: agrees
     for comparison in risky_audits:
@@ -421,6 +438,34 @@ def test_final_label_accuracy_is_post_stratified_by_predicted_risk(project: Proj
     overview = selectors.router_overview(project, selectors.policy_for(project))
     assert overview.model_accuracy_judge_only == pytest.approx(0.9)
     assert overview.model_judge_only_pairs == 20
+
+
+def test_audits_of_pairs_sure_to_go_to_people_do_not_speak_for_the_judges_labels(
+    project: Project,
+) -> None:
+    policy(project)
+    # All of one predicted risk: post-stratification alone cannot tell the audits apart.
+    sure_audits = decided(project, 10, "both", p_disagree=0.5, surely_human=True)
+    open_audits = decided(project, 10, "both", p_disagree=0.5)
+    decided(project, 20, "judge", p_disagree=0.5)
+    for comparison in sure_audits:
+        vote(comparison, ["model_b"] * 3)  # the judge said model_a: disagrees
+    for comparison in open_audits:
+        vote(comparison, ["model_a"] * 3)  # agrees
+
+    overview = selectors.router_overview(project, selectors.policy_for(project))
+    # The audit stream's agreement counts every audit.
+    assert overview.audit.pairs == 20 and overview.audit.rate == 0.5
+    # The judge-labelled pairs are represented by the audits they could have been: every one
+    # agreed. Every audit would have said (20 + 20 x 0.5) / 40 = 0.75.
+    assert overview.final_accuracy == 1.0
+    # Before any audit of an open pair is finished, the sure ones are all there is: the judge
+    # then looks always wrong, on its 20 pairs and on the 10 audits nobody has voted on yet.
+    Vote.objects.filter(comparison__in=open_audits).delete()
+    Comparison.objects.filter(pk__in=[c.pk for c in open_audits]).update(vote_count=0)
+    overview = selectors.router_overview(project, selectors.policy_for(project))
+    assert overview.final_sources == {"human": 10, "judge": 30}
+    assert overview.final_accuracy == pytest.approx(10 / 40)
 
 
 def test_a_policy_naming_another_judge_keeps_the_routed_pairs_final_labels(

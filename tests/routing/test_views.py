@@ -402,13 +402,18 @@ def test_a_decision_page_shows_the_pairs_chance_of_an_audit(
     admin_client: Client, project: Project
 ) -> None:
     audited, routed = judged(project, 2)
-    RouteDecisionFactory(comparison=audited, route="both", reason="audit", audit_chance=0.08)
+    RouteDecisionFactory(
+        comparison=audited, route="both", reason="audit", audit_chance=0.08, surely_human=True
+    )
     RouteDecisionFactory(comparison=routed, route="judge", audit_chance=0.02)
     page = reverse("routing:router-decision", args=[project.slug, audited.pk])
-    assert "0.0800: drawn; counts as 12.5 pairs" in admin_client.get(page).content.decode()
+    body = admin_client.get(page).content.decode()
+    assert "0.0800: drawn; counts as 12.5 pairs" in body
+    assert "people label it whatever the audit draws; its audit counts in the judge-human" in body
     page = reverse("routing:router-decision", args=[project.slug, routed.pk])
     body = admin_client.get(page).content.decode()
     assert "0.0200" in body and "drawn" not in body
+    assert '<td id="surely-human">no</td>' in body
 
 
 def test_the_budget_row_says_what_is_allowed_and_what_is_left(
