@@ -127,6 +127,7 @@ def pair_record(pair: PairLabels) -> dict[str, Any]:
         "judge_consistent": judgment.consistent if judgment else None,
         "route": pair.context.route,
         "audit_chance": pair.context.audit_chance,
+        "surely_human": pair.context.surely_human,
         "final_label": final,
         "final_source": final_source,
     }

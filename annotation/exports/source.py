@@ -38,6 +38,9 @@ class PairContext:
     # The router's chance of drawing the pair for its audit stream (route "both"): weight an
     # audited pair by 1 / it to estimate the judge's accuracy. None when never routed.
     audit_chance: float | None
+    # Ranked so high that people label it whatever the audit draws: its audit speaks for the
+    # top of the ranking, not for the judge-labelled pairs. None when never routed.
+    surely_human: bool | None
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,7 @@ def stream_pairs(
                 "candidate_b__responses",
                 "route",
                 "route_decision__audit_chance",
+                "route_decision__surely_human",
                 "route_decision__judge",
             )[:chunk]
         )

@@ -71,6 +71,7 @@ SCHEMAS = {
             ("judge_consistent", pa.bool_()),
             ("route", pa.string()),
             ("audit_chance", pa.float64()),
+            ("surely_human", pa.bool_()),
             ("final_label", pa.string()),
             ("final_source", pa.string()),
         ]

@@ -236,12 +236,18 @@ def test_pairs_aggregate_votes_judge_and_final_label(
         "judge",
         "human",
     )
-    assert single["audit_chance"] is None  # never routed
-    RouteDecisionFactory(comparison=arena["single"], route="both", audit_chance=0.125)
+    assert single["audit_chance"] is None and single["surely_human"] is None  # never routed
+    RouteDecisionFactory(
+        comparison=arena["single"], route="both", audit_chance=0.125, surely_human=True
+    )
     Comparison.objects.filter(pk=arena["single"].pk).update(route="both")
     result = export_to_path(project, parse_options({"format": "pairs"}), tmp_path / "p.jsonl")
     audited = read_jsonl(result.data)[0]
-    assert (audited["route"], audited["audit_chance"]) == ("both", 0.125)
+    assert (audited["route"], audited["audit_chance"], audited["surely_human"]) == (
+        "both",
+        0.125,
+        True,
+    )
     unanimous = export_to_path(
         project, parse_options({"format": "pairs", "min_agreement": 0.9}), tmp_path / "u.jsonl"
     )
