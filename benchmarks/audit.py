@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from routing.allocation import Allocation, allocate
-from routing.audit import judge_labels_right, weighted_rate
+from routing.audit import MIN_STRATUM_AUDITS, judge_labels_right, weighted_rate
 from routing.evaluation import (
     cross_fit,
     default_fitter,
@@ -74,12 +74,14 @@ def _final_accuracy_error(
 ) -> float:
     """The router page's estimate of the judge-labelled pairs' accuracy (post-stratified by
     P(disagree), audits weighted) minus their true accuracy. It reads the audits of the pairs
-    the judge might have labelled (not `surely_human`); with `every_audit`, all of them, as it
-    did before (the top of the ranking then stands in for judge-labelled pairs of its stratum).
+    the judge might have labelled (not `surely_human`; all of them while those are under
+    `MIN_STRATUM_AUDITS`); with `every_audit`, all of them, as it did before (the top of the
+    ranking then stands in for judge-labelled pairs of its stratum).
     """
     audited, judge_only = allocation.audited, ~allocation.to_human
-    if not every_audit:
-        audited = audited & ~allocation.surely_human
+    judge_side = audited & ~allocation.surely_human
+    if not every_audit and judge_side.sum() >= MIN_STRATUM_AUDITS:  # as the page does
+        audited = judge_side
     if not audited.any() or not judge_only.any():
         return np.nan
     right = judge_labels_right(

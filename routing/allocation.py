@@ -157,8 +157,9 @@ def surely_human(
     priority: np.ndarray, cost: np.ndarray, limit: float, *, audit_size: int
 ) -> np.ndarray:
     """The pairs that go to a human whatever the audit draws: the pair, and every pair of at
-    least its priority (ties in any order), fit in the budget after the costliest audit draw
-    of `audit_size` pairs.
+    least its priority (ties in any order), fit in the budget beside the costliest audit draw
+    of `audit_size` pairs among those ranked below (a budget that covers every pair makes
+    every pair sure).
 
     The rest of the pairs, below that line, are the only ones the judge may label; the audits
     among them, each weighted by 1 / its chance, speak for the judge-labelled pairs.
@@ -172,4 +173,6 @@ def surely_human(
     cumulative = np.cumsum(cost[order])
     # The cost of each pair and of every pair ranked level with it or above it.
     through = cumulative[np.searchsorted(negated, -priority, side="right") - 1]
-    return through <= limit - audit_cost + 1e-9
+    # Only audits among the pairs ranked below can push a pair out; those above are paid for
+    # in `through` already, audited or not.
+    return through + np.minimum(audit_cost, cumulative[-1] - through) <= limit + 1e-9

@@ -181,11 +181,12 @@ class RouteDecision(models.Model):
         "audits were tilted, which were uniform.",
     )
     surely_human = models.BooleanField(
-        default=False,
+        null=True,
+        blank=True,
         help_text="Ranked so high that people label it whatever the audit draws. Its audit, if "
-        "drawn, says nothing about the pairs the judge labels (none come from that high), so "
-        "the estimate of their accuracy leaves it out. False on decisions from before it was "
-        "recorded.",
+        "drawn, says nothing about the pairs the router gives the judge (it never gives the "
+        "judge one from that high), so their estimated accuracy leaves it out. Empty on "
+        "decisions from before it was recorded.",
     )
     priority = models.FloatField()
     judge = models.CharField(max_length=200)

@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 from annotation.models import Annotator, Comparison, Project, Vote
 from models_backend.models import Judgment
 from routing.allocation import DEFAULT_AUDIT_FRACTION
-from routing.audit import judge_labels_right, weighted_interval
+from routing.audit import MIN_STRATUM_AUDITS, judge_labels_right, weighted_interval
 from routing.disagreement import model_from_params
 from routing.evaluation import judge_outcome
 from routing.features import feature_meaning
@@ -115,6 +115,7 @@ def audit_agreement(project: Project, judge: str) -> AuditAgreement:
         ),
         key=lambda row: (row.rate, row.category),
     )
+    # Unknown (decided before it was recorded) counts as not sure, as all audits did then.
     judge_side = tuple(row for pk, row in zip(agreed, scored, strict=True) if not audited[pk][3])
     return AuditAgreement.of(
         [ok for _, ok, _ in scored],
@@ -167,23 +168,27 @@ def final_accuracy(
     while a judge whose verdicts are final labels has no audited pair here.
 
     Human labels count as right (they define the truth); the judge-labelled ones as often as
-    their judge agreed on audited pairs of the same predicted risk (`judge_labels_right`),
-    among the audited pairs it might have labelled (pairs `surely_human` left out, unless
-    only they were audited yet).
+    their judge agreed on audited pairs of the same predicted risk (`judge_labels_right`).
+    Pairs routed to the judge are measured on the audited pairs it might have been given
+    (`surely_human` ones left out, once at least `MIN_STRATUM_AUDITS` others are done); pairs
+    still waiting for a route or for their human votes, on every audited pair.
     Pairs routed under an earlier policy keep that policy's judge, measured on its own audits.
     `sources` is `final_sources(project, judge)` where the caller has it already.
     """
     counted = Vote.objects.filter(
         comparison=OuterRef("pk"), annotator__state=Annotator.State.ACTIVE
     )
-    judge_only: defaultdict[str, list[float]] = defaultdict(list)
-    for p, decider in (
+    # Per deciding judge and per kind (routed to it, or waiting for a route or for people):
+    # the pairs' P(disagree).
+    judge_only: defaultdict[tuple[str, bool], list[float]] = defaultdict(list)
+    for p, decider, route in (
         Comparison.objects.filter(project=project, is_gold=False)
         .exclude(Exists(counted))
         .filter(_judged_by_decider(judge))
-        .values_list("route_decision__p_disagree", "route_decision__judge")
+        .values_list("route_decision__p_disagree", "route_decision__judge", "route")
     ):
-        judge_only[decider or judge].append(p if p is not None else np.nan)
+        routed_to_judge = route == Comparison.Route.JUDGE
+        judge_only[decider or judge, routed_to_judge].append(p if p is not None else np.nan)
     if not judge_only and not audit.pairs:
         return None  # nothing audited yet
     humans = (sources if sources is not None else final_sources(project, judge)).get("human", 0)
@@ -191,9 +196,14 @@ def final_accuracy(
     if total == 0:
         return None
     expected = np.zeros(3)
-    for name, ps in judge_only.items():
-        agreement = audit if name == judge else audit_agreement(project, name)
-        sample = agreement.judge_side or agreement.scored
+    agreements = {judge: audit}
+    for (name, routed_to_judge), ps in judge_only.items():
+        if name not in agreements:
+            agreements[name] = audit_agreement(project, name)
+        agreement = agreements[name]
+        sample = agreement.scored
+        if routed_to_judge and len(agreement.judge_side) >= MIN_STRATUM_AUDITS:
+            sample = agreement.judge_side
         if not sample:
             return None  # a judge never audited here: nothing says how often it is right
         scored = np.array(sample, dtype=float).reshape(-1, 3)

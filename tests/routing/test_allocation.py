@@ -133,3 +133,13 @@ def test_no_pair_is_sure_when_the_audit_can_take_the_whole_budget() -> None:
     assert not allocation.surely_human.any()
     # Without an audit the sure pairs are the ranking's whole share.
     assert allocate(p, budget=0.25, audit_fraction=0.0).surely_human.sum() == 25
+
+
+def test_a_budget_that_covers_every_pair_makes_every_pair_sure() -> None:
+    p = np.linspace(0.0, 1.0, 50)
+    for beyond in (False, True):
+        allocation = allocate(p, budget=1.0, audit_fraction=0.1, audit_beyond_budget=beyond)
+        assert allocation.surely_human.all() and allocation.to_human.all()
+    # One pair short: the audit may take any pair, so only the pairs it cannot push out
+    # (the top 44 of 49 places, beside at most 5 audits below them) are sure.
+    assert allocate(p, budget=49, audit_fraction=0.1).surely_human.sum() == 44

@@ -446,8 +446,9 @@ def test_audits_of_pairs_sure_to_go_to_people_do_not_speak_for_the_judges_labels
     policy(project)
     # All of one predicted risk: post-stratification alone cannot tell the audits apart.
     sure_audits = decided(project, 10, "both", p_disagree=0.5, surely_human=True)
-    open_audits = decided(project, 10, "both", p_disagree=0.5)
-    decided(project, 20, "judge", p_disagree=0.5)
+    open_audits = decided(project, 10, "both", p_disagree=0.5, surely_human=False)
+    decided(project, 20, "judge", p_disagree=0.5, surely_human=False)
+    waiting = decided(project, 10, "human", p_disagree=0.5, surely_human=True)  # no vote yet
     for comparison in sure_audits:
         vote(comparison, ["model_b"] * 3)  # the judge said model_a: disagrees
     for comparison in open_audits:
@@ -456,16 +457,19 @@ def test_audits_of_pairs_sure_to_go_to_people_do_not_speak_for_the_judges_labels
     overview = selectors.router_overview(project, selectors.policy_for(project))
     # The audit stream's agreement counts every audit.
     assert overview.audit.pairs == 20 and overview.audit.rate == 0.5
-    # The judge-labelled pairs are represented by the audits they could have been: every one
-    # agreed. Every audit would have said (20 + 20 x 0.5) / 40 = 0.75.
-    assert overview.final_accuracy == 1.0
-    # Before any audit of an open pair is finished, the sure ones are all there is: the judge
-    # then looks always wrong, on its 20 pairs and on the 10 audits nobody has voted on yet.
-    Vote.objects.filter(comparison__in=open_audits).delete()
-    Comparison.objects.filter(pk__in=[c.pk for c in open_audits]).update(vote_count=0)
+    assert overview.final_sources == {"human": 20, "judge": 30}
+    # The pairs routed to the judge are represented by the audits they could have been: every
+    # one agreed. The pairs waiting for people keep the judge's label for now, measured on
+    # every audit (0.5). Every audit for all would have said (20 + 30 x 0.5) / 50 = 0.7.
+    assert overview.final_accuracy == pytest.approx((20 + 20 * 1.0 + 10 * 0.5) / 50)
+    # With fewer than five finished audits of pairs the judge might have had, every audit
+    # speaks for its pairs: the judge then looks always wrong (the sure audits disagreed).
+    Vote.objects.filter(comparison__in=open_audits[1:]).delete()
+    Comparison.objects.filter(pk__in=[c.pk for c in open_audits[1:]]).update(vote_count=0)
     overview = selectors.router_overview(project, selectors.policy_for(project))
-    assert overview.final_sources == {"human": 10, "judge": 30}
-    assert overview.final_accuracy == pytest.approx(10 / 40)
+    assert overview.final_sources == {"human": 11, "judge": 39}
+    right = 11 + (20 + 9 + len(waiting)) * (1 / 11)  # one agreeing audit of eleven
+    assert overview.final_accuracy == pytest.approx(right / 50)
 
 
 def test_a_policy_naming_another_judge_keeps_the_routed_pairs_final_labels(

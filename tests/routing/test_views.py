@@ -405,7 +405,7 @@ def test_a_decision_page_shows_the_pairs_chance_of_an_audit(
     RouteDecisionFactory(
         comparison=audited, route="both", reason="audit", audit_chance=0.08, surely_human=True
     )
-    RouteDecisionFactory(comparison=routed, route="judge", audit_chance=0.02)
+    RouteDecisionFactory(comparison=routed, route="judge", audit_chance=0.02, surely_human=False)
     page = reverse("routing:router-decision", args=[project.slug, audited.pk])
     body = admin_client.get(page).content.decode()
     assert "0.0800: drawn; counts as 12.5 pairs" in body
