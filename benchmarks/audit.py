@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from routing.allocation import Allocation, allocate
-from routing.audit import MIN_STRATUM_AUDITS, judge_labels_right, weighted_rate
+from routing.audit import judge_labels_right, judge_side, weighted_rate
 from routing.evaluation import (
     cross_fit,
     default_fitter,
@@ -73,15 +73,13 @@ def _final_accuracy_error(
     allocation: Allocation, p: np.ndarray, wrong: np.ndarray, *, every_audit: bool = False
 ) -> float:
     """The router page's estimate of the judge-labelled pairs' accuracy (post-stratified by
-    P(disagree), audits weighted) minus their true accuracy. It reads the audits of the pairs
-    the judge might have labelled (not `surely_human`; all of them while those are under
-    `MIN_STRATUM_AUDITS`); with `every_audit`, all of them, as it did before (the top of the
+    P(disagree), audits weighted) minus their true accuracy. It reads the audits the page
+    reads (`judge_side`); with `every_audit`, all of them, as it did before (the top of the
     ranking then stands in for judge-labelled pairs of its stratum).
     """
     audited, judge_only = allocation.audited, ~allocation.to_human
-    judge_side = audited & ~allocation.surely_human
-    if not every_audit and judge_side.sum() >= MIN_STRATUM_AUDITS:  # as the page does
-        audited = judge_side
+    if not every_audit:
+        audited[audited] = judge_side(allocation.surely_human[audited])
     if not audited.any() or not judge_only.any():
         return np.nan
     right = judge_labels_right(
@@ -137,9 +135,9 @@ def audit_figures(
         "rmse": float(np.sqrt(np.mean(np.square(weighted)))),
         "unweighted bias": float(np.mean(plain)),
         "final rmse": _rmse(final),
-        "final bias": float(np.nanmean(final)) if final else np.nan,
+        "final bias": _bias(final),
         "final rmse, every audit": _rmse(final_every),
-        "final bias, every audit": float(np.nanmean(final_every)) if final else np.nan,
+        "final bias, every audit": _bias(final_every),
         "audited": fraction * n,
         "effective": float(np.mean(effective)),
     }
@@ -148,6 +146,10 @@ def audit_figures(
 
 def _rmse(errors: list[float]) -> float:
     return float(np.sqrt(np.nanmean(np.square(errors)))) if errors else np.nan
+
+
+def _bias(errors: list[float]) -> float:
+    return float(np.nanmean(errors)) if errors else np.nan
 
 
 def main() -> None:

@@ -116,6 +116,15 @@ ACCURACY_STRATA = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0 + 1e-9])
 MIN_STRATUM_AUDITS = 5
 
 
+def judge_side(surely_human: np.ndarray) -> np.ndarray:
+    """Which audited pairs speak for the pairs routed to the judge: those the judge might have
+    been given (not `surely_human`: an audit from the top of the ranking stands for the top,
+    where the router gives the judge nothing), once there are `MIN_STRATUM_AUDITS` of them;
+    every audited pair before that."""
+    might = ~np.asarray(surely_human, dtype=bool)
+    return might if might.sum() >= MIN_STRATUM_AUDITS else np.ones_like(might)
+
+
 def judge_labels_right(
     judge_only_p: np.ndarray, audit_p: np.ndarray, audit_ok: np.ndarray, audit_chance: np.ndarray
 ) -> np.ndarray | None:

@@ -68,7 +68,6 @@ def _fit_length_effect(
     *,
     prior: float,
     prior_sd: float | None,
-    steps: int = _FIT_STEPS,
 ) -> float:
     """The one-parameter logistic fit (damped Newton) behind ``crowd_length_effect``, on the
     strengths' log-odds of each chosen winner and the length gaps towards it."""
@@ -79,7 +78,7 @@ def _fit_length_effect(
         return prior
     offset, x = logit[known], gap[known]
     effect = prior
-    for _ in range(steps):
+    for _ in range(_FIT_STEPS):
         p = expit(offset + effect * x)  # P(the chosen answer is chosen) under the model
         gradient = float(((1.0 - p) * x).sum()) - precision * (effect - prior)
         hessian = float((p * (1.0 - p) * x * x).sum()) + precision
@@ -97,7 +96,6 @@ def crowd_length_effect(
     *,
     prior: float = 0.0,
     prior_sd: float | None = None,
-    steps: int = _FIT_STEPS,
 ) -> float:
     """How much the crowd favours the longer answer, in log-odds per unit of length gap on top
     of the models' strengths: a one-parameter logistic fit (Newton) on the decisive votes with
@@ -109,7 +107,7 @@ def crowd_length_effect(
     shrunk towards the crowd's (``prior``) by a normal prior of that spread.
     """
     _, logit, gap = _decisive_logits(list(votes), strength)
-    return _fit_length_effect(logit, gap, prior=prior, prior_sd=prior_sd, steps=steps)
+    return _fit_length_effect(logit, gap, prior=prior, prior_sd=prior_sd)
 
 
 def length_bias_signal(

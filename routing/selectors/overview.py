@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 from annotation.models import Annotator, Comparison, Project, Vote
 from models_backend.models import Judgment
 from routing.allocation import DEFAULT_AUDIT_FRACTION
-from routing.audit import MIN_STRATUM_AUDITS, judge_labels_right, weighted_interval
+from routing.audit import judge_labels_right, judge_side, weighted_interval
 from routing.disagreement import model_from_params
 from routing.evaluation import judge_outcome
 from routing.features import feature_meaning
@@ -69,9 +69,9 @@ class AuditAgreement(Agreement):
     # Per finished audited pair: the router's P(disagree), whether the judge agreed, and the
     # pair's chance of an audit.
     scored: tuple[tuple[float, bool, float], ...] = ()
-    # The same for the audited pairs the judge might have labelled (not `surely_human`): the
-    # sample that speaks for the judge-labelled pairs.
-    judge_side: tuple[tuple[float, bool, float], ...] = ()
+    # Per such pair, whether it was `surely_human` (unknown, before that was recorded, counts
+    # as not sure, as every audit did then).
+    surely_human: tuple[bool, ...] = ()
     # The same per prompt category, the least trusted first.
     by_category: tuple[CategoryAgreement, ...] = ()
 
@@ -115,13 +115,11 @@ def audit_agreement(project: Project, judge: str) -> AuditAgreement:
         ),
         key=lambda row: (row.rate, row.category),
     )
-    # Unknown (decided before it was recorded) counts as not sure, as all audits did then.
-    judge_side = tuple(row for pk, row in zip(agreed, scored, strict=True) if not audited[pk][3])
     return AuditAgreement.of(
         [ok for _, ok, _ in scored],
         [chance for *_, chance in scored],
         scored=scored,
-        judge_side=judge_side,
+        surely_human=tuple(bool(audited[pk][3]) for pk in agreed),
         by_category=tuple(by_category),
     )
 
@@ -170,8 +168,8 @@ def final_accuracy(
     Human labels count as right (they define the truth); the judge-labelled ones as often as
     their judge agreed on audited pairs of the same predicted risk (`judge_labels_right`).
     Pairs routed to the judge are measured on the audited pairs it might have been given
-    (`surely_human` ones left out, once at least `MIN_STRATUM_AUDITS` others are done); pairs
-    still waiting for a route or for their human votes, on every audited pair.
+    (`routing.audit.judge_side`); pairs still waiting for a route or for their human votes, on
+    every audited pair.
     Pairs routed under an earlier policy keep that policy's judge, measured on its own audits.
     `sources` is `final_sources(project, judge)` where the caller has it already.
     """
@@ -201,12 +199,11 @@ def final_accuracy(
         if name not in agreements:
             agreements[name] = audit_agreement(project, name)
         agreement = agreements[name]
-        sample = agreement.scored
-        if routed_to_judge and len(agreement.judge_side) >= MIN_STRATUM_AUDITS:
-            sample = agreement.judge_side
-        if not sample:
+        if not agreement.scored:
             return None  # a judge never audited here: nothing says how often it is right
-        scored = np.array(sample, dtype=float).reshape(-1, 3)
+        scored = np.array(agreement.scored, dtype=float).reshape(-1, 3)
+        if routed_to_judge:
+            scored = scored[judge_side(np.array(agreement.surely_human, dtype=bool))]
         right = judge_labels_right(
             np.array(ps, dtype=float), scored[:, 0], scored[:, 1], scored[:, 2]
         )
